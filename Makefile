@@ -1,0 +1,70 @@
+# Pollen — two commands matter: `make demo` and `make test`. Both install what is missing
+# (a project venv with pinned deps, npm deps, the offline Solidity compiler) and are quick when
+# nothing is missing. Area-specific targets live in mk/*.mk and add themselves to TEST_TARGETS.
+
+SHELL := /bin/bash
+PY := .venv/bin/python
+APE := .venv/bin/ape
+STAMPS := .stamps
+ANVIL_PORT ?= 8546
+export SOLCX_BINARY_PATH := $(CURDIR)/.solc
+export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/.venv/bin:$(PATH)
+# Ape keeps its data (accounts, package cache) inside the project, never in ~/.ape.
+export APE_DATA_FOLDER ?= $(CURDIR)/.cache/ape
+
+TEST_TARGETS := test-contracts test-python
+
+.PHONY: setup demo test test-contracts test-python compile deploy-anvil gas clean
+.DEFAULT_GOAL := help
+
+help:
+	@echo "make demo   — start anvil, deploy the contracts, print the tour"
+	@echo "make test   — install what is missing and run every test suite"
+	@echo "make gas    — measure gas per operation on anvil (benchmarks/gas.py)"
+
+include $(wildcard mk/*.mk)
+
+setup: $(STAMPS)/python $(STAMPS)/npm .solc/solc-v0.8.37
+
+$(STAMPS)/python: requirements.txt pyproject.toml
+	@mkdir -p $(STAMPS)
+	@test -x $(PY) || python3 -m venv .venv
+	@echo "==> installing pinned Python dependencies into .venv (first run: ~1-2 min)"
+	.venv/bin/pip install -q -r requirements.txt
+	.venv/bin/pip install -q --no-deps -e .
+	@touch $@
+
+$(STAMPS)/npm: package.json package-lock.json
+	@mkdir -p $(STAMPS)
+	@echo "==> installing npm dependencies (solc-js, anvil, OpenZeppelin)"
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+# py-solc-x / ape-solidity look for `solc-v<version>` in SOLCX_BINARY_PATH: point it at our
+# solc-js wrapper (a symlink, so the script finds node_modules from its real location).
+.solc/solc-v0.8.37: tools/solc.js
+	@mkdir -p .solc
+	ln -sf ../tools/solc.js $@
+	chmod +x tools/solc.js
+
+compile: setup
+	$(APE) compile
+
+test: setup $(TEST_TARGETS)
+	@echo "==> all test suites passed"
+
+# Contract tests on Ape's in-process chain, then the same lifecycle on a real anvil.
+test-contracts: setup
+	$(APE) test tests/contracts -q
+
+test-python: setup
+	$(PY) -m pytest -q -p no:ape_test tests/python
+
+demo: setup
+	$(PY) -m pollen.tour --port $(ANVIL_PORT)
+
+gas: setup
+	$(PY) benchmarks/gas.py --write-readme
+
+clean:
+	rm -rf .build $(STAMPS) .cache

@@ -1,0 +1,235 @@
+"""Signed service receipts (EIP-712), exactly as DisputeCourt verifies them, and tensor hashing.
+
+A server signs one receipt per forward / inference step:
+
+    Receipt(address server, uint256 versionId, uint32 firstBlock, uint32 lastBlock,
+            bytes32 sessionId, uint64 step, bytes32 inputHash, bytes32 outputHash,
+            uint64 issuedAt)
+
+under the domain (name "PollenDisputeCourt", version "1", chainId, verifyingContract = court).
+`server` is the operator address the server is registered under; the signature comes from the
+server's registered signer key (which may equal the operator key).
+
+Tensors are hashed over a canonical serialisation (dtype name, shape, little-endian bytes), and
+`inputHash` chains the session's inputs so a receipt for step t commits to steps 0..t.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from eth_abi import encode as abi_encode
+from eth_account import Account
+from eth_utils import keccak, to_checksum_address
+
+from pollen.errors import PollenError
+
+DOMAIN_NAME = "PollenDisputeCourt"
+DOMAIN_VERSION = "1"
+RECEIPT_TYPE = (
+    "Receipt(address server,uint256 versionId,uint32 firstBlock,uint32 lastBlock,"
+    "bytes32 sessionId,uint64 step,bytes32 inputHash,bytes32 outputHash,uint64 issuedAt)"
+)
+RECEIPT_TYPEHASH = keccak(text=RECEIPT_TYPE)
+_DOMAIN_TYPEHASH = keccak(
+    text="EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
+)
+ZERO_HASH = b"\x00" * 32
+
+
+class ReceiptError(PollenError):
+    """A receipt or signature that is malformed or does not verify."""
+
+    def __init__(self, problem: str):
+        super().__init__(f"invalid receipt: {problem}")
+
+
+@dataclass(frozen=True)
+class ReceiptDomain:
+    """Where receipts are valid: one chain, one DisputeCourt deployment."""
+
+    chain_id: int
+    court: str  # DisputeCourt address (the EIP-712 verifyingContract)
+
+    def separator(self) -> bytes:
+        return keccak(
+            abi_encode(
+                ["bytes32", "bytes32", "bytes32", "uint256", "address"],
+                [
+                    _DOMAIN_TYPEHASH,
+                    keccak(text=DOMAIN_NAME),
+                    keccak(text=DOMAIN_VERSION),
+                    self.chain_id,
+                    to_checksum_address(self.court),
+                ],
+            )
+        )
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """One served step. Hashes are 32 raw bytes; `issued_at` is a unix timestamp (seconds)."""
+
+    server: str  # operator address the server is registered under
+    version_id: int  # ModelVersionRegistry version id
+    first_block: int  # span served, [first_block, last_block)
+    last_block: int
+    session_id: bytes  # 32 bytes, chosen by the client
+    step: int  # 0-based step within the session
+    input_hash: bytes  # hash chain over the session's inputs up to this step
+    output_hash: bytes  # tensor_hash of this step's output
+    issued_at: int
+
+    def __post_init__(self) -> None:
+        for name in ("session_id", "input_hash", "output_hash"):
+            value = getattr(self, name)
+            if not isinstance(value, (bytes, bytearray)) or len(value) != 32:
+                raise ReceiptError(f"{name} must be 32 bytes, got {value!r:.80}")
+        if not 0 <= self.first_block < self.last_block < 2**32:
+            raise ReceiptError(f"bad span [{self.first_block}, {self.last_block})")
+        for name in ("step", "issued_at"):
+            if not 0 <= getattr(self, name) < 2**64:
+                raise ReceiptError(f"{name} out of uint64 range")
+        if not 0 <= self.version_id < 2**256:
+            raise ReceiptError("version_id out of uint256 range")
+
+    def struct_hash(self) -> bytes:
+        return keccak(
+            abi_encode(
+                ["bytes32", "address", "uint256", "uint32", "uint32", "bytes32", "uint64",
+                 "bytes32", "bytes32", "uint64"],
+                [RECEIPT_TYPEHASH, to_checksum_address(self.server), self.version_id,
+                 self.first_block, self.last_block, bytes(self.session_id), self.step,
+                 bytes(self.input_hash), bytes(self.output_hash), self.issued_at],
+            )
+        )
+
+    def digest(self, domain: ReceiptDomain) -> bytes:
+        """The EIP-712 digest the signer signs and the court recovers from."""
+        return keccak(b"\x19\x01" + domain.separator() + self.struct_hash())
+
+    def as_tuple(self) -> tuple:
+        """Positional form for the contract's `Receipt` struct argument."""
+        return (to_checksum_address(self.server), self.version_id, self.first_block,
+                self.last_block, bytes(self.session_id), self.step, bytes(self.input_hash),
+                bytes(self.output_hash), self.issued_at)
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        for name in ("session_id", "input_hash", "output_hash"):
+            out[name] = "0x" + bytes(out[name]).hex()
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Receipt":
+        try:
+            fields = dict(data)
+            for name in ("session_id", "input_hash", "output_hash"):
+                fields[name] = bytes.fromhex(str(fields[name]).removeprefix("0x"))
+            return cls(**{k: fields[k] for k in cls.__dataclass_fields__})
+        except (KeyError, ValueError, TypeError) as exc:
+            raise ReceiptError(f"cannot parse receipt JSON ({exc})") from exc
+
+    def typed_data(self, domain: ReceiptDomain) -> dict[str, Any]:
+        """The full EIP-712 message (for wallets' eth_signTypedData_v4 and cross-checks)."""
+        return {
+            "types": {
+                "EIP712Domain": [
+                    {"name": "name", "type": "string"},
+                    {"name": "version", "type": "string"},
+                    {"name": "chainId", "type": "uint256"},
+                    {"name": "verifyingContract", "type": "address"},
+                ],
+                "Receipt": [
+                    {"name": "server", "type": "address"},
+                    {"name": "versionId", "type": "uint256"},
+                    {"name": "firstBlock", "type": "uint32"},
+                    {"name": "lastBlock", "type": "uint32"},
+                    {"name": "sessionId", "type": "bytes32"},
+                    {"name": "step", "type": "uint64"},
+                    {"name": "inputHash", "type": "bytes32"},
+                    {"name": "outputHash", "type": "bytes32"},
+                    {"name": "issuedAt", "type": "uint64"},
+                ],
+            },
+            "primaryType": "Receipt",
+            "domain": {"name": DOMAIN_NAME, "version": DOMAIN_VERSION,
+                       "chainId": domain.chain_id,
+                       "verifyingContract": to_checksum_address(domain.court)},
+            "message": {
+                "server": to_checksum_address(self.server), "versionId": self.version_id,
+                "firstBlock": self.first_block, "lastBlock": self.last_block,
+                "sessionId": bytes(self.session_id), "step": self.step,
+                "inputHash": bytes(self.input_hash), "outputHash": bytes(self.output_hash),
+                "issuedAt": self.issued_at,
+            },
+        }
+
+
+def sign_receipt(receipt: Receipt, domain: ReceiptDomain, private_key: bytes | str) -> bytes:
+    """65-byte signature (r || s || v) over the receipt's EIP-712 digest."""
+    signed = Account.unsafe_sign_hash(receipt.digest(domain), private_key)
+    return bytes(signed.signature)
+
+
+def recover_signer(receipt: Receipt, domain: ReceiptDomain, signature: bytes) -> str:
+    """Checksummed address that produced `signature`; raises ReceiptError if it is malformed."""
+    if len(signature) != 65:
+        raise ReceiptError(f"signature must be 65 bytes, got {len(signature)}")
+    try:
+        return Account._recover_hash(receipt.digest(domain), signature=signature)
+    except Exception as exc:  # eth_keys raises several types for garbage signatures
+        raise ReceiptError(f"signature does not recover ({exc})") from exc
+
+
+# ---------------------------------------------------------------------------------------------
+# Canonical tensor hashing and the session input hash chain.
+# SHA-256 (hashlib, hardware accelerated) rather than keccak: these hashes never need to be
+# recomputed on chain, only compared off chain by clients and auditors.
+
+_TENSOR_TAG = b"pollen.tensor.v1"
+_CHAIN_TAG = b"pollen.chain.v1"
+
+
+def hash_tensor_bytes(dtype: str, shape: tuple[int, ...], data: bytes) -> bytes:
+    """Hash of a tensor given its dtype name (e.g. "float32"), shape and little-endian bytes."""
+    h = hashlib.sha256(_TENSOR_TAG)
+    dtype_b = dtype.encode()
+    h.update(struct.pack("<B", len(dtype_b)) + dtype_b)
+    h.update(struct.pack("<B", len(shape)) + struct.pack(f"<{len(shape)}Q", *shape))
+    h.update(data)
+    return h.digest()
+
+
+def hash_tensor(tensor: Any) -> bytes:
+    """Canonical hash of a torch tensor or numpy array (dtype, shape, little-endian bytes)."""
+    if hasattr(tensor, "detach"):  # torch.Tensor
+        t = tensor.detach().cpu().contiguous()
+        dtype = str(t.dtype).removeprefix("torch.")
+        if dtype == "bfloat16":  # numpy has no bfloat16: hash its raw 16-bit pattern
+            import torch
+
+            data = t.view(torch.int16).numpy().astype("<i2", copy=False).tobytes()
+        else:
+            data = _le_bytes(t.numpy())
+        return hash_tensor_bytes(dtype, tuple(t.shape), data)
+    return hash_tensor_bytes(str(tensor.dtype), tuple(tensor.shape), _le_bytes(tensor))
+
+
+def _le_bytes(array: Any) -> bytes:
+    import numpy as np
+
+    arr = np.ascontiguousarray(array)
+    if arr.dtype.byteorder == ">":
+        arr = arr.byteswap().view(arr.dtype.newbyteorder("<"))
+    return arr.tobytes()
+
+
+def chain_input_hash(previous: bytes, tensor_hash: bytes) -> bytes:
+    """Next link of a session's input hash chain; the chain starts from ZERO_HASH."""
+    if len(previous) != 32 or len(tensor_hash) != 32:
+        raise ReceiptError("hash chain links must be 32 bytes")
+    return hashlib.sha256(_CHAIN_TAG + previous + tensor_hash).digest()
