@@ -1,0 +1,8 @@
+"""Model partitioning: blocks 0..N-1 served by servers, client parts kept by the client."""
+
+from pollen.model.family import BLOOM, LLAMA, Family, ModelError, family_of
+from pollen.model.loading import load_client, load_config, load_span, split_checkpoint
+from pollen.model.span import SpanCache, SpanModel
+
+__all__ = ["BLOOM", "LLAMA", "Family", "ModelError", "SpanCache", "SpanModel", "family_of",
+           "load_client", "load_config", "load_span", "split_checkpoint"]

@@ -1,0 +1,63 @@
+"""A contiguous span of transformer blocks plus its preallocated KV cache."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from pollen.model.family import Family
+
+
+class SpanCache:
+    """KV slabs for one session: k, v each (n_blocks, B, kv_heads, max_length, head_dim)."""
+
+    def __init__(self, n_blocks: int, batch: int, kv_heads: int, head_dim: int,
+                 max_length: int, dtype: torch.dtype):
+        shape = (n_blocks, batch, kv_heads, max_length, head_dim)
+        self.k = torch.zeros(shape, dtype=dtype)
+        self.v = torch.zeros(shape, dtype=dtype)
+        self.length = 0  # tokens already cached
+        self.max_length = max_length
+        self.batch = batch
+
+    def layer(self, i: int):
+        return self.k[i], self.v[i]
+
+    @staticmethod
+    def nbytes(n_blocks: int, batch: int, kv_heads: int, head_dim: int, max_length: int,
+               dtype: torch.dtype) -> int:
+        itemsize = torch.empty((), dtype=dtype).element_size()
+        return 2 * n_blocks * batch * kv_heads * max_length * head_dim * itemsize
+
+
+class SpanModel(nn.Module):
+    """Blocks [start, end) of one model; forward with or without a KV cache."""
+
+    def __init__(self, family: Family, config, start: int, end: int):
+        super().__init__()
+        self.family, self.config, self.start, self.end = family, config, start, end
+        self.blocks = nn.ModuleList(family.block_cls(config) for _ in range(start, end))
+        self.positions = family.position_cls(config)
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.config.hidden_size)
+
+    def forward(self, x: torch.Tensor, cache: SpanCache | None = None,
+                first: int = 0, last: int | None = None) -> torch.Tensor:
+        """x: (B, T, C) -> (B, T, C) through local blocks [first, last) of this span."""
+        last = len(self.blocks) if last is None else last
+        offset = cache.length if cache is not None else 0
+        B, T, _ = x.shape
+        pos = (offset + torch.arange(T, device=x.device)).unsqueeze(0).expand(B, T)
+        ctx = self.positions(x, pos)
+        for i in range(first, last):
+            x = self.blocks[i](x, ctx, cache.layer(i) if cache is not None else None, offset)
+        if cache is not None:
+            cache.length += T
+        return x
+
+    def new_cache(self, batch: int, max_length: int) -> SpanCache:
+        kv_heads, head_dim = self.family.kv_heads_dim(self.config)
+        dtype = next(self.parameters()).dtype
+        return SpanCache(len(self.blocks), batch, kv_heads, head_dim, max_length, dtype)
