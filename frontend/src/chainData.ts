@@ -1,0 +1,253 @@
+// Everything the views show, read from the chain: the deployment's events since it was deployed
+// (fetched incrementally, so the UI is live as events arrive) and the records they point to.
+import { parseEventLogs, type Address, type Hex, type PublicClient } from 'viem';
+import { allEventsAbi, DISPUTE_STAGE, OUTCOME, SERVER_STATUS, VOTE_STATE, type Contracts } from './contracts';
+import type { Deployment } from './deployment';
+
+export interface ModelInfo { id: bigint; owner: Address; name: string }
+export interface VersionInfo {
+  id: bigint; modelId: bigint; parentId: bigint; supersededBy: bigint; numBlocks: number;
+  toleranceMicros: number; deprecated: boolean; publisher: Address; manifestCid: string;
+}
+export interface AdapterInfo { id: bigint; baseVersionId: bigint; publisher: Address; cid: string; name: string; tags: string }
+export interface ServerInfo {
+  operator: Address; signer: Address; versionId: bigint; firstBlock: number; lastBlock: number;
+  endpoint: string; throughput: number; status: (typeof SERVER_STATUS)[number]; stake: bigint;
+}
+export type TimelineKind = 'opened' | 'rescheduled' | 'drawn' | 'committed' | 'revealed' | 'penalized' | 'resolved';
+export interface TimelineEntry {
+  kind: TimelineKind; block: bigint; time: number; tx: Hex; logIndex: number;
+  args: Record<string, unknown>;
+}
+export interface DisputeInfo {
+  id: bigint; accused: Address; challenger: Address; versionId: bigint; firstBlock: number; lastBlock: number;
+  stage: (typeof DISPUTE_STAGE)[number]; outcome: (typeof OUTCOME)[number]; bond: bigint; drawBlock: bigint;
+  commitDeadline: number; revealDeadline: number; drawnCount: number; committedCount: number;
+  faultyVotes: number; honestVotes: number; evidenceCid: string; receiptHash: Hex;
+  auditors: Address[]; votes: Record<Address, (typeof VOTE_STATE)[number]>; timeline: TimelineEntry[];
+}
+export interface CourtParams {
+  disputeWindow: number; maxClockSkew: number; commitPeriod: number; revealPeriod: number;
+  drawDelayBlocks: number; auditorsPerDispute: number; bond: bigint; noRevealPenalty: bigint;
+  slashBps: number; finderBps: number; auditorBps: number; accusedShareBps: number;
+}
+
+const DISPUTE_EVENTS: Record<string, TimelineKind> = {
+  DisputeOpened: 'opened', DrawRescheduled: 'rescheduled', AuditorsDrawn: 'drawn', VoteCommitted: 'committed',
+  VoteRevealed: 'revealed', AuditorPenalized: 'penalized', DisputeResolved: 'resolved',
+};
+const MAX_LOG_RANGE = 5000n;
+
+export class ChainData {
+  models = new Map<bigint, ModelInfo>();
+  versions = new Map<bigint, VersionInfo>();
+  adapters = new Map<bigint, AdapterInfo>();
+  servers = new Map<Address, ServerInfo>();
+  disputes = new Map<bigint, DisputeInfo>();
+  minStake = 0n;
+  unbondingPeriod = 0;
+  court: CourtParams | null = null;
+  latestBlock: bigint | null = null;
+  /** Chain time of the latest block and the local clock when we saw it (for countdowns). */
+  private chainTime = 0;
+  private seenAt = 0;
+  error: string | null = null;
+  private listeners = new Set<() => void>();
+  private blockTimes = new Map<bigint, number>();
+  private busy = false;
+  private timer: ReturnType<typeof setInterval> | null = null;
+
+  constructor(readonly client: PublicClient, readonly deployment: Deployment, readonly c: Contracts) {}
+
+  onChange(fn: () => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  /** Seconds of chain time now: the latest block's timestamp plus local time since we saw it. */
+  now(): number {
+    return this.chainTime ? this.chainTime + Math.floor((Date.now() - this.seenAt) / 1000) : Math.floor(Date.now() / 1000);
+  }
+
+  start(intervalMs = 1000): void {
+    void this.refresh();
+    this.timer = setInterval(() => void this.refresh(), intervalMs);
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+  }
+
+  /** Fetch new events since the last refresh and re-read what they touched. */
+  async refresh(): Promise<void> {
+    if (this.busy) return;
+    this.busy = true;
+    try {
+      const latest = await this.client.getBlockNumber({ cacheTime: 0 });
+      if (latest === this.latestBlock && !this.error) return;
+      const first = this.latestBlock === null;
+      const from = first ? this.deployment.deployedAtBlock : this.latestBlock! + 1n;
+      const dirty = await this.ingest(from, latest);
+      if (first) await this.readParams();
+      await this.reread(dirty);
+      const block = await this.client.getBlock({ blockNumber: latest });
+      this.chainTime = Number(block.timestamp);
+      this.seenAt = Date.now();
+      this.latestBlock = latest;
+      this.error = null;
+      this.emit();
+    } catch (err) {
+      const msg = `Cannot read the chain at ${this.deployment.rpc}: ${(err as Error).message.split('\n')[0]}. Is the node running? Retrying every second.`;
+      if (msg !== this.error) {
+        this.error = msg;
+        this.emit();
+      }
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  private emit(): void {
+    for (const fn of this.listeners) fn();
+  }
+
+  private async ingest(from: bigint, to: bigint) {
+    const dirty = {
+      models: new Set<bigint>(), versions: new Set<bigint>(), adapters: new Set<bigint>(),
+      servers: new Set<Address>(), disputes: new Set<bigint>(), params: false,
+    };
+    const addresses = Object.values(this.deployment.contracts);
+    for (let start = from; start <= to; start += MAX_LOG_RANGE) {
+      const end = start + MAX_LOG_RANGE - 1n < to ? start + MAX_LOG_RANGE - 1n : to;
+      const logs = await this.client.getLogs({ address: addresses, fromBlock: start, toBlock: end });
+      const events = parseEventLogs({ abi: allEventsAbi, logs, strict: false });
+      for (const ev of events) {
+        const args = (ev.args ?? {}) as Record<string, unknown>;
+        const name = ev.eventName as string;
+        switch (name) {
+          case 'ModelCreated': case 'ModelOwnershipTransferred': dirty.models.add(args.modelId as bigint); break;
+          case 'VersionPublished': dirty.versions.add(args.versionId as bigint); dirty.models.add(args.modelId as bigint); break;
+          case 'VersionDeprecated': dirty.versions.add(args.versionId as bigint); break;
+          case 'AdapterPublished': dirty.adapters.add(args.adapterId as bigint); break;
+          case 'ServerRegistered': case 'ServerUpdated': case 'ServerDeactivated': case 'ServerLeft':
+            dirty.servers.add(args.operator as Address); break;
+          case 'Staked': case 'UnstakeRequested': case 'Slashed':
+            if (this.servers.has(args.operator as Address)) dirty.servers.add(args.operator as Address);
+            break;
+          case 'MinStakeChanged': case 'UnbondingPeriodChanged': case 'ParamsChanged': dirty.params = true; break;
+        }
+        const kind = DISPUTE_EVENTS[name];
+        if (kind) {
+          const id = args.disputeId as bigint;
+          dirty.disputes.add(id);
+          const entry: TimelineEntry = {
+            kind, block: ev.blockNumber!, time: 0, tx: ev.transactionHash!, logIndex: ev.logIndex!, args,
+          };
+          this.pendingTimeline.push([id, entry]);
+        }
+      }
+    }
+    return dirty;
+  }
+
+  private pendingTimeline: Array<[bigint, TimelineEntry]> = [];
+
+  private async blockTime(n: bigint): Promise<number> {
+    let t = this.blockTimes.get(n);
+    if (t === undefined) {
+      t = Number((await this.client.getBlock({ blockNumber: n })).timestamp);
+      this.blockTimes.set(n, t);
+    }
+    return t;
+  }
+
+  private async readParams(): Promise<void> {
+    const { vault, court } = this.c;
+    const [minStake, unbonding, p] = await Promise.all([
+      this.client.readContract({ ...vault, functionName: 'minStake' }),
+      this.client.readContract({ ...vault, functionName: 'unbondingPeriod' }),
+      this.client.readContract({ ...court, functionName: 'params' }),
+    ]);
+    this.minStake = minStake;
+    this.unbondingPeriod = Number(unbonding);
+    this.court = {
+      disputeWindow: Number(p.disputeWindow), maxClockSkew: Number(p.maxClockSkew), commitPeriod: Number(p.commitPeriod),
+      revealPeriod: Number(p.revealPeriod), drawDelayBlocks: Number(p.drawDelayBlocks), auditorsPerDispute: Number(p.auditorsPerDispute),
+      bond: p.bond, noRevealPenalty: p.noRevealPenalty, slashBps: p.slashBps, finderBps: p.finderBps,
+      auditorBps: p.auditorBps, accusedShareBps: p.accusedShareBps,
+    };
+  }
+
+  private async reread(dirty: Awaited<ReturnType<ChainData['ingest']>>): Promise<void> {
+    const { client } = this;
+    const { versions: mv, court } = this.c;
+    if (dirty.params) await this.readParams();
+    await Promise.all([
+      ...[...dirty.models].map(async (id) => {
+        const m = await client.readContract({ ...mv, functionName: 'getModel', args: [id] });
+        this.models.set(id, { id, owner: m.owner, name: m.name });
+      }),
+      ...[...dirty.versions].map(async (id) => {
+        const v = await client.readContract({ ...mv, functionName: 'getVersion', args: [id] });
+        this.versions.set(id, {
+          id, modelId: v.modelId, parentId: v.parentId, supersededBy: v.supersededBy, numBlocks: v.numBlocks,
+          toleranceMicros: v.toleranceMicros, deprecated: v.deprecated, publisher: v.publisher, manifestCid: v.manifestCid,
+        });
+      }),
+      ...[...dirty.adapters].map(async (id) => {
+        const a = await client.readContract({ ...mv, functionName: 'getAdapter', args: [id] });
+        this.adapters.set(id, { id, baseVersionId: a.baseVersionId, publisher: a.publisher, cid: a.cid, name: a.name, tags: a.tags });
+      }),
+      ...[...dirty.servers].map((op) => this.readServer(op)),
+    ]);
+    // Timeline entries need their blocks' timestamps; disputes are re-read after them.
+    const pending = this.pendingTimeline.splice(0);
+    for (const [, e] of pending) e.time = await this.blockTime(e.block);
+    await Promise.all([...dirty.disputes].map(async (id) => {
+      const [d, auditors] = await Promise.all([
+        client.readContract({ ...court, functionName: 'getDispute', args: [id] }),
+        client.readContract({ ...court, functionName: 'auditorsOf', args: [id] }),
+      ]);
+      const votes = await Promise.all(auditors.map((a) => client.readContract({ ...court, functionName: 'voteOf', args: [id, a] })));
+      const prev = this.disputes.get(id);
+      const timeline = [...(prev?.timeline ?? []), ...pending.filter(([pid]) => pid === id).map(([, e]) => e)]
+        .sort((a, b) => Number(a.block - b.block) || a.logIndex - b.logIndex);
+      const opened = timeline.find((e) => e.kind === 'opened');
+      this.disputes.set(id, {
+        id, accused: d.accused, challenger: d.challenger, versionId: d.versionId, firstBlock: d.firstBlock, lastBlock: d.lastBlock,
+        stage: DISPUTE_STAGE[d.stage], outcome: OUTCOME[d.outcome], bond: d.bond, drawBlock: d.drawBlock,
+        commitDeadline: Number(d.commitDeadline), revealDeadline: Number(d.revealDeadline), drawnCount: d.drawnCount,
+        committedCount: d.committedCount, faultyVotes: d.faultyVotes, honestVotes: d.honestVotes,
+        evidenceCid: (opened?.args.evidenceCid as string) ?? '', receiptHash: (opened?.args.receiptHash as Hex) ?? '0x',
+        auditors: [...auditors],
+        votes: Object.fromEntries(auditors.map((a, i) => [a, VOTE_STATE[votes[i].state]])),
+        timeline,
+      });
+    }));
+    // A dispute touches the stakes of the accused and the auditors.
+    const touched = new Set<Address>();
+    for (const id of dirty.disputes) {
+      const d = this.disputes.get(id)!;
+      for (const a of [d.accused, ...d.auditors]) if (this.servers.has(a) && !dirty.servers.has(a)) touched.add(a);
+    }
+    await Promise.all([...touched].map((op) => this.readServer(op)));
+  }
+
+  async readServer(operator: Address): Promise<void> {
+    const { registry, vault } = this.c;
+    const [s, t, stake] = await Promise.all([
+      this.client.readContract({ ...registry, functionName: 'getServer', args: [operator] }),
+      this.client.readContract({ ...registry, functionName: 'currentTerm', args: [operator] }),
+      this.client.readContract({ ...vault, functionName: 'stakeOf', args: [operator] }),
+    ]);
+    this.servers.set(operator, {
+      operator, signer: t.signer, versionId: t.versionId, firstBlock: t.firstBlock, lastBlock: t.lastBlock,
+      endpoint: s.endpoint, throughput: Number(s.throughput), status: SERVER_STATUS[s.status], stake,
+    });
+  }
+
+  /** Disputes (any stage) against an operator. */
+  disputesAgainst(operator: Address): DisputeInfo[] {
+    return [...this.disputes.values()].filter((d) => d.accused.toLowerCase() === operator.toLowerCase());
+  }
+}

@@ -1,0 +1,129 @@
+// Turn anything a wallet, RPC or contract throws into plain words: what went wrong and what to do.
+// Contract reverts are named by their custom error (e.g. "StakeVault_Frozen") and explained.
+import {
+  BaseError,
+  ContractFunctionRevertedError,
+  HttpRequestError,
+  InsufficientFundsError,
+  UserRejectedRequestError,
+  decodeErrorResult,
+  type Abi,
+} from 'viem';
+import { formatAmount, formatTimestamp } from './format';
+
+export interface Explained {
+  /** The custom error's name when a contract reverted with one, else a short category. */
+  name: string;
+  /** A sentence or two a person can act on. */
+  message: string;
+}
+
+export interface ExplainContext {
+  symbol: string; // native currency symbol for amounts in error arguments
+  notices?: Record<string, string>; // NatSpec @notice per error name (from the compiler's userdoc)
+  abi?: Abi; // every error of every contract, to decode raw revert data from nested calls
+}
+
+type Args = readonly unknown[];
+type Phrase = (args: Args, ctx: ExplainContext) => string;
+
+const amt = (v: unknown, ctx: ExplainContext) => formatAmount(BigInt(v as bigint), ctx.symbol);
+
+/** Plain words for the reverts people actually hit, with what to do next. */
+const PHRASES: Record<string, Phrase> = {
+  StakeVault_ZeroAmount: () => 'The amount must be more than zero. Enter an amount and try again.',
+  StakeVault_InsufficientStake: (a, c) =>
+    `You asked to unstake ${amt(a[1], c)} but only ${amt(a[0], c)} is actively staked. Enter a smaller amount.`,
+  StakeVault_Frozen: () =>
+    'Your stake is frozen while a dispute against you is open. Wait until the dispute resolves, then try again.',
+  StakeVault_NothingToWithdraw: () =>
+    'There is nothing to withdraw yet: no credits, and no unbonding stake past its release time. Check the countdown under My account.',
+  StakeVault_NotCourt: () => 'Only the DisputeCourt may do this.',
+  ServerRegistry_AlreadyActive: () =>
+    'This account already has an active server. Use "Update server" to change it, or leave first.',
+  ServerRegistry_NotActive: () => 'This account has no active server. Register one first.',
+  ServerRegistry_NotRegistered: () => 'This account has no registered server.',
+  ServerRegistry_InsufficientStake: (a, c) =>
+    `Your active stake (${amt(a[0], c)}) is below the minimum of ${amt(a[1], c)}. Stake more under My account, then register again.`,
+  ServerRegistry_BadSpan: (a) =>
+    `The span [${a[1]}, ${a[2]}) does not fit version ${a[0]}, which has ${a[3]} blocks. Pick first < last ≤ ${a[3]}.`,
+  ServerRegistry_InactiveVersion: (a) =>
+    `Model version ${a[0]} does not exist or is deprecated. Pick an active version from the Models page.`,
+  ServerRegistry_BadEndpoint: () => 'The endpoint must be 1 to 256 characters, e.g. grpc://203.0.113.7:31330.',
+  ServerRegistry_ZeroSigner: () => 'The signer address must not be zero. Use your own address if unsure.',
+  ServerRegistry_ZeroThroughput: () => 'Declared throughput must be more than zero tokens/s.',
+  ServerRegistry_StakeSufficient: () => 'That server still holds the minimum stake, so it cannot be deactivated.',
+  ModelVersionRegistry_UnknownVersion: (a) => `There is no model version ${a[0]}.`,
+  ModelVersionRegistry_UnknownModel: (a) => `There is no model ${a[0]}.`,
+  ModelVersionRegistry_NotMaintainer: (a) => `Only maintainers of model ${a[0]} may do this.`,
+};
+
+/** "StakeVault_NothingToWithdraw" → "Stake vault: nothing to withdraw". */
+export function humanizeErrorName(name: string): string {
+  const [scope, rest] = name.includes('_') ? [name.slice(0, name.indexOf('_')), name.slice(name.indexOf('_') + 1)] : ['', name];
+  const words = (s: string) => s.replace(/([a-z0-9])([A-Z])/g, '$1 $2').replace(/([A-Z]+)([A-Z][a-z])/g, '$1 $2');
+  const body = words(rest).toLowerCase();
+  return scope ? `${words(scope)}: ${body}` : body.charAt(0).toUpperCase() + body.slice(1);
+}
+
+/** Explain a revert by error name and arguments. */
+export function explainRevert(name: string, args: Args, ctx: ExplainContext): Explained {
+  const phrase = PHRASES[name];
+  if (phrase) {
+    try {
+      return { name, message: phrase(args, ctx) };
+    } catch {
+      /* malformed args: fall through to the generic words */
+    }
+  }
+  const notice = ctx.notices?.[name];
+  const detail = args.length ? ` (${args.map((a) => formatArg(a)).join(', ')})` : '';
+  return { name, message: `${notice ?? humanizeErrorName(name)}${detail}.`.replace(/\.\.$/, '.') };
+}
+
+function formatArg(a: unknown): string {
+  if (typeof a === 'bigint' && a > 1_000_000_000n && a < 4_000_000_000n) return formatTimestamp(a);
+  return String(a);
+}
+
+/** Explain any error thrown while reading, simulating, sending or waiting for a transaction. */
+export function explainError(err: unknown, ctx: ExplainContext): Explained {
+  if (err instanceof BaseError) {
+    const rejected = err.walk((e) => e instanceof UserRejectedRequestError || (e as { code?: number }).code === 4001);
+    if (rejected) return { name: 'Rejected', message: 'You rejected the request in your wallet. Nothing was sent.' };
+
+    const revert = err.walk((e) => e instanceof ContractFunctionRevertedError) as ContractFunctionRevertedError | null;
+    if (revert) {
+      if (revert.data?.errorName && revert.data.errorName !== 'Error' && revert.data.errorName !== 'Panic') {
+        return explainRevert(revert.data.errorName, revert.data.args ?? [], ctx);
+      }
+      if (revert.raw && ctx.abi) {
+        try {
+          const decoded = decodeErrorResult({ abi: ctx.abi, data: revert.raw });
+          return explainRevert(decoded.errorName, decoded.args ?? [], ctx);
+        } catch {
+          /* unknown selector */
+        }
+      }
+      if (revert.reason) return { name: 'Reverted', message: `The contract refused: ${revert.reason}.` };
+      return { name: 'Reverted', message: 'The contract refused the transaction without a reason.' };
+    }
+    if (err.walk((e) => e instanceof InsufficientFundsError)) {
+      return {
+        name: 'InsufficientFunds',
+        message: 'Your wallet does not hold enough to pay the amount plus gas. Top it up or send less.',
+      };
+    }
+    if (err.walk((e) => e instanceof HttpRequestError)) {
+      return {
+        name: 'RpcUnreachable',
+        message: "The chain's RPC endpoint did not answer. Check that the node is running and reload.",
+      };
+    }
+    return { name: err.name.replace(/Error$/, '') || 'Error', message: err.shortMessage };
+  }
+  const code = (err as { code?: number })?.code;
+  if (code === 4001) return { name: 'Rejected', message: 'You rejected the request in your wallet. Nothing was sent.' };
+  const message = err instanceof Error ? err.message : String(err);
+  return { name: 'Error', message };
+}
