@@ -1,0 +1,350 @@
+"""Python bindings for Pollen's contracts, used by the node daemon, the client and scripts.
+
+    chain = Chain.connect(Deployment.load("deployments/anvil.json"), private_key=key)
+    chain.stake(chain.min_stake())
+    chain.register(signer, "grpc://127.0.0.1:31330", version_id, 0, 15, throughput=40)
+
+ABIs come only from `ape compile`'s output (see pollen.artifacts). Every write is estimated
+first (so a revert surfaces before anything is sent, decoded to its custom error name), then
+signed locally, sent, and waited for. Private keys are never logged or printed.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from eth_abi import decode as abi_decode
+from eth_account import Account
+from eth_utils import to_checksum_address
+from web3 import Web3
+from web3.exceptions import ContractCustomError, ContractLogicError, TimeExhausted
+from web3.logs import DISCARD as _DISCARD
+
+from pollen import artifacts
+from pollen.errors import PollenError
+from pollen.receipts import Receipt, ReceiptDomain
+from pollen.retry import retry
+
+
+class ChainError(PollenError):
+    """A failed chain interaction."""
+
+
+class ContractReverted(ChainError):
+    """A call reverted; `name` is the custom error (e.g. "StakeVault_Frozen") when known."""
+
+    def __init__(self, action: str, name: str, args: tuple = ()):
+        self.action, self.name, self.args_ = action, name, args
+        shown = ", ".join(str(a) for a in args)
+        super().__init__(f"{action} reverted: {name}({shown})")
+
+
+class DeploymentError(ChainError):
+    def __init__(self, path: Path | str, problem: str):
+        super().__init__(f"deployment file {path}: {problem} (deploy with `make deploy-anvil` "
+                         "or `python -m pollen.deploy --rpc URL --out FILE`)")
+
+
+class RpcUnavailable(ChainError):
+    def __init__(self, rpc: str, detail: str):
+        super().__init__(f"cannot reach the chain at {rpc} ({detail}); is the node running?")
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """Where the four contracts live on one network (written by the deploy script)."""
+
+    network: str  # e.g. "anvil", "gnosis-chiado"
+    chain_id: int
+    rpc: str  # default JSON-RPC URL
+    deployed_at_block: int  # first block worth scanning for events
+    contracts: dict[str, str]  # contract name -> checksummed address
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path | str) -> "Deployment":
+        try:
+            data = json.loads(Path(path).read_text())
+        except OSError as exc:
+            raise DeploymentError(path, f"cannot read ({exc.strerror})") from exc
+        except ValueError as exc:
+            raise DeploymentError(path, f"not JSON ({exc})") from exc
+        missing = [n for n in artifacts.CONTRACT_NAMES if n not in data.get("contracts", {})]
+        if missing:
+            raise DeploymentError(path, f"missing contract addresses: {', '.join(missing)}")
+        try:
+            return cls(network=str(data["network"]), chain_id=int(data["chainId"]),
+                       rpc=str(data["rpc"]), deployed_at_block=int(data["deployedAtBlock"]),
+                       contracts={k: to_checksum_address(v) for k, v in data["contracts"].items()},
+                       parameters=dict(data.get("parameters", {})))
+        except (KeyError, ValueError, TypeError) as exc:
+            raise DeploymentError(path, f"bad field ({exc})") from exc
+
+    def save(self, path: Path | str) -> None:
+        data = asdict(self)
+        out = {"network": data["network"], "chainId": data["chain_id"], "rpc": data["rpc"],
+               "deployedAtBlock": data["deployed_at_block"], "contracts": data["contracts"],
+               "parameters": data["parameters"]}
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(out, indent=2) + "\n")
+
+
+def decode_revert(data: str | bytes | None) -> tuple[str, tuple]:
+    """Custom error name and args from revert data, or ("unknown revert", (hex,))."""
+    if isinstance(data, str):
+        data = bytes.fromhex(data.removeprefix("0x")) if data else b""
+    if not data or len(data) < 4:
+        return "revert without reason", ()
+    known = artifacts.error_selectors()
+    if data[:4] in known:
+        name, types = known[data[:4]]
+        try:
+            return name, tuple(abi_decode(types, data[4:]))
+        except Exception:  # malformed args: still report the name
+            return name, ()
+    if data[:4] == bytes.fromhex("08c379a0"):  # Error(string)
+        return "Error", tuple(abi_decode(["string"], data[4:]))
+    return "unknown revert", ("0x" + data.hex(),)
+
+
+class Chain:
+    """One account's view of a deployment; reads need no key, writes do."""
+
+    def __init__(self, w3: Web3, deployment: Deployment, private_key: str | bytes | None = None):
+        self.w3 = w3
+        self.deployment = deployment
+        self._account = Account.from_key(private_key) if private_key else None
+        c = deployment.contracts
+        self.vault = w3.eth.contract(address=c["StakeVault"], abi=artifacts.abi("StakeVault"))
+        self.registry = w3.eth.contract(address=c["ServerRegistry"], abi=artifacts.abi("ServerRegistry"))
+        self.versions = w3.eth.contract(address=c["ModelVersionRegistry"],
+                                        abi=artifacts.abi("ModelVersionRegistry"))
+        self.court = w3.eth.contract(address=c["DisputeCourt"], abi=artifacts.abi("DisputeCourt"))
+
+    @classmethod
+    def connect(cls, deployment: Deployment, private_key: str | bytes | None = None,
+                rpc: str | None = None, timeout: float = 30.0) -> "Chain":
+        url = rpc or deployment.rpc
+        w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": timeout}))
+        try:
+            chain_id = retry(lambda: w3.eth.chain_id, retry_on=(OSError, ConnectionError),
+                             attempts=3)
+        except Exception as exc:
+            raise RpcUnavailable(url, str(exc)) from exc
+        if chain_id != deployment.chain_id:
+            raise ChainError(f"{url} is chain {chain_id}, but the deployment is for chain "
+                             f"{deployment.chain_id}; pick the matching network")
+        return cls(w3, deployment, private_key)
+
+    @property
+    def address(self) -> str:
+        if self._account is None:
+            raise ChainError("this action needs an account: pass a private key / keystore")
+        return self._account.address
+
+    # ------------------------------------------------------------------ transactions
+
+    def transact(self, fn: Any, action: str, value: int = 0) -> Any:
+        """Estimate (surfacing reverts by name), sign, send and wait for one transaction."""
+        sender = self.address
+        try:
+            gas = fn.estimate_gas({"from": sender, "value": value})
+        except (ContractCustomError, ContractLogicError) as exc:
+            name, args = decode_revert(getattr(exc, "data", None))
+            raise ContractReverted(action, name, args) from exc
+        tx = fn.build_transaction({
+            "from": sender, "value": value, "gas": int(gas * 1.2) + 10_000,
+            "nonce": self.w3.eth.get_transaction_count(sender, "pending"),
+            "chainId": self.deployment.chain_id,
+        })
+        signed = self._account.sign_transaction(tx)
+        tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+        try:
+            receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
+        except TimeExhausted as exc:
+            raise ChainError(f"{action}: transaction {tx_hash.hex()} not mined after 120 s") from exc
+        if receipt["status"] != 1:
+            raise ChainError(f"{action}: transaction {tx_hash.hex()} failed on chain")
+        return receipt
+
+    def _events(self, contract: Any, event: str, receipt: Any) -> list[Any]:
+        return list(getattr(contract.events, event)().process_receipt(receipt, errors=_DISCARD))
+
+    # ------------------------------------------------------------------ StakeVault
+
+    def min_stake(self) -> int:
+        return self.vault.functions.minStake().call()
+
+    def stake_of(self, operator: str) -> int:
+        return self.vault.functions.stakeOf(operator).call()
+
+    def credits_of(self, account: str) -> int:
+        return self.vault.functions.credits(account).call()
+
+    def account_of(self, operator: str) -> dict[str, int]:
+        staked, unbonding, release_at, frozen = self.vault.functions.accountOf(operator).call()
+        return {"staked": staked, "unbonding": unbonding, "release_at": release_at,
+                "frozen_count": frozen}
+
+    def stake(self, amount: int) -> Any:
+        return self.transact(self.vault.functions.stake(), "stake", value=amount)
+
+    def request_unstake(self, amount: int) -> Any:
+        return self.transact(self.vault.functions.requestUnstake(amount), "requestUnstake")
+
+    def withdraw(self) -> Any:
+        return self.transact(self.vault.functions.withdraw(), "withdraw")
+
+    # ------------------------------------------------------------------ ServerRegistry
+
+    def register(self, signer: str, endpoint: str, version_id: int, first: int, last: int,
+                 throughput: int) -> Any:
+        fn = self.registry.functions.register(signer, endpoint, version_id, first, last, throughput)
+        return self.transact(fn, "register")
+
+    def update_server(self, signer: str, endpoint: str, version_id: int, first: int, last: int,
+                      throughput: int) -> Any:
+        fn = self.registry.functions.update(signer, endpoint, version_id, first, last, throughput)
+        return self.transact(fn, "update")
+
+    def leave(self) -> Any:
+        return self.transact(self.registry.functions.leave(), "leave")
+
+    def server(self, operator: str) -> dict[str, Any]:
+        throughput, _, term_count, status, endpoint = self.registry.functions.getServer(operator).call()
+        signer, first, last, version_id, since, until = self.registry.functions.currentTerm(operator).call()
+        return {"operator": to_checksum_address(operator), "status": _STATUS[status],
+                "endpoint": endpoint, "throughput": throughput, "signer": signer,
+                "version_id": version_id, "first_block": first, "last_block": last,
+                "term_count": term_count, "since": since, "until": until}
+
+    def active_servers(self, version_id: int, page: int = 100) -> list[str]:
+        count = self.registry.functions.activeCount(version_id).call()
+        out: list[str] = []
+        for offset in range(0, count, page):
+            out += self.registry.functions.activeServers(version_id, offset, page).call()
+        return out
+
+    # ------------------------------------------------------------------ ModelVersionRegistry
+
+    def create_model(self, name: str) -> int:
+        receipt = self.transact(self.versions.functions.createModel(name), "createModel")
+        return self._events(self.versions, "ModelCreated", receipt)[0]["args"]["modelId"]
+
+    def publish_version(self, model_id: int, manifest_cid: str, num_blocks: int,
+                        parent_id: int = 0, tolerance_micros: int = 10_000) -> int:
+        fn = self.versions.functions.publishVersion(model_id, manifest_cid, num_blocks, parent_id,
+                                                    tolerance_micros)
+        receipt = self.transact(fn, "publishVersion")
+        return self._events(self.versions, "VersionPublished", receipt)[0]["args"]["versionId"]
+
+    def version_by_manifest(self, manifest_cid: str) -> int:
+        """Version id already published for a manifest CID, or 0."""
+        return self.versions.functions.versionIdByManifestHash(Web3.keccak(text=manifest_cid)).call()
+
+    def deprecate_version(self, version_id: int, superseded_by: int = 0) -> Any:
+        return self.transact(self.versions.functions.deprecateVersion(version_id, superseded_by),
+                             "deprecateVersion")
+
+    def publish_adapter(self, base_version_id: int, cid: str, name: str, tags: str = "") -> int:
+        fn = self.versions.functions.publishAdapter(base_version_id, cid, name, tags)
+        receipt = self.transact(fn, "publishAdapter")
+        return self._events(self.versions, "AdapterPublished", receipt)[0]["args"]["adapterId"]
+
+    def version(self, version_id: int) -> dict[str, Any]:
+        (model_id, parent_id, superseded_by, num_blocks, tolerance, deprecated, publisher,
+         cid) = self.versions.functions.getVersion(version_id).call()
+        if model_id == 0:
+            raise ChainError(f"model version {version_id} does not exist on chain "
+                             f"{self.deployment.chain_id}")
+        return {"version_id": version_id, "model_id": model_id, "parent_id": parent_id,
+                "superseded_by": superseded_by, "num_blocks": num_blocks,
+                "tolerance_micros": tolerance, "deprecated": deprecated,
+                "publisher": publisher, "manifest_cid": cid}
+
+    # ------------------------------------------------------------------ DisputeCourt
+
+    def receipt_domain(self) -> ReceiptDomain:
+        return ReceiptDomain(chain_id=self.deployment.chain_id, court=self.court.address)
+
+    def court_params(self) -> dict[str, int]:
+        names = ["dispute_window", "max_clock_skew", "commit_period", "reveal_period",
+                 "draw_delay_blocks", "auditors_per_dispute", "slash_bps", "finder_bps",
+                 "auditor_bps", "accused_share_bps", "bond", "no_reveal_penalty"]
+        return dict(zip(names, self.court.functions.params().call()))
+
+    def find_term(self, receipt: Receipt, signer: str) -> int | None:
+        index = self.registry.functions.findTerm(
+            receipt.server, signer, receipt.version_id, receipt.first_block, receipt.last_block,
+            receipt.issued_at).call()
+        return None if index == 2**256 - 1 else index
+
+    def open_dispute(self, receipt: Receipt, signature: bytes, evidence_cid: str,
+                     term_index: int | None = None) -> int:
+        """Open a dispute, posting the court's bond; returns the dispute id."""
+        if term_index is None:
+            from pollen.receipts import recover_signer
+
+            signer = recover_signer(receipt, self.receipt_domain(), signature)
+            term_index = self.find_term(receipt, signer)
+            if term_index is None:
+                raise ChainError(f"{signer} was not {receipt.server}'s registered signer for "
+                                 f"blocks [{receipt.first_block}, {receipt.last_block}) of "
+                                 f"version {receipt.version_id} at {receipt.issued_at}")
+        bond = self.court_params()["bond"]
+        fn = self.court.functions.openDispute(receipt.as_tuple(), signature, evidence_cid, term_index)
+        receipt_tx = self.transact(fn, "openDispute", value=bond)
+        return self._events(self.court, "DisputeOpened", receipt_tx)[0]["args"]["disputeId"]
+
+    def draw_auditors(self, dispute_id: int) -> list[str]:
+        receipt = self.transact(self.court.functions.drawAuditors(dispute_id), "drawAuditors")
+        drawn = self._events(self.court, "AuditorsDrawn", receipt)
+        return list(drawn[0]["args"]["auditors"]) if drawn else []
+
+    def commitment(self, dispute_id: int, faulty: bool, salt: bytes) -> bytes:
+        return self.court.functions.commitmentOf(dispute_id, self.address, faulty, salt).call()
+
+    def commit_vote(self, dispute_id: int, faulty: bool, salt: bytes) -> Any:
+        fn = self.court.functions.commitVote(dispute_id, self.commitment(dispute_id, faulty, salt))
+        return self.transact(fn, "commitVote")
+
+    def reveal_vote(self, dispute_id: int, faulty: bool, salt: bytes) -> Any:
+        return self.transact(self.court.functions.revealVote(dispute_id, faulty, salt), "revealVote")
+
+    def resolve(self, dispute_id: int) -> str:
+        receipt = self.transact(self.court.functions.resolve(dispute_id), "resolve")
+        return _OUTCOME[self._events(self.court, "DisputeResolved", receipt)[0]["args"]["outcome"]]
+
+    def dispute(self, dispute_id: int) -> dict[str, Any]:
+        d = self.court.functions.getDispute(dispute_id).call()
+        keys = ["accused", "version_id", "stage", "outcome", "drawn_count", "committed_count",
+                "challenger", "bond", "faulty_votes", "first_block", "last_block", "draw_block",
+                "commit_deadline", "reveal_deadline", "honest_votes"]
+        out = dict(zip(keys, d))
+        out["stage"] = _STAGE[out["stage"]]
+        out["outcome"] = _OUTCOME[out["outcome"]]
+        out["auditors"] = self.court.functions.auditorsOf(dispute_id).call()
+        return out
+
+    # ------------------------------------------------------------------ events
+
+    def events(self, contract: str, event: str, from_block: int | None = None,
+               to_block: int | str = "latest", step: int = 5_000) -> Iterator[Any]:
+        """Decoded logs of `contract.event` from `from_block` (default: deployment block) on,
+        fetched in windows of `step` blocks."""
+        target = {"StakeVault": self.vault, "ServerRegistry": self.registry,
+                  "ModelVersionRegistry": self.versions, "DisputeCourt": self.court}[contract]
+        start = self.deployment.deployed_at_block if from_block is None else from_block
+        end = self.w3.eth.block_number if to_block == "latest" else int(to_block)
+        event_type = getattr(target.events, event)
+        for lo in range(start, end + 1, step):
+            hi = min(end, lo + step - 1)
+            yield from event_type().get_logs(from_block=lo, to_block=hi)
+
+
+_STATUS = {0: "none", 1: "active", 2: "inactive", 3: "left"}
+_STAGE = {0: "none", 1: "awaiting_draw", 2: "voting", 3: "resolved"}
+_OUTCOME = {0: "pending", 1: "faulty", 2: "honest", 3: "no_quorum"}
