@@ -1,0 +1,119 @@
+"""The whole trust lifecycle on a real anvil through pollen.chain: stake, register, a receipt
+signed in Python, dispute, draw, commit, reveal, resolve, slash, withdraw."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from pollen.chain import ChainError, ContractReverted
+from pollen.receipts import Receipt, sign_receipt
+
+from conftest import advance
+
+pytestmark = pytest.mark.anvil
+ETHER = 10**18
+
+
+@pytest.fixture(scope="module")
+def swarm(roles, signers):
+    owner = roles["owner"]
+    model = owner.create_model("tiny-llama")
+    version = owner.publish_version(model, "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku", 8, 0, 10_000)
+    for i, name in enumerate(["op1", "op2", "op3", "op4"]):
+        op = roles[name]
+        op.stake(2 * ETHER)
+        op.register(signers[i].address, f"grpc://127.0.0.1:{31330 + i}", version, 0, 8, 50)
+    return version
+
+
+def make_receipt(chain, server, version, step=0, issued_at=None, output=b"\x03" * 32):
+    return Receipt(server=server, version_id=version, first_block=0, last_block=8,
+                   session_id=os.urandom(32), step=step, input_hash=b"\x02" * 32,
+                   output_hash=output, issued_at=issued_at or chain.w3.eth.get_block("latest")["timestamp"])
+
+
+def test_registered_servers_are_listed(roles, swarm):
+    active = roles["owner"].active_servers(swarm)
+    assert sorted(active) == sorted(roles[n].address for n in ["op1", "op2", "op3", "op4"])
+    info = roles["owner"].server(roles["op1"].address)
+    assert info["status"] == "active" and info["first_block"] == 0 and info["last_block"] == 8
+
+
+def test_court_accepts_python_signature_and_rejects_tampered(roles, signers, swarm):
+    court = roles["owner"].court
+    r = make_receipt(roles["owner"], roles["op1"].address, swarm)
+    sig = sign_receipt(r, roles["owner"].receipt_domain(), signers[0].key)
+    assert court.functions.receiptDigest(r.as_tuple()).call() == r.digest(roles["owner"].receipt_domain())
+    assert court.functions.recoverSigner(r.as_tuple(), sig).call() == signers[0].address
+    tampered = Receipt(**{**r.__dict__, "output_hash": b"\x04" * 32})
+    assert court.functions.recoverSigner(tampered.as_tuple(), sig).call() != signers[0].address
+    with pytest.raises(ContractReverted) as err:
+        roles["challenger"].open_dispute(tampered, sig, "bafy-evidence-cid-000", term_index=0)
+    assert err.value.name == "DisputeCourt_SignerNotRegistered"
+
+
+def test_faulty_server_is_slashed_and_everyone_withdraws(roles, signers, swarm):
+    chal, accused = roles["challenger"], roles["op1"]
+    r = make_receipt(chal, accused.address, swarm)
+    sig = sign_receipt(r, chal.receipt_domain(), signers[0].key)
+    stake_before = accused.stake_of(accused.address)
+    dispute_id = chal.open_dispute(r, sig, "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi")
+    with pytest.raises(ContractReverted) as err:
+        accused.request_unstake(ETHER)
+    assert err.value.name == "StakeVault_Frozen"
+    with pytest.raises(ContractReverted) as err:
+        chal.open_dispute(r, sig, "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi")
+    assert err.value.name == "DisputeCourt_AlreadyDisputed"
+
+    advance(chal, blocks=3)
+    auditors = chal.draw_auditors(dispute_id)
+    assert sorted(auditors) == sorted(roles[n].address for n in ["op2", "op3", "op4"])
+    by_addr = {roles[n].address: roles[n] for n in ["op2", "op3", "op4"]}
+    salts = {a: os.urandom(32) for a in auditors}
+    votes = {a: (i != 2) for i, a in enumerate(auditors)}  # two say faulty, one honest
+    for a in auditors:
+        by_addr[a].commit_vote(dispute_id, votes[a], salts[a])
+    for a in auditors:
+        by_addr[a].reveal_vote(dispute_id, votes[a], salts[a])
+    assert chal.resolve(dispute_id) == "faulty"
+
+    stake_after = accused.stake_of(accused.address)
+    assert stake_after == stake_before // 2
+    assert accused.server(accused.address)["status"] == "active"  # 1 ETH left == min stake
+    credit = chal.credits_of(chal.address)
+    params = chal.court_params()
+    assert credit == params["bond"] + (stake_before // 2) * params["finder_bps"] // 10_000
+    balance = chal.w3.eth.get_balance(chal.address)
+    chal.withdraw()
+    assert chal.w3.eth.get_balance(chal.address) > balance + credit - ETHER // 100
+    winners = [a for a in auditors if votes[a]]
+    for a in winners:
+        assert by_addr[a].credits_of(a) > 0
+        by_addr[a].withdraw()
+    loser = [a for a in auditors if not votes[a]][0]
+    assert by_addr[loser].credits_of(loser) == 0
+    _assert_vault_invariant(chal)
+
+
+def test_receipt_after_leaving_is_rejected(roles, signers, swarm):
+    op, chal = roles["op4"], roles["challenger"]
+    op.leave()
+    later = chal.w3.eth.get_block("latest")["timestamp"] + 5
+    advance(chal, seconds=10)
+    r = make_receipt(chal, op.address, swarm, issued_at=later)
+    sig = sign_receipt(r, chal.receipt_domain(), signers[3].key)
+    with pytest.raises(ChainError, match="not .* registered signer"):
+        chal.open_dispute(r, sig, "bafy-evidence-cid-001")
+    with pytest.raises(ContractReverted) as err:  # the court itself refuses it too
+        chal.open_dispute(r, sig, "bafy-evidence-cid-001", term_index=0)
+    assert err.value.name == "DisputeCourt_SignerNotRegistered"
+
+
+def _assert_vault_invariant(chain):
+    v = chain.vault.functions
+    total = (v.totalStaked().call() + v.totalUnbonding().call() + v.totalCredits().call()
+             + v.escrow().call() + v.treasury().call())
+    assert chain.w3.eth.get_balance(chain.vault.address) == total
