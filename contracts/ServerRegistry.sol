@@ -35,8 +35,8 @@ contract ServerRegistry is IServerRegistry, IServerRegistryHook {
         uint32 firstBlock;
         uint32 lastBlock;
         uint64 versionId;
-        uint64 from;
-        uint64 until; // 0 while open
+        uint64 startedAt;
+        uint64 endedAt; // 0 while open
     }
 
     uint256 public constant MAX_ENDPOINT_LENGTH = 256;
@@ -141,7 +141,7 @@ contract ServerRegistry is IServerRegistry, IServerRegistryHook {
         Term storage t = _terms[msg.sender][s.termCount - 1];
         uint64 oldVersion = t.versionId;
         if (t.signer != signer || oldVersion != versionId || t.firstBlock != firstBlock || t.lastBlock != lastBlock) {
-            t.until = uint64(block.timestamp);
+            t.endedAt = uint64(block.timestamp);
             _openTerm(msg.sender, s, signer, versionId, firstBlock, lastBlock);
         }
         if (oldVersion != versionId) {
@@ -160,7 +160,7 @@ contract ServerRegistry is IServerRegistry, IServerRegistryHook {
         if (s.status == Status.None || s.status == Status.Left) revert ServerRegistry_NotRegistered(msg.sender);
         Term storage t = _terms[msg.sender][s.termCount - 1];
         if (s.status == Status.Active) {
-            t.until = uint64(block.timestamp);
+            t.endedAt = uint64(block.timestamp);
             _removeActive(s, t.versionId);
         }
         s.status = Status.Left;
@@ -194,8 +194,8 @@ contract ServerRegistry is IServerRegistry, IServerRegistryHook {
         if (termIndex >= _servers[operator].termCount) return false;
         Term storage t = _terms[operator][termIndex];
         return t.signer == signer && t.versionId == versionId && t.firstBlock <= firstBlock
-            && lastBlock <= t.lastBlock && firstBlock < lastBlock && t.from <= issuedAt
-            && (t.until == 0 || issuedAt <= t.until);
+            && lastBlock <= t.lastBlock && firstBlock < lastBlock && t.startedAt <= issuedAt
+            && (t.endedAt == 0 || issuedAt <= t.endedAt);
     }
 
     /// @notice The term index that makes `signedFor` true, or type(uint256).max (off-chain helper).
@@ -292,8 +292,8 @@ contract ServerRegistry is IServerRegistry, IServerRegistryHook {
             firstBlock: firstBlock,
             lastBlock: lastBlock,
             versionId: versionId,
-            from: uint64(block.timestamp),
-            until: 0
+            startedAt: uint64(block.timestamp),
+            endedAt: 0
         });
     }
 
@@ -324,7 +324,7 @@ contract ServerRegistry is IServerRegistry, IServerRegistryHook {
             return;
         }
         Term storage t = _terms[operator][s.termCount - 1];
-        t.until = uint64(block.timestamp);
+        t.endedAt = uint64(block.timestamp);
         _removeActive(s, t.versionId);
         s.status = Status.Inactive;
         emit ServerDeactivated(operator, t.versionId, stake, minimum);

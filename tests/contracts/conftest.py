@@ -1,0 +1,170 @@
+"""Role and factory fixtures for the contract suite (runs on Ape's in-process chain, and on a
+real anvil with `--network ethereum:local:foundry`)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from eth_account import Account
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the project root, for `pollen`
+
+from pollen.deploy import Parameters  # noqa: E402
+from pollen.receipts import Receipt, ReceiptDomain, sign_receipt  # noqa: E402
+
+ETHER = 10**18
+PARAMS = Parameters()
+CID = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
+EVIDENCE = "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi"
+
+
+@pytest.fixture(scope="session")
+def owner(accounts):
+    return accounts[0]
+
+
+@pytest.fixture(scope="session")
+def operators(accounts):
+    return accounts[1:6]
+
+
+@pytest.fixture(scope="session")
+def operator(operators):
+    return operators[0]
+
+
+@pytest.fixture(scope="session")
+def challenger(accounts):
+    return accounts[6]
+
+
+@pytest.fixture(scope="session")
+def stranger(accounts):
+    return accounts[7]
+
+
+@pytest.fixture(scope="session")
+def signer_keys():
+    """Hot receipt keys (distinct from operator accounts), one per operator."""
+    return [Account.from_key(bytes([i + 1]) * 32) for i in range(5)]
+
+
+@pytest.fixture(scope="module")
+def vault(project, owner):
+    return project.StakeVault.deploy(PARAMS.min_stake, PARAMS.unbonding_period, owner, sender=owner)
+
+
+@pytest.fixture(scope="module")
+def versions(project, owner):
+    return project.ModelVersionRegistry.deploy(sender=owner)
+
+
+@pytest.fixture(scope="module")
+def registry(project, owner, vault, versions):
+    return project.ServerRegistry.deploy(vault, versions, sender=owner)
+
+
+@pytest.fixture(scope="module")
+def court(project, owner, vault, registry):
+    court = project.DisputeCourt.deploy(vault, registry, PARAMS.court_tuple(), owner, sender=owner)
+    vault.wire(court, registry, sender=owner)
+    return court
+
+
+@pytest.fixture(scope="module")
+def version_id(versions, owner):
+    """An 8-block model version."""
+    versions.createModel("tiny-llama", sender=owner)
+    versions.publishVersion(1, CID, 8, 0, 10_000, sender=owner)
+    return 1
+
+
+@pytest.fixture(scope="module")
+def staked_server(vault, registry, version_id, court):
+    """Factory: stake `amount` and register `account` with `signer` on [first, last)."""
+
+    def make(account, signer, first=0, last=8, amount=2 * ETHER, port=31330):
+        if amount:
+            vault.stake(value=amount, sender=account)
+        registry.register(signer.address, f"grpc://127.0.0.1:{port}", version_id, first, last, 50,
+                          sender=account)
+        return account
+
+    return make
+
+
+@pytest.fixture(scope="module")
+def swarm(staked_server, operators, signer_keys):
+    """Five registered servers on the whole 8-block version."""
+    for i, op in enumerate(operators):
+        staked_server(op, signer_keys[i], port=31330 + i)
+    return operators
+
+
+@pytest.fixture(scope="module")
+def domain(court, chain):
+    return ReceiptDomain(chain_id=chain.chain_id, court=court.address)
+
+
+@pytest.fixture(scope="module")
+def signed_receipt(domain, chain, version_id):
+    """Factory: a receipt for `server`, signed by `key` (a hot signer), dated now by default."""
+
+    def make(server, key, first=0, last=8, issued_at=None, step=0, dom=None):
+        r = Receipt(server=server.address, version_id=version_id, first_block=first,
+                    last_block=last, session_id=os.urandom(32), step=step,
+                    input_hash=os.urandom(32), output_hash=os.urandom(32),
+                    issued_at=issued_at if issued_at is not None else chain.blocks.head.timestamp)
+        return r, sign_receipt(r, dom or domain, key.key)
+
+    return make
+
+
+@pytest.fixture(scope="module")
+def open_dispute(court, chain):
+    """Factory: open a dispute over (receipt, sig) from `who`; returns the dispute id."""
+
+    def make(receipt, sig, who, term=0, value=PARAMS.bond):
+        court.openDispute(receipt.as_tuple(), sig, EVIDENCE, term, value=value, sender=who)
+        return court.disputeCount()
+
+    return make
+
+
+def vault_invariant(vault, chain) -> None:
+    """balance == staked + unbonding + credits + escrow + treasury."""
+    total = (vault.totalStaked() + vault.totalUnbonding() + vault.totalCredits() + vault.escrow()
+             + vault.treasury())
+    balance = chain.provider.get_balance(vault.address)
+    if balance != total:
+        raise AssertionError(f"vault invariant broken: balance {balance} != accounted {total}")
+
+
+@pytest.fixture(scope="module")
+def vote():
+    """Factory: commit then reveal each auditor's verdict (None = silent: never commits)."""
+
+    def run(court, dispute_id, verdicts: dict, accounts_by_address: dict, reveal=True):
+        salts = {}
+        for addr, faulty in verdicts.items():
+            if faulty is None:
+                continue
+            salts[addr] = os.urandom(32)
+            c = court.commitmentOf(dispute_id, addr, faulty, salts[addr])
+            court.commitVote(dispute_id, c, sender=accounts_by_address[addr])
+        if reveal:
+            for addr, salt in salts.items():
+                court.revealVote(dispute_id, verdicts[addr], salt, sender=accounts_by_address[addr])
+        return salts
+
+    return run
+
+
+def draw(court, chain, dispute_id):
+    """Mine past the draw block and draw; returns the drawn auditors' addresses."""
+    chain.mine(PARAMS.draw_delay_blocks + 1)
+    court.drawAuditors(dispute_id, sender=court.owner())
+    return list(court.auditorsOf(dispute_id))
