@@ -107,7 +107,11 @@ export class ChainData {
     }
   }
 
+  /** Bumped on every change, so views can skip re-rendering when nothing moved. */
+  revision = 0;
+
   private emit(): void {
+    this.revision++;
     for (const fn of this.listeners) fn();
   }
 

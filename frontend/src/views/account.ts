@@ -1,0 +1,409 @@
+// My account: stake / unstake / withdraw, register or update a server, open a dispute from a
+// receipt file, and (as a drawn auditor) commit and reveal votes.
+import { isAddress, maxUint256, type Address } from 'viem';
+import type { Ctx, View } from '../app';
+import type { DisputeInfo } from '../chainData';
+import { fill, h } from '../dom';
+import { countdown, formatAmount, formatDuration, formatSpan, formatTimestamp, parseAmount, shortAddress } from '../format';
+import { domainMismatch, parseReceiptFile, type SignedReceipt } from '../receiptFile';
+import { phaseText, type TxEntry, type TxRequest } from '../tx';
+import { commitmentOf, loadVote, parseVoteBackup, randomSalt, saveVote, type SavedVote } from '../votes';
+import { badge, empty, stat } from './common';
+
+interface AccountNumbers {
+  balance: bigint; staked: bigint; unbonding: bigint; releaseAt: number; frozen: number; credits: bigint;
+}
+
+export function accountView(ctx: Ctx): View {
+  const el = h('section', { class: 'view account' });
+  let builtFor: string | null = null;
+  let panel: AccountPanel | null = null;
+  return {
+    el,
+    update() {
+      const s = ctx.wallet.state;
+      const key = s.kind === 'connected' ? s.account : s.kind;
+      if (key !== builtFor) {
+        builtFor = key;
+        panel = s.kind === 'connected' ? new AccountPanel(ctx, s.account) : null;
+        fill(el, h('h1', null, 'My account'), panel ? panel.el : notConnected(ctx));
+      }
+      panel?.update();
+    },
+  };
+}
+
+function notConnected(ctx: Ctx): HTMLElement {
+  const s = ctx.wallet.state;
+  if (s.kind === 'no-wallet') return empty('No wallet in this browser', 'Install MetaMask (or another EIP-1193 wallet), then reload to stake, register, dispute and vote.');
+  return h('div', { class: 'empty', id: 'not-connected' },
+    h('div', { class: 'empty-title' }, 'Connect your wallet'),
+    h('div', { class: 'empty-hint' }, 'Your stake, your server, your disputes and your audit duties appear here once your wallet is connected.'),
+    h('button', { class: 'primary', disabled: s.kind === 'connecting', onclick: () => ctx.wallet.connect().catch(() => {}) }, 'Connect wallet'));
+}
+
+/** A status line next to a form button that follows its transaction. */
+function txStatus(id: string): { el: HTMLElement; show: (e: TxEntry) => void; say: (text: string, tone?: string) => void } {
+  const el = h('div', { class: 'tx-status', id, 'aria-live': 'polite' });
+  return {
+    el,
+    show(e) {
+      el.dataset.phase = e.phase;
+      fill(el, h('span', { class: `phase ${e.phase}` }, phaseText(e)),
+        e.error ? h('span', { class: 'err' }, ' ', h('strong', { class: 'err-name' }, e.error.name), ' — ', e.error.message) : null);
+    },
+    say(text, tone = 'failed') {
+      el.dataset.phase = tone;
+      fill(el, h('span', { class: `phase ${tone}` }, text));
+    },
+  };
+}
+
+class AccountPanel {
+  el: HTMLElement;
+  private numbers: AccountNumbers | null = null;
+  private reading = false;
+  private seenRevision = -1;
+  private live = { stats: h('div', { class: 'stats' }), withdrawHint: h('p', { class: 'hint' }), server: h('div'), audits: h('div'), mine: h('div') };
+  private auditsKey = '';
+  private serverForm: ServerForm;
+  private send = (req: TxRequest) => this.ctx.tx.send(req);
+
+  constructor(private ctx: Ctx, private account: Address) {
+    this.serverForm = new ServerForm(ctx, account, this.send);
+    this.el = h('div', { class: 'account-grid' },
+      this.stakeCard(),
+      h('div', { class: 'card', id: 'server-card' }, h('h2', null, 'My server'), this.live.server, this.serverForm.el),
+      this.disputeCard(),
+      h('div', { class: 'card', id: 'audits-card' }, h('h2', null, 'My audits'),
+        h('p', { class: 'hint' }, 'When your server is drawn as an auditor: recompute the span from the evidence, commit your verdict (hidden), then reveal it once commits close. Drawn auditors who never reveal are penalised.'),
+        this.live.audits),
+      h('div', { class: 'card', id: 'my-disputes-card' }, h('h2', null, 'Disputes I opened or face'), this.live.mine));
+  }
+
+  update(): void {
+    if (this.seenRevision !== this.ctx.data.revision) {
+      this.seenRevision = this.ctx.data.revision;
+      void this.read();
+      this.serverForm.refreshVersions();
+      this.renderAudits();
+      this.renderMine();
+    }
+    this.renderNumbers();
+  }
+
+  private async read(): Promise<void> {
+    if (this.reading) return;
+    this.reading = true;
+    const { client, c } = this.ctx;
+    try {
+      const [balance, acct, credits] = await Promise.all([
+        client.getBalance({ address: this.account }),
+        client.readContract({ ...c.vault, functionName: 'accountOf', args: [this.account] }),
+        client.readContract({ ...c.vault, functionName: 'credits', args: [this.account] }),
+      ]);
+      this.numbers = { balance, staked: acct.staked, unbonding: acct.unbonding, releaseAt: Number(acct.releaseAt), frozen: acct.frozenCount, credits };
+      await this.ctx.data.readServer(this.account);
+    } catch {
+      /* the chain banner already says the RPC is down */
+    } finally {
+      this.reading = false;
+    }
+    this.renderNumbers();
+    this.renderServer();
+  }
+
+  // ------------------------------------------------------------------ stake
+  private stakeCard(): HTMLElement {
+    const sym = this.ctx.chain.symbol;
+    const stakeIn = h('input', { id: 'stake-amount', inputmode: 'decimal', placeholder: `amount in ${sym}` });
+    const unstakeIn = h('input', { id: 'unstake-amount', inputmode: 'decimal', placeholder: `amount in ${sym}` });
+    const stakeSt = txStatus('stake-status'), unstakeSt = txStatus('unstake-status'), withdrawSt = txStatus('withdraw-status');
+    const amountOr = (input: HTMLInputElement, st: ReturnType<typeof txStatus>) => {
+      try { return parseAmount(input.value); } catch (e) { st.say((e as Error).message); return null; }
+    };
+    const { vault } = this.ctx.c;
+    return h('div', { class: 'card', id: 'stake-card' },
+      h('h2', null, 'Stake'),
+      this.live.stats,
+      h('form', { class: 'row', onsubmit: async (e: Event) => {
+        e.preventDefault();
+        const value = amountOr(stakeIn, stakeSt);
+        if (value === null) return;
+        const r = await this.send({ title: `Stake ${formatAmount(value, sym)}`, ...vault, functionName: 'stake', value, onUpdate: stakeSt.show });
+        if (r.phase === 'confirmed') stakeIn.value = '';
+      } }, h('label', { for: 'stake-amount' }, 'Add stake'), stakeIn, h('button', { class: 'primary', id: 'stake-btn', type: 'submit' }, 'Stake')),
+      stakeSt.el,
+      h('form', { class: 'row', onsubmit: async (e: Event) => {
+        e.preventDefault();
+        const amount = amountOr(unstakeIn, unstakeSt);
+        if (amount === null) return;
+        const r = await this.send({ title: `Request unstake of ${formatAmount(amount, sym)}`, ...vault, functionName: 'requestUnstake', args: [amount], onUpdate: unstakeSt.show });
+        if (r.phase === 'confirmed') unstakeIn.value = '';
+      } }, h('label', { for: 'unstake-amount' }, 'Request unstake'), unstakeIn, h('button', { id: 'unstake-btn', type: 'submit' }, 'Request')),
+      h('p', { class: 'hint' }, `Unstaked funds unbond for ${formatDuration(this.ctx.data.unbondingPeriod)} (longer than the dispute window) and stay slashable until then.`),
+      unstakeSt.el,
+      h('div', { class: 'row' },
+        h('span', { class: 'label' }, 'Withdraw credits and released stake'),
+        h('button', { id: 'withdraw-btn', onclick: () => this.send({ title: 'Withdraw', ...vault, functionName: 'withdraw', onUpdate: withdrawSt.show }) }, 'Withdraw')),
+      this.live.withdrawHint,
+      withdrawSt.el);
+  }
+
+  private renderNumbers(): void {
+    const n = this.numbers;
+    const sym = this.ctx.chain.symbol;
+    if (!n) {
+      fill(this.live.stats, h('span', { class: 'muted' }, 'Reading your account…'));
+      return;
+    }
+    const now = this.ctx.data.now();
+    const released = n.unbonding > 0n && now >= n.releaseAt;
+    fill(this.live.stats,
+      stat('in your wallet', formatAmount(n.balance, sym), 'stat-balance'),
+      stat('active stake', formatAmount(n.staked, sym), 'stat-staked'),
+      stat('unbonding', n.unbonding > 0n ? h('span', null, formatAmount(n.unbonding, sym), h('small', { class: 'countdown', id: 'unbond-countdown' }, released ? ' released' : ` ${countdown(n.releaseAt, now)}`)) : formatAmount(0n, sym), 'stat-unbonding'),
+      stat('credits to withdraw', formatAmount(n.credits, sym), 'stat-credits'),
+      n.frozen ? stat('frozen', badge(`${n.frozen} open dispute${n.frozen > 1 ? 's' : ''}`, 'bad')) : null);
+    const parts: string[] = [];
+    if (n.credits > 0n) parts.push(`${formatAmount(n.credits, sym)} of credits`);
+    if (n.unbonding > 0n) {
+      if (n.frozen) parts.push(`unbonding stake stays locked while a dispute is open`);
+      else if (released) parts.push(`${formatAmount(n.unbonding, sym)} of released stake`);
+      else parts.push(`${formatAmount(n.unbonding, sym)} unbonding, withdrawable ${countdown(n.releaseAt, now)} (${formatTimestamp(n.releaseAt)})`);
+    }
+    this.live.withdrawHint.textContent = parts.length ? `Withdrawable: ${parts.join('; ')}.` : 'Nothing to withdraw right now.';
+  }
+
+  private renderServer(): void {
+    const s = this.ctx.data.servers.get(this.account);
+    if (!s || s.status === 'None') {
+      fill(this.live.server, h('p', { class: 'muted', id: 'server-state' }, `No server registered. Stake at least ${formatAmount(this.ctx.data.minStake, this.ctx.chain.symbol)}, then register below.`));
+    } else {
+      const tone = s.status === 'Active' ? 'ok' : s.status === 'Inactive' ? 'warn' : 'muted';
+      fill(this.live.server, h('p', { id: 'server-state' }, badge(s.status, tone), ` version #${s.versionId} · ${formatSpan(s.firstBlock, s.lastBlock)} · ${s.endpoint} · ${s.throughput} tok/s · signer ${shortAddress(s.signer)}`,
+        s.status === 'Inactive' ? h('div', { class: 'hint' }, 'Your stake fell under the minimum: stake more, then register again.') : null));
+    }
+    this.serverForm.setMode(s?.status === 'Active');
+  }
+
+  // ------------------------------------------------------------------ open a dispute
+  private disputeCard(): HTMLElement {
+    const { ctx } = this;
+    const file = h('input', { type: 'file', id: 'receipt-file', accept: '.json,application/json' });
+    const preview = h('div', { class: 'receipt-preview' });
+    const cid = h('input', { id: 'evidence-cid', placeholder: 'bafy… (evidence bundle on IPFS)', size: 40 });
+    const st = txStatus('dispute-status');
+    let signed: SignedReceipt | null = null;
+    file.addEventListener('change', async () => {
+      signed = null;
+      fill(preview);
+      const f = file.files?.[0];
+      if (!f) return;
+      try {
+        const parsed = parseReceiptFile(await f.text());
+        const problem = domainMismatch(parsed, ctx.deployment.chainId, ctx.c.court.address);
+        if (problem) throw new Error(problem);
+        signed = parsed;
+        const r = parsed.receipt;
+        const left = Number(r.issuedAt) + (ctx.data.court?.disputeWindow ?? 0) - ctx.data.now();
+        fill(preview, h('dl', null,
+          h('dt', null, 'Server'), h('dd', { class: 'mono' }, r.server),
+          h('dt', null, 'Served'), h('dd', null, `version #${r.versionId} · ${formatSpan(r.firstBlock, r.lastBlock)} · step ${r.step}`),
+          h('dt', null, 'Issued'), h('dd', null, formatTimestamp(r.issuedAt)),
+          h('dt', null, 'Dispute window'), h('dd', null, left > 0 ? `closes in ${formatDuration(left)}` : badge('closed', 'bad'))));
+        st.say('');
+      } catch (e) {
+        st.say((e as Error).message);
+      }
+    });
+    const submit = async (e: Event) => {
+      e.preventDefault();
+      if (!signed) { st.say('Choose a receipt file first (the JSON your Pollen client saved).'); return; }
+      if (cid.value.trim().length < 8) { st.say('Enter the CID of the evidence bundle you uploaded to IPFS.'); return; }
+      const bond = ctx.data.court?.bond;
+      if (bond === undefined) { st.say('Still reading the court parameters; try again in a second.'); return; }
+      const r = signed.receipt;
+      let termIndex: bigint;
+      try {
+        const signer = await ctx.client.readContract({ ...ctx.c.court, functionName: 'recoverSigner', args: [r, signed.signature] });
+        termIndex = await ctx.client.readContract({ ...ctx.c.registry, functionName: 'findTerm', args: [r.server, signer, BigInt(r.versionId), r.firstBlock, r.lastBlock, r.issuedAt] });
+        if (termIndex === maxUint256) {
+          st.say(`The key that signed this receipt (${shortAddress(signer)}) was not registered by ${shortAddress(r.server)} for that span at ${formatTimestamp(r.issuedAt)}: the court would reject it.`);
+          return;
+        }
+      } catch (err) {
+        const x = ctx.explain(err);
+        st.say(`${x.name} — ${x.message}`);
+        return;
+      }
+      await this.send({
+        title: `Open dispute against ${shortAddress(r.server)}`, ...ctx.c.court, functionName: 'openDispute',
+        args: [r, signed.signature, cid.value.trim(), termIndex], value: bond, onUpdate: st.show,
+      });
+    };
+    const bondText = () => (ctx.data.court ? formatAmount(ctx.data.court.bond, ctx.chain.symbol) : '…');
+    return h('div', { class: 'card', id: 'dispute-card' },
+      h('h2', null, 'Open a dispute'),
+      h('p', { class: 'hint' }, 'Dispute a server\'s output: choose the signed receipt file your client saved and give the CID of the evidence bundle (receipt, input history, claimed output). ',
+        'You post a bond of ', h('strong', { id: 'bond-amount' }, bondText()), '; you get it back plus a finder\'s reward if auditors find the server faulty, and lose it if they find it honest.'),
+      h('form', { onsubmit: submit },
+        h('div', { class: 'row' }, h('label', { for: 'receipt-file' }, 'Receipt file'), file),
+        preview,
+        h('div', { class: 'row' }, h('label', { for: 'evidence-cid' }, 'Evidence CID'), cid),
+        h('button', { class: 'primary', id: 'open-dispute-btn', type: 'submit' }, 'Open dispute')),
+      st.el);
+  }
+
+  // ------------------------------------------------------------------ audits (commit-reveal)
+  private renderAudits(): void {
+    const me = this.account;
+    const mine = [...this.ctx.data.disputes.values()].filter((d) => d.auditors.some((a) => a.toLowerCase() === me.toLowerCase()));
+    const key = mine.map((d) => `${d.id}:${d.stage}:${d.votes[me]}:${d.committedCount}`).join('|');
+    if (key === this.auditsKey) return;
+    this.auditsKey = key;
+    fill(this.live.audits, mine.length ? mine.sort((a, b) => Number(b.id - a.id)).map((d) => this.auditItem(d))
+      : h('p', { class: 'muted', id: 'no-audits' }, 'You have not been drawn as an auditor.'));
+  }
+
+  private auditItem(d: DisputeInfo): HTMLElement {
+    const { ctx, account } = this;
+    const state = d.votes[account] ?? 'None';
+    const st = txStatus(`vote-status-${d.id}`);
+    const saved = loadVote(localStorage, ctx.deployment.chainId, ctx.c.court.address, d.id, account);
+    const head = h('div', { class: 'audit-head' }, h('strong', null, `Dispute #${d.id}`), ` · accused ${shortAddress(d.accused)} · ${formatSpan(d.firstBlock, d.lastBlock)} · `, badge(state, state.startsWith('Revealed') ? 'ok' : 'info'));
+    const box = h('div', { class: 'audit', id: `audit-${d.id}` }, head);
+    if (d.stage === 'Resolved') {
+      box.append(h('p', { class: 'muted' }, `Resolved: ${d.outcome}.`));
+      return box;
+    }
+    if (state === 'Drawn') {
+      const verdict = (v: 'faulty' | 'honest') => h('label', { class: 'radio' }, h('input', { type: 'radio', name: `verdict-${d.id}`, value: v, checked: v === 'honest' }), v === 'faulty' ? ' Faulty — outputs differ beyond tolerance' : ' Honest — outputs match within tolerance');
+      const form = h('form', { onsubmit: async (e: Event) => {
+        e.preventDefault();
+        const faulty = (form.querySelector(`input[name="verdict-${d.id}"]:checked`) as HTMLInputElement).value === 'faulty';
+        const salt = randomSalt();
+        const vote: SavedVote = {
+          disputeId: String(d.id), auditor: account, faulty, salt, commitment: commitmentOf(d.id, account, faulty, salt),
+          court: ctx.c.court.address, chainId: ctx.deployment.chainId, savedAt: new Date().toISOString(),
+        };
+        saveVote(localStorage, vote); // kept before sending, so a crash after signing cannot lose it
+        box.append(backupBox(vote));
+        await this.send({ title: `Commit vote on dispute #${d.id}`, ...ctx.c.court, functionName: 'commitVote', args: [d.id, vote.commitment], onUpdate: st.show });
+      } }, verdict('honest'), verdict('faulty'), h('button', { class: 'primary', type: 'submit', id: `commit-${d.id}` }, 'Commit vote'));
+      box.append(form, st.el);
+    } else if (state === 'Committed') {
+      const backupIn = h('input', { type: 'file', accept: '.json', id: `backup-${d.id}` });
+      const reveal = async (vote: SavedVote) => {
+        await this.send({ title: `Reveal vote on dispute #${d.id}`, ...ctx.c.court, functionName: 'revealVote', args: [d.id, vote.faulty, vote.salt], onUpdate: st.show });
+      };
+      box.append(
+        saved ? h('p', null, `Your committed verdict: `, h('strong', null, saved.faulty ? 'faulty' : 'honest'), ` (salt saved in this browser).`, backupBox(saved))
+          : h('p', { class: 'warn-text' }, 'This browser has no saved salt for this vote: load the backup file you downloaded when committing.'),
+        h('div', { class: 'row' },
+          h('button', { class: 'primary', id: `reveal-${d.id}`, onclick: () => saved ? reveal(saved) : st.say('Load your vote backup first.') }, 'Reveal vote'),
+          h('label', { for: `backup-${d.id}`, class: 'small' }, 'or reveal from a backup file '), backupIn),
+        st.el);
+      backupIn.addEventListener('change', async () => {
+        try {
+          const v = parseVoteBackup(await backupIn.files![0].text());
+          if (v.disputeId !== String(d.id)) throw new Error(`That backup is for dispute #${v.disputeId}, not #${d.id}.`);
+          await reveal(v);
+        } catch (e) { st.say((e as Error).message); }
+      });
+    } else {
+      box.append(h('p', { class: 'muted' }, 'Your vote is revealed. Credits from the outcome appear under Stake once the dispute resolves.'));
+    }
+    return box;
+  }
+
+  private renderMine(): void {
+    const me = this.account.toLowerCase();
+    const list = [...this.ctx.data.disputes.values()].filter((d) => d.challenger.toLowerCase() === me || d.accused.toLowerCase() === me)
+      .sort((a, b) => Number(b.id - a.id));
+    fill(this.live.mine, list.length ? h('ul', { class: 'plain' }, list.map((d) => h('li', null,
+      h('a', { href: `#/disputes`, onclick: () => setTimeout(() => document.getElementById(`dispute-${d.id}`)?.scrollIntoView(), 50) }, `Dispute #${d.id}`),
+      d.challenger.toLowerCase() === me ? ` — you challenged ${shortAddress(d.accused)}` : ` — ${shortAddress(d.challenger)} challenged you`,
+      ' · ', d.stage === 'Resolved' ? d.outcome : d.stage)))
+      : h('p', { class: 'muted' }, 'None.'));
+  }
+}
+
+/** Show the salt and offer a download: without it the vote cannot be revealed. */
+function backupBox(vote: SavedVote): HTMLElement {
+  const json = JSON.stringify(vote, null, 2);
+  const url = URL.createObjectURL(new Blob([json], { type: 'application/json' }));
+  return h('div', { class: 'backup', id: `backup-box-${vote.disputeId}` },
+    h('div', null, h('strong', null, 'Back up your vote. '), 'Without this salt you cannot reveal and you will be penalised. It is saved in this browser; keep a copy elsewhere too.'),
+    h('code', { class: 'mono salt' }, vote.salt),
+    h('div', { class: 'row' },
+      h('a', { class: 'button', href: url, download: `pollen-vote-dispute-${vote.disputeId}.json` }, 'Download backup'),
+      h('button', { type: 'button', onclick: () => navigator.clipboard?.writeText(json) }, 'Copy')));
+}
+
+/** Register or update the connected account's server. */
+class ServerForm {
+  el: HTMLElement;
+  private version = h('select', { id: 'srv-version' });
+  private fields = {
+    signer: h('input', { id: 'srv-signer', size: 42 }),
+    endpoint: h('input', { id: 'srv-endpoint', placeholder: 'grpc://203.0.113.7:31330', size: 32 }),
+    first: h('input', { id: 'srv-first', type: 'number', min: 0, value: '0' }),
+    last: h('input', { id: 'srv-last', type: 'number', min: 1 }),
+    throughput: h('input', { id: 'srv-throughput', type: 'number', min: 1, value: '10' }),
+  };
+  private registerBtn = h('button', { class: 'primary', id: 'register-btn', type: 'submit' }, 'Register server');
+  private leaveBtn = h('button', { type: 'button', id: 'leave-btn' }, 'Leave');
+  private status = txStatus('server-status');
+  private active = false;
+  private versionKey = '';
+
+  constructor(private ctx: Ctx, account: Address, private send: (r: TxRequest) => Promise<TxEntry>) {
+    this.fields.signer.value = account;
+    const f = this.fields;
+    const row = (label: string, input: HTMLElement, hint?: string) =>
+      h('div', { class: 'row' }, h('label', { for: input.id }, label), input, hint ? h('span', { class: 'hint' }, hint) : null);
+    this.leaveBtn.addEventListener('click', () => this.send({ title: 'Leave the swarm', ...ctx.c.registry, functionName: 'leave', onUpdate: this.status.show }));
+    this.el = h('form', { class: 'server-form', onsubmit: (e: Event) => { e.preventDefault(); void this.submit(); } },
+      row('Model version', this.version),
+      h('div', { class: 'row' }, h('label', { for: 'srv-first' }, 'Blocks'), f.first, h('span', null, 'to'), f.last, h('span', { class: 'hint' }, 'first (inclusive) to last (exclusive)')),
+      row('Endpoint', f.endpoint),
+      row('Signer key', f.signer, 'the hot key on the server that signs receipts (may be your address)'),
+      row('Throughput', f.throughput, 'tokens/s you declare'),
+      h('div', { class: 'row' }, this.registerBtn, this.leaveBtn),
+      this.status.el);
+  }
+
+  setMode(active: boolean): void {
+    this.active = active;
+    this.registerBtn.textContent = active ? 'Update server' : 'Register server';
+    this.leaveBtn.hidden = !active;
+  }
+
+  refreshVersions(): void {
+    const versions = [...this.ctx.data.versions.values()].filter((v) => !v.deprecated);
+    const key = versions.map((v) => v.id).join(',');
+    if (key === this.versionKey) return;
+    this.versionKey = key;
+    const selected = this.version.value;
+    fill(this.version, versions.length ? versions.map((v) => h('option', { value: String(v.id), selected: String(v.id) === selected },
+      `#${v.id} ${this.ctx.data.models.get(v.modelId)?.name ?? ''} (${v.numBlocks} blocks)`)) : h('option', { value: '' }, 'no active version'));
+    if (!this.fields.last.value && versions[0]) this.fields.last.value = String(versions[0].numBlocks);
+  }
+
+  private async submit(): Promise<void> {
+    const f = this.fields;
+    const signer = f.signer.value.trim();
+    if (!isAddress(signer)) return this.status.say('The signer must be an address (0x + 40 hex digits).');
+    if (!this.version.value) return this.status.say('There is no active model version to serve yet.');
+    const nums = [f.first.value, f.last.value, f.throughput.value].map((v) => Number(v));
+    if (nums.some((n) => !Number.isInteger(n) || n < 0)) return this.status.say('Blocks and throughput must be whole numbers.');
+    const [first, last, throughput] = nums;
+    await this.send({
+      title: `${this.active ? 'Update' : 'Register'} server for ${formatSpan(first, last)}`,
+      ...this.ctx.c.registry, functionName: this.active ? 'update' : 'register',
+      args: [signer, f.endpoint.value.trim(), BigInt(this.version.value), first, last, BigInt(throughput)],
+      onUpdate: this.status.show,
+    });
+  }
+}
