@@ -1,0 +1,67 @@
+"""One gRPC channel per server, and the inference stream as a blocking request/response pair."""
+
+from __future__ import annotations
+
+import queue
+
+import grpc
+
+from client.errors import RequestRejected, ServerFailure
+from pollen.proto import swarm_pb2 as pb
+from pollen.proto import swarm_pb2_grpc as pb_grpc
+
+# Status codes that mean "your request is wrong" rather than "this server is unwell".
+_CALLER_FAULT = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION,
+                 grpc.StatusCode.OUT_OF_RANGE}
+
+
+def translate(address: str, err: grpc.RpcError) -> Exception:
+    code = err.code() if hasattr(err, "code") else None
+    detail = f"{code.name if code else 'ERROR'}: {err.details() if hasattr(err, 'details') else err}"
+    if code in _CALLER_FAULT:
+        return RequestRejected(address, detail)
+    return ServerFailure(address, detail)
+
+
+class ServerConnection:
+    def __init__(self, address: str, max_message_bytes: int = 64 << 20):
+        self.address = address
+        options = [("grpc.max_receive_message_length", max_message_bytes),
+                   ("grpc.max_send_message_length", max_message_bytes),
+                   ("grpc.enable_retries", 0)]
+        self.channel = grpc.insecure_channel(address, options=options)
+        self.stub = pb_grpc.BlockServerStub(self.channel)
+
+    def call(self, method: str, request, timeout: float):
+        try:
+            return getattr(self.stub, method)(request, timeout=timeout)
+        except grpc.RpcError as err:
+            raise translate(self.address, err) from err
+
+    def open_stream(self, timeout: float | None = None) -> "InferenceStream":
+        return InferenceStream(self, timeout)
+
+    def close(self) -> None:
+        self.channel.close()
+
+
+class InferenceStream:
+    """Send one request, wait for its response; errors become ServerFailure / RequestRejected."""
+
+    def __init__(self, conn: ServerConnection, timeout: float | None):
+        self.address = conn.address
+        self._requests: queue.SimpleQueue = queue.SimpleQueue()
+        self._responses = conn.stub.Inference(iter(self._requests.get, None), timeout=timeout)
+
+    def call(self, request: pb.InferenceRequest) -> pb.InferenceResponse:
+        self._requests.put(request)
+        try:
+            return next(self._responses)
+        except StopIteration:
+            raise ServerFailure(self.address, "stream ended unexpectedly") from None
+        except grpc.RpcError as err:
+            raise translate(self.address, err) from err
+
+    def close(self) -> None:
+        self._requests.put(None)
+        self._responses.cancel()

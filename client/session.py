@@ -1,0 +1,153 @@
+"""Inference sessions: step-by-step hidden states through a chain of servers' KV caches.
+
+The session keeps, for every hop, all inputs it sent. When a server fails (dies, errs, or
+returns a bad receipt), that hop's span is re-routed and its input history replayed to the
+replacement(s) as one step, so the continuation is the same as without the failure.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+
+import torch
+
+from client.connection import InferenceStream
+from client.errors import RequestRejected, ServerFailure, SessionClosed, SessionTooLong
+from client.verify import Expected, ReceiptRecord, ReceiptVerifier
+from client.swarm import RemoteSwarm
+from pollen import wire
+from pollen.proto import swarm_pb2 as pb
+from pollen.receipts import ZERO_HASH, chain_input_hash, hash_tensor
+from pollen.routing import Hop
+
+log = logging.getLogger("pollen.client")
+
+
+@dataclass
+class HopSession:
+    hop: Hop
+    stream: InferenceStream
+    session_id: bytes
+    signer: str
+    operator: str
+    dtype: torch.dtype
+    history: list[torch.Tensor] = field(default_factory=list)  # inputs sent, in order
+    step: int = 0
+    input_hash: bytes = ZERO_HASH
+
+
+class InferenceSession:
+    def __init__(self, swarm: RemoteSwarm, verifier: ReceiptVerifier, max_length: int,
+                 batch_size: int = 1, compress: bool = False, max_failures: int = 5,
+                 start: int = 0, end: int | None = None):
+        self.swarm, self.verifier = swarm, verifier
+        self.max_length, self.batch_size, self.compress = max_length, batch_size, compress
+        self.max_failures = max_failures
+        self.start, self.end = start, swarm.num_blocks if end is None else end
+        self.position = 0  # tokens processed so far
+        self.receipts: list[ReceiptRecord] = []
+        self.failovers = 0
+        self.pending_ids: torch.Tensor | None = None  # sampled but not yet sent (generate)
+        self._hops: list[HopSession] | None = None
+        self._closed = False
+
+    # ---- public ----------------------------------------------------------------------------
+    def step(self, hidden: torch.Tensor) -> torch.Tensor:
+        """hidden (B, T, C) -> (B, T, C) after all blocks, caching keys/values server-side."""
+        if self._closed:
+            raise SessionClosed()
+        if self.position + hidden.shape[1] > self.max_length:
+            raise SessionTooLong(self.position, hidden.shape[1], self.max_length)
+        if self._hops is None:
+            self._hops = [self._open(h) for h in self.swarm.route(self.start, self.end)]
+        x, i, failures = hidden, 0, 0
+        while i < len(self._hops):
+            try:
+                y = self._send(self._hops[i], x)
+            except ServerFailure as exc:
+                failures = self._recover(i, exc, failures)
+                continue
+            i, x = i + 1, y
+        self.position += hidden.shape[1]
+        return x.to(hidden.dtype)
+
+    @property
+    def route(self) -> list[Hop]:
+        return [h.hop for h in self._hops or []]
+
+    def close(self) -> None:
+        for h in self._hops or []:
+            h.stream.close()
+        self._closed = True
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # ---- internals -------------------------------------------------------------------------
+    def _open(self, hop: Hop) -> HopSession:
+        view = self.swarm.views[hop.address]
+        stream = self.swarm.connection(hop.address).open_stream()
+        return HopSession(hop, stream, os.urandom(32), view.signer, view.info.operator,
+                          wire.WIRE_DTYPES[view.info.dtype])
+
+    def _send(self, hs: HopSession, x: torch.Tensor) -> torch.Tensor:
+        """One step on one hop: send, receive, verify the receipt, remember the input."""
+        x = x.to(hs.dtype)
+        request = pb.InferenceRequest(hidden=wire.encode(x, self.compress), step=hs.step)
+        if hs.step == 0:
+            request.open.CopyFrom(pb.SessionOpen(
+                session_id=hs.session_id, start=hs.hop.start, end=hs.hop.end,
+                max_length=self.max_length, batch_size=self.batch_size, compress_output=self.compress))
+        response = hs.stream.call(request)
+        try:
+            y = wire.decode(response.hidden)
+        except wire.WireError as exc:
+            raise ServerFailure(hs.hop.address, str(exc)) from exc
+        if y.shape != x.shape:
+            raise ServerFailure(hs.hop.address, f"returned shape {tuple(y.shape)} for {tuple(x.shape)}")
+        input_hash = chain_input_hash(hs.input_hash, hash_tensor(wire.roundtrip(x, self.compress)))
+        expected = Expected(hs.signer, hs.operator, hs.session_id, hs.step, hs.hop.start, hs.hop.end, input_hash)
+        self.receipts.append(self.verifier.check(hs.hop.address, response.receipt, expected, y))
+        hs.input_hash, hs.step = input_hash, hs.step + 1
+        hs.history.append(x)
+        return y
+
+    def _recover(self, i: int, exc: ServerFailure, failures: int) -> int:
+        """Fail over hop i until a replacement works; returns the updated failure count."""
+        while True:
+            failures += 1
+            if failures > self.max_failures:
+                raise exc
+            try:
+                self._failover(i, exc)
+                return failures
+            except ServerFailure as again:
+                exc = again
+
+    def _failover(self, i: int, exc: ServerFailure) -> None:
+        """Replace hop i by a fresh route over its span, replaying its input history."""
+        failed = self._hops[i]
+        log.warning("failover for blocks [%d, %d): %s", failed.hop.start, failed.hop.end, exc)
+        self.swarm.fail(exc.address)
+        failed.stream.close()
+        replay = torch.cat(failed.history, dim=1) if failed.history else None
+        new_hops = []
+        try:
+            for hop in self.swarm.route(failed.hop.start, failed.hop.end):
+                hs = self._open(hop)
+                new_hops.append(hs)
+                if replay is not None:
+                    replay = self._send(hs, replay)
+        except ServerFailure:
+            for hs in new_hops:
+                hs.stream.close()
+            raise
+        except RequestRejected as rej:  # a healthy server refusing a replay: treat as failure
+            raise ServerFailure(rej.address, str(rej)) from rej
+        self._hops[i:i + 1] = new_hops
+        self.failovers += 1

@@ -1,0 +1,46 @@
+"""`pollen serve`: run one block server process."""
+
+from __future__ import annotations
+
+import click
+
+
+def _parse_blocks(ctx, param, value: str) -> tuple[int, int]:
+    try:
+        a, b = value.split(":")
+        return int(a), int(b)
+    except ValueError as exc:
+        raise click.BadParameter("expected START:END, e.g. 0:15") from exc
+
+
+@click.command("serve")
+@click.option("--model", "model_path", required=True, type=click.Path(exists=True, file_okay=False),
+              help="checkpoint dir (transformers safetensors or a Pollen split dir)")
+@click.option("--blocks", required=True, callback=_parse_blocks, help="span START:END (end exclusive)")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=0, show_default=True, help="0 picks a free port")
+@click.option("--dtype", default="float32", type=click.Choice(["float32", "bfloat16"]), show_default=True)
+@click.option("--quant", "quantization", default="none", type=click.Choice(["none", "int8", "nf4"]),
+              show_default=True)
+@click.option("--max-length", default=2048, show_default=True)
+@click.option("--cache-mb", "cache_memory_mb", default=512.0, show_default=True)
+@click.option("--session-timeout", "session_timeout_s", default=300.0, show_default=True)
+@click.option("--max-message-mb", default=64, show_default=True)
+@click.option("--torch-threads", default=0, show_default=True)
+@click.option("--chain-id", default=31337, show_default=True)
+@click.option("--court", default="0x000000000000000000000000000000000000c0de", show_default=True)
+@click.option("--signer-key", default="", envvar="POLLEN_SIGNER_KEY",
+              help="hex private key for receipts (env POLLEN_SIGNER_KEY); default: random dev key")
+@click.option("--operator", default="", help="operator address in receipts (default: signer)")
+@click.option("--version-id", default=0, show_default=True)
+def serve(model_path, blocks, max_message_mb, **kwargs):
+    """Serve blocks START:END of a model over gRPC."""
+    from node.config import ServerConfig
+    from node.errors import NodeError
+    from node.server import run
+
+    try:
+        run(ServerConfig(model_path=model_path, start=blocks[0], end=blocks[1],
+                         max_message_bytes=max_message_mb << 20, **kwargs))
+    except NodeError as exc:
+        raise click.ClickException(str(exc)) from exc

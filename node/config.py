@@ -1,0 +1,48 @@
+"""The block server's one config dataclass (filled by `pollen serve` flags or by the daemon)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from node.errors import ConfigError
+
+QUANTIZATIONS = ("none", "int8", "nf4")
+
+
+@dataclass
+class ServerConfig:
+    model_path: str  # checkpoint dir: transformers safetensors or a Pollen split dir
+    start: int  # first block served (inclusive)
+    end: int  # last block served (exclusive)
+    host: str = "127.0.0.1"  # interface to listen on
+    port: int = 0  # TCP port; 0 picks a free one (printed in the ready line)
+    dtype: str = "float32"  # compute and wire dtype: float32 | bfloat16
+    quantization: str = "none"  # weights: none | int8 | nf4 (bitsandbytes)
+    max_length: int = 2048  # longest inference session (tokens) a client may declare
+    max_batch: int = 8  # largest batch per request / session
+    max_tokens_per_request: int = 8192  # batch x seq limit for one forward/backward call
+    cache_memory_mb: float = 512.0  # KV-cache budget shared by all sessions
+    max_sessions: int = 64  # concurrent inference sessions
+    session_timeout_s: float = 300.0  # idle inference sessions are closed after this
+    max_message_bytes: int = 64 << 20  # larger gRPC messages are refused by the transport
+    workers: int = 16  # gRPC handler threads (bounds concurrent requests)
+    torch_threads: int = 0  # torch intra-op threads; 0 keeps torch's default
+    chain_id: int = 31337  # receipt EIP-712 domain: chain id
+    court: str = "0x000000000000000000000000000000000000c0de"  # DisputeCourt address (domain)
+    signer_key: str = ""  # hex private key signing receipts; empty = fresh random dev key
+    operator: str = ""  # registered operator address in receipts; empty = signer address
+    version_id: int = 0  # ModelVersionRegistry id of the served model version
+
+    def validate(self) -> "ServerConfig":
+        if not 0 <= self.start < self.end:
+            raise ConfigError(f"invalid span [{self.start}, {self.end})")
+        if self.dtype not in ("float32", "bfloat16"):
+            raise ConfigError(f"dtype must be float32 or bfloat16, not {self.dtype!r}")
+        if self.quantization not in QUANTIZATIONS:
+            raise ConfigError(f"quantization must be one of {QUANTIZATIONS}")
+        for name in ("max_length", "max_batch", "max_sessions", "workers", "max_tokens_per_request"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be positive")
+        if not 0 <= self.port < 65536:
+            raise ConfigError(f"invalid port {self.port}")
+        return self

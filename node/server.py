@@ -1,0 +1,313 @@
+"""The block server: serves blocks [start, end) of one model over gRPC.
+
+Calls: Info, Forward (parallel forward, no cache), Backward (grad w.r.t. inputs) and the
+Inference stream (one session per stream, server-side KV cache, freed when the stream ends or
+idles out). Every response carries a receipt signed by the server's signer key. Anything wrong
+with a request is reported to that caller only (gRPC status + message); the server goes on.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import signal
+import statistics
+import sys
+import threading
+import time
+from concurrent import futures
+from dataclasses import dataclass, field
+
+import grpc
+import torch
+
+from node.config import ServerConfig
+from node.errors import BadRequest, NodeError, SessionLimit, SessionProtocolError, SpanMismatch
+from node.signing import ReceiptSigner
+from pollen import wire
+from pollen.model import SpanCache, SpanModel, load_span
+from pollen.proto import swarm_pb2 as pb
+from pollen.proto import swarm_pb2_grpc as pb_grpc
+from pollen.receipts import ZERO_HASH, Receipt, ReceiptDomain, chain_input_hash, hash_tensor
+
+log = logging.getLogger("pollen.node")
+
+
+@dataclass
+class Session:
+    session_id: bytes
+    first: int  # local block indexes [first, last) within the server's span
+    last: int
+    batch: int
+    max_length: int
+    compress: bool
+    cache: SpanCache
+    nbytes: int
+    context: grpc.ServicerContext
+    step: int = 0
+    input_hash: bytes = ZERO_HASH
+    last_active: float = field(default_factory=time.monotonic)
+
+
+def guarded(method):
+    """Turn NodeError / WireError into a gRPC error status for this caller only."""
+
+    def _abort(context, exc):
+        if isinstance(exc, NodeError):
+            context.abort(exc.code, str(exc))
+        if isinstance(exc, wire.WireError):
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        log.exception("internal error")
+        context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}")
+
+    if method.__name__ == "Inference":
+        @functools.wraps(method)
+        def stream(self, request_iterator, context):
+            try:
+                yield from method(self, request_iterator, context)
+            except Exception as exc:  # noqa: BLE001 - reported to the caller, server continues
+                if context.is_active():
+                    _abort(context, exc)
+        return stream
+
+    @functools.wraps(method)
+    def unary(self, request, context):
+        try:
+            return method(self, request, context)
+        except Exception as exc:  # noqa: BLE001
+            _abort(context, exc)
+    return unary
+
+
+class BlockServicer(pb_grpc.BlockServerServicer):
+    def __init__(self, config: ServerConfig, span: SpanModel, signer: ReceiptSigner, throughput: float):
+        self.cfg, self.span, self.signer, self.throughput = config, span, signer, throughput
+        self.dtype = wire.WIRE_DTYPES[config.dtype]
+        self.hidden = span.hidden_size
+        self.sessions: dict[int, Session] = {}
+        self.lock = threading.Lock()
+        self.cache_bytes_budget = int(config.cache_memory_mb * (1 << 20))
+        self.cache_bytes_used = 0
+        kv_heads, head_dim = span.family.kv_heads_dim(span.config)
+        self.bytes_per_token = SpanCache.nbytes(len(span.blocks), 1, kv_heads, head_dim, 1, self.dtype)
+
+    # ---- checks on everything that comes from outside -------------------------------------
+    def _hidden(self, msg: pb.Tensor, batch: int | None = None) -> torch.Tensor:
+        x = wire.decode(msg, max_elements=self.cfg.max_tokens_per_request * self.hidden)
+        if x.dtype != self.dtype:
+            raise BadRequest(f"hidden states are {wire.dtype_name(x.dtype)} but this server "
+                             f"computes in {self.cfg.dtype}")
+        if x.dim() != 3 or x.shape[0] < 1 or x.shape[1] < 1:
+            raise BadRequest(f"hidden states must be (batch, seq, hidden), got shape {tuple(x.shape)}")
+        if x.shape[2] != self.hidden:
+            raise BadRequest(f"hidden size {x.shape[2]} does not match the model's {self.hidden}")
+        if x.shape[0] > self.cfg.max_batch or (batch is not None and x.shape[0] != batch):
+            raise BadRequest(f"batch {x.shape[0]} (session batch {batch}, max {self.cfg.max_batch})")
+        if not torch.isfinite(x).all():
+            raise BadRequest("hidden states contain NaN or inf")
+        return x
+
+    def _local_span(self, start: int, end: int) -> tuple[int, int]:
+        s, e = self.cfg.start, self.cfg.end
+        if not s <= start < end <= e:
+            raise SpanMismatch(start, end, (s, e))
+        return start - s, end - s
+
+    @staticmethod
+    def _session_id(raw: bytes) -> bytes:
+        if len(raw) != 32:
+            raise BadRequest(f"session_id must be 32 bytes, got {len(raw)}")
+        return bytes(raw)
+
+    # ---- receipts ----------------------------------------------------------------------------
+    def _receipt(self, session_id, first, last, step, input_hash, output) -> pb.Receipt:
+        r = Receipt(server=self.cfg.operator or self.signer.address, version_id=self.cfg.version_id,
+                    first_block=first + self.cfg.start, last_block=last + self.cfg.start,
+                    session_id=session_id, step=step, input_hash=input_hash,
+                    output_hash=hash_tensor(output), issued_at=int(time.time()))
+        return pb.Receipt(server=r.server, version_id=str(r.version_id), first_block=r.first_block,
+                          last_block=r.last_block, session_id=r.session_id, step=r.step,
+                          input_hash=r.input_hash, output_hash=r.output_hash,
+                          issued_at=r.issued_at, signature=self.signer.sign(r))
+
+    def _reply_tensor(self, y: torch.Tensor, compress: bool) -> tuple[pb.Tensor, torch.Tensor]:
+        """(message, the tensor the client will decode) - receipts hash the latter."""
+        msg = wire.encode(y, compress)
+        return msg, (wire.decode(msg) if compress else y)
+
+    # ---- RPCs ----------------------------------------------------------------------------------
+    @guarded
+    def Info(self, request, context):
+        with self.lock:
+            active = len(self.sessions)
+            free = (self.cache_bytes_budget - self.cache_bytes_used) // self.bytes_per_token
+        cfg, span = self.cfg, self.span
+        return pb.InfoResponse(
+            model=str(getattr(span.config, "_name_or_path", "") or cfg.model_path),
+            family=span.family.name, num_blocks=span.family.num_blocks(span.config),
+            start=cfg.start, end=cfg.end, dtype=cfg.dtype, quantization=cfg.quantization,
+            throughput=self.throughput, free_cache_tokens=int(free), active_sessions=active,
+            load=active / cfg.max_sessions, hidden_size=self.hidden,
+            operator=cfg.operator or self.signer.address, signer=self.signer.address,
+            version_id=str(cfg.version_id), max_length=cfg.max_length, chain_id=cfg.chain_id,
+            court=cfg.court, max_message_bytes=cfg.max_message_bytes)
+
+    @guarded
+    def Forward(self, request, context):
+        first, last = self._local_span(request.start, request.end)
+        session_id = self._session_id(request.session_id)
+        x = self._hidden(request.hidden)
+        with torch.no_grad():
+            y = self.span(x, None, first, last)
+        msg, seen = self._reply_tensor(y, request.compress_output)
+        input_hash = chain_input_hash(ZERO_HASH, hash_tensor(x))
+        return pb.ForwardResponse(hidden=msg, receipt=self._receipt(session_id, first, last, 0, input_hash, seen))
+
+    @guarded
+    def Backward(self, request, context):
+        first, last = self._local_span(request.start, request.end)
+        session_id = self._session_id(request.session_id)
+        x = self._hidden(request.hidden)
+        g = self._hidden(request.grad_output, batch=x.shape[0])
+        if g.shape != x.shape:
+            raise BadRequest(f"grad_output shape {tuple(g.shape)} != hidden shape {tuple(x.shape)}")
+        with torch.enable_grad():
+            x = x.clone().requires_grad_(True)
+            y = self.span(x, None, first, last)
+            (grad,) = torch.autograd.grad(y, x, grad_outputs=g)
+        input_hash = chain_input_hash(chain_input_hash(ZERO_HASH, hash_tensor(x.detach())), hash_tensor(g))
+        return pb.BackwardResponse(grad_input=wire.encode(grad),
+                                   receipt=self._receipt(session_id, first, last, 0, input_hash, grad))
+
+    @guarded
+    def Inference(self, request_iterator, context):
+        session = None
+        try:
+            for request in request_iterator:
+                if session is None:
+                    session = self._open(request, context)
+                elif request.HasField("open"):
+                    raise SessionProtocolError("`open` sent twice")
+                yield self._step(session, request)
+        finally:
+            if session is not None:
+                self._close(session)
+
+    # ---- sessions --------------------------------------------------------------------------------
+    def _open(self, request, context) -> Session:
+        if not request.HasField("open"):
+            raise SessionProtocolError("the first message must carry `open` (unknown session)")
+        o = request.open
+        first, last = self._local_span(o.start, o.end)
+        session_id = self._session_id(o.session_id)
+        if not 1 <= o.max_length <= self.cfg.max_length:
+            raise SessionLimit(f"max_length {o.max_length} not in [1, {self.cfg.max_length}]")
+        if not 1 <= o.batch_size <= self.cfg.max_batch:
+            raise BadRequest(f"batch_size {o.batch_size} not in [1, {self.cfg.max_batch}]")
+        nbytes = self.bytes_per_token * o.batch_size * o.max_length
+        with self.lock:
+            if len(self.sessions) >= self.cfg.max_sessions:
+                raise SessionLimit(f"server already holds {len(self.sessions)} sessions")
+            if self.cache_bytes_used + nbytes > self.cache_bytes_budget:
+                free = (self.cache_bytes_budget - self.cache_bytes_used) // self.bytes_per_token
+                raise SessionLimit(f"KV cache for {o.batch_size}x{o.max_length} tokens does not fit "
+                                   f"({free} tokens free)")
+            self.cache_bytes_used += nbytes
+        cache = self.span.new_cache(o.batch_size, o.max_length)
+        session = Session(session_id, first, last, o.batch_size, o.max_length, o.compress_output,
+                          cache, nbytes, context)
+        with self.lock:
+            self.sessions[id(session)] = session
+        return session
+
+    def _close(self, session: Session) -> None:
+        with self.lock:
+            if self.sessions.pop(id(session), None) is not None:
+                self.cache_bytes_used -= session.nbytes
+
+    def _step(self, session: Session, request) -> pb.InferenceResponse:
+        session.last_active = time.monotonic()
+        if not request.HasField("hidden"):
+            raise BadRequest("step without hidden states")
+        if request.step != session.step:
+            raise SessionProtocolError(f"step {request.step} but the session is at step {session.step}")
+        x = self._hidden(request.hidden, batch=session.batch)
+        if session.cache.length + x.shape[1] > session.max_length:
+            raise SessionLimit(f"{session.cache.length} + {x.shape[1]} tokens exceed the session's "
+                               f"max_length {session.max_length}")
+        with torch.no_grad():
+            y = self.span(x, session.cache, session.first, session.last)
+        msg, seen = self._reply_tensor(y, session.compress)
+        session.input_hash = chain_input_hash(session.input_hash, hash_tensor(x))
+        receipt = self._receipt(session.session_id, session.first, session.last, session.step,
+                                session.input_hash, seen)
+        session.step += 1
+        session.last_active = time.monotonic()
+        return pb.InferenceResponse(hidden=msg, receipt=receipt)
+
+    def expire_idle(self) -> int:
+        """Cancel sessions idle longer than the timeout; returns how many."""
+        now = time.monotonic()
+        with self.lock:
+            idle = [s for s in self.sessions.values() if now - s.last_active > self.cfg.session_timeout_s]
+        for s in idle:
+            s.context.cancel()
+            self._close(s)
+        return len(idle)
+
+
+def measure_throughput(span: SpanModel, dtype: torch.dtype, steps: int = 5) -> float:
+    """Decode tokens/s through the whole span (batch 1, short cache), median of a few steps."""
+    cache = span.new_cache(1, steps)
+    x = torch.randn(1, 1, span.hidden_size, generator=torch.Generator().manual_seed(0)).to(dtype)
+    times = []
+    with torch.no_grad():
+        for _ in range(steps):
+            t0 = time.perf_counter()
+            span(x, cache)
+            times.append(time.perf_counter() - t0)
+    return 1.0 / statistics.median(times[1:])
+
+
+def build_server(config: ServerConfig):
+    """Load the span and start gRPC; returns (grpc server, servicer, bound port)."""
+    config.validate()
+    if config.torch_threads:
+        torch.set_num_threads(config.torch_threads)
+    span = load_span(config.model_path, config.start, config.end, config.dtype)
+    if config.quantization != "none":
+        from pollen.model.quant import quantize_span
+
+        span = quantize_span(span, config.quantization)
+    signer = ReceiptSigner(config.signer_key or None, ReceiptDomain(config.chain_id, config.court))
+    servicer = BlockServicer(config, span, signer, measure_throughput(span, servicer_dtype(config)))
+    options = [("grpc.max_receive_message_length", config.max_message_bytes),
+               ("grpc.max_send_message_length", config.max_message_bytes),
+               ("grpc.so_reuseport", 0)]
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=config.workers), options=options)
+    pb_grpc.add_BlockServerServicer_to_server(servicer, server)
+    port = server.add_insecure_port(f"{config.host}:{config.port}")
+    if port == 0:
+        raise NodeError(f"cannot listen on {config.host}:{config.port}")
+    server.start()
+    return server, servicer, port
+
+
+def servicer_dtype(config: ServerConfig) -> torch.dtype:
+    return wire.WIRE_DTYPES[config.dtype]
+
+
+def run(config: ServerConfig) -> None:
+    """Serve until SIGTERM / SIGINT; prints one JSON ready line on stdout."""
+    server, servicer, port = build_server(config)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    print(json.dumps({"event": "ready", "host": config.host, "port": port,
+                      "blocks": [config.start, config.end], "signer": servicer.signer.address,
+                      "throughput": round(servicer.throughput, 2)}), flush=True)
+    while not stop.wait(0.5):
+        servicer.expire_idle()
+    server.stop(grace=1.0).wait()
+    sys.stdout.flush()
