@@ -81,5 +81,8 @@ def start(model: Path, spans, *extra: str, log_dir: Path | None = None) -> list[
 
 
 def stop_all(servers: list[ServerProc]) -> None:
+    for s in servers:  # signal all first, then wait: shutdowns overlap
+        if s.proc.poll() is None:
+            s.proc.send_signal(signal.SIGTERM)
     for s in servers:
         s.stop()

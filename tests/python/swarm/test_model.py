@@ -36,13 +36,13 @@ def test_spans_match_transformers(name, request):
     with torch.no_grad():
         expected = hf_model(path)(ids).logits
     got = local_logits(path, ids, [(0, 2), (2, 5), (5, 6)])
-    assert torch.allclose(got, expected, atol=1e-5, rtol=1e-4), (got - expected).abs().max()
+    assert torch.allclose(got, expected, atol=1e-4, rtol=1e-4), (got - expected).abs().max()
     # parallel (no cache) forward of a whole sequence through one span
     _, _, client = load_client(path)
     span = load_span(path, 0, 6)
     with torch.no_grad():
         par = client.head(span(client.embed(ids)))
-    assert torch.allclose(par, expected, atol=1e-5, rtol=1e-4)
+    assert torch.allclose(par, expected, atol=1e-4, rtol=1e-4)
 
 
 def test_prefill_then_decode_matches_transformers(tiny_llama):
@@ -55,7 +55,7 @@ def test_prefill_then_decode_matches_transformers(tiny_llama):
         first = client.head(span(client.embed(ids[:, :5]), cache))
         second = client.head(span(client.embed(ids[:, 5:]), cache))  # multi-token step, offset 5
     got = torch.cat([first, second], dim=1)
-    assert torch.allclose(got, expected, atol=1e-5, rtol=1e-4)
+    assert torch.allclose(got, expected, atol=1e-4, rtol=1e-4)
 
 
 def test_split_checkpoint_loads_same_weights(tiny_bloom, tmp_path):
