@@ -1,0 +1,105 @@
+"""Unit tests of the pure routing / backoff functions (no network)."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pollen.routing import BanList, Hop, ServerState, backoff_delay, find_route, missing_blocks, route_latency
+
+
+def S(addr, a, b, tp=100.0, rtt=0.001, load=0.0):
+    return ServerState(addr, a, b, tp, rtt, load)
+
+
+def test_single_full_server():
+    assert find_route([S("a", 0, 8)], 0, 8) == [Hop("a", 0, 8)]
+
+
+def test_prefers_fewer_hops_when_equal_speed():
+    servers = [S("a", 0, 4), S("b", 4, 8), S("full", 0, 8)]
+    assert find_route(servers, 0, 8) == [Hop("full", 0, 8)]
+
+
+def test_fast_servers_beat_slow_full_server():
+    servers = [S("a", 0, 4, tp=1000), S("b", 4, 8, tp=1000), S("slow", 0, 8, tp=10)]
+    assert [h.address for h in find_route(servers, 0, 8)] == ["a", "b"]
+
+
+def test_uses_subspans_of_overlapping_servers():
+    servers = [S("a", 0, 6), S("b", 3, 8, tp=1e6)]
+    route = find_route(servers, 0, 8)
+    assert route[0].address == "a" and route[-1] == Hop("b", 3, 8)
+    assert route[0].end == 3
+
+
+def test_high_rtt_avoided():
+    servers = [S("near", 0, 8, rtt=0.001), S("far", 0, 8, rtt=0.5)]
+    assert find_route(servers, 0, 8)[0].address == "near"
+
+
+def test_load_is_penalised():
+    servers = [S("busy", 0, 8, load=1.0), S("idle", 0, 8)]
+    assert find_route(servers, 0, 8)[0].address == "idle"
+
+
+def test_missing_blocks_reported():
+    servers = [S("a", 0, 2), S("b", 4, 6), S("c", 7, 8)]
+    assert find_route(servers, 0, 8) is None
+    assert missing_blocks(servers, 0, 8) == [(2, 4), (6, 7)]
+    assert missing_blocks([], 0, 3) == [(0, 3)]
+
+
+def test_partial_range_route():
+    assert find_route([S("a", 0, 8)], 2, 5) == [Hop("a", 2, 5)]
+
+
+def test_backoff_grows_and_caps():
+    assert backoff_delay(0) == 0
+    assert [backoff_delay(n, base=1, cap=10) for n in range(1, 7)] == [1, 2, 4, 8, 10, 10]
+
+
+def test_banlist_excludes_until_expiry():
+    bans = BanList(base=1.0)
+    servers = [S("a", 0, 8), S("b", 0, 8)]
+    bans.fail("a", now=100.0)
+    assert [s.address for s in bans.usable(servers, now=100.5)] == ["b"]
+    assert len(bans.usable(servers, now=101.5)) == 2
+    bans.fail("a", now=102.0)  # second consecutive failure: 2 s
+    assert bans.banned("a", now=103.5) and not bans.banned("a", now=104.5)
+    bans.succeed("a")
+    assert not bans.banned("a", now=102.1)
+
+
+@st.composite
+def swarms(draw):
+    n = draw(st.integers(1, 12))
+    servers = []
+    for i in range(draw(st.integers(1, 8))):
+        a = draw(st.integers(0, n - 1))
+        b = draw(st.integers(a + 1, n))
+        servers.append(S(f"s{i}", a, b, draw(st.floats(1, 1000)), draw(st.floats(0, 0.1))))
+    return n, servers
+
+
+@settings(max_examples=200, deadline=None)
+@given(swarms())
+def test_route_is_contiguous_valid_and_optimal_vs_greedy(data):
+    n, servers = data
+    route = find_route(servers, 0, n)
+    if missing_blocks(servers, 0, n):
+        assert route is None
+        return
+    assert route[0].start == 0 and route[-1].end == n
+    by = {s.address: s for s in servers}
+    for h, nxt in zip(route, route[1:]):
+        assert h.end == nxt.start
+    for h in route:
+        assert by[h.address].start <= h.start < h.end <= by[h.address].end
+    # never worse than the greedy "longest reach" cover
+    greedy, pos = [], 0
+    while pos < n:
+        best = max((s for s in servers if s.start <= pos < s.end), key=lambda s: s.end)
+        greedy.append(Hop(best.address, pos, best.end))
+        pos = best.end
+    assert route_latency(servers, route) <= route_latency(servers, greedy) + 1e-9
