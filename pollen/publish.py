@@ -34,10 +34,14 @@ DEFAULT_TOLERANCE = 1e-3
 
 
 class VersionRegistry(Protocol):
-    """What the chain step needs (ModelVersionRegistry, via pollen.chain, when it lands)."""
+    """What the chain step needs: ModelVersionRegistry as `pollen.chain.Chain` exposes it."""
+
+    def version_by_manifest(self, manifest_cid: str) -> int: ...
 
     def publish_version(self, model_id: int, manifest_cid: str, num_blocks: int,
-                        parent_version_id: int, tolerance_micros: int) -> int: ...
+                        parent_id: int, tolerance_micros: int) -> int: ...
+
+    def publish_adapter(self, base_version_id: int, cid: str, name: str, tags: str) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -95,10 +99,19 @@ def publish_checkpoint(checkpoint: str | Path, store: ContentStore, *, name: str
 
 def register_version(registry: VersionRegistry, model_id: int, published: Published,
                      parent_version_id: int = 0) -> int:
-    """The chain step: record the version's manifest CID in ModelVersionRegistry."""
+    """The chain step: record the version's manifest CID in ModelVersionRegistry and return
+    its version id. Idempotent: a manifest CID already on chain returns its existing id."""
+    if existing := registry.version_by_manifest(published.manifest_cid):
+        return existing
     m = published.manifest
     return registry.publish_version(model_id, published.manifest_cid, m.num_blocks,
                                     parent_version_id, m.tolerance.micros)
+
+
+def register_adapter(registry: VersionRegistry, base_version_id: int, adapter_cid: str,
+                     manifest: AdapterManifest, tags: str = "") -> int:
+    """The chain step for an adapter: tag its manifest CID with the base version id."""
+    return registry.publish_adapter(base_version_id, adapter_cid, manifest.name, tags or manifest.kind)
 
 
 def publish_adapter(folder: str | Path, store: ContentStore, base: str, *, kind: str,

@@ -302,6 +302,37 @@ def fetch_span(store: ContentStore, manifest: Manifest | str, first: int, last: 
     return _span_result(cid, folder, first, last, done)
 
 
+class VersionError(PollenError):
+    """A version id the chain does not offer for serving (absent, deprecated, inconsistent)."""
+
+    def __init__(self, version_id: int, problem: str):
+        self.version_id = version_id
+        super().__init__(f"model version {version_id}: {problem}")
+
+
+def manifest_cid_of(registry, version_id: int, allow_deprecated: bool = False) -> tuple[str, int]:
+    """(manifest CID, num_blocks) of an on-chain version. `registry.version(id)` is
+    `pollen.chain.Chain.version` (it raises for an absent id); deprecated versions are refused."""
+    info = registry.version(version_id)
+    if info["deprecated"] and not allow_deprecated:
+        successor = info.get("superseded_by") or 0
+        hint = f", superseded by version {successor}" if successor else ""
+        raise VersionError(version_id, f"is deprecated{hint}")
+    return parse_cid(info["manifest_cid"]).text, int(info["num_blocks"])
+
+
+def fetch_version_span(store: ContentStore, registry, version_id: int, first: int, last: int,
+                       cache_dir: str | Path, progress: Progress | None = None,
+                       client: bool = False) -> SpanFiles:
+    """`fetch_span` for a server given only a version id: chain → manifest CID → shards."""
+    cid, num_blocks = manifest_cid_of(registry, version_id)
+    manifest = load(store, cid)
+    if manifest.num_blocks != num_blocks:
+        raise VersionError(version_id, f"chain says {num_blocks} blocks, manifest {cid} has "
+                           f"{manifest.num_blocks}")
+    return fetch_span(store, manifest, first, last, cache_dir, progress, client)
+
+
 def fetch_client(store: ContentStore, manifest: Manifest | str, cache_dir: str | Path,
                  progress: Progress | None = None) -> SpanFiles:
     """Only the client parts (embeddings, final norm, LM head) and tokenizer of a version."""

@@ -170,10 +170,14 @@ def test_register_version_passes_registry_arguments(local, tiny_llama):
     calls = []
 
     class Registry:  # records what ModelVersionRegistry.publishVersion would receive
+        def version_by_manifest(self, cid):
+            return 7 if calls else 0
+
         def publish_version(self, *args):
             calls.append(args)
             return 7
     published = publish_checkpoint(tiny_llama, local, name="reg", tolerance=2.5e-3)
+    assert register_version(Registry(), 3, published, parent_version_id=1) == 7
     assert register_version(Registry(), 3, published, parent_version_id=1) == 7
     assert calls == [(3, published.manifest_cid, 5, 1, 2500)]
 
