@@ -25,6 +25,13 @@ export interface ExplainContext {
 }
 
 type Args = readonly unknown[];
+
+/** An error the UI raises itself, already in plain words, with a short name for the headline. */
+export class PlainError extends Error {
+  constructor(readonly code: string, message: string) {
+    super(message);
+  }
+}
 type Phrase = (args: Args, ctx: ExplainContext) => string;
 
 const amt = (v: unknown, ctx: ExplainContext) => formatAmount(BigInt(v as bigint), ctx.symbol);
@@ -122,6 +129,7 @@ export function explainError(err: unknown, ctx: ExplainContext): Explained {
     }
     return { name: err.name.replace(/Error$/, '') || 'Error', message: err.shortMessage };
   }
+  if (err instanceof PlainError) return { name: err.code, message: err.message };
   const code = (err as { code?: number })?.code;
   if (code === 4001) return { name: 'Rejected', message: 'You rejected the request in your wallet. Nothing was sent.' };
   const message = err instanceof Error ? err.message : String(err);

@@ -2,9 +2,9 @@
 // at each step: simulating, waiting for the wallet, pending, confirmed or failed (in plain words).
 import { createWalletClient, custom, type Abi, type Address, type Hex, type PublicClient } from 'viem';
 import { allErrorsAbi, errorNotices } from './contracts';
-import { explainError, type Explained } from './errors';
+import { explainError, PlainError, type Explained } from './errors';
 import type { Wallet } from './wallet';
-import type { ChainInfo } from './chains';
+import { chainName, type ChainInfo } from './chains';
 
 export type TxPhase = 'simulating' | 'signing' | 'pending' | 'confirmed' | 'failed';
 
@@ -62,9 +62,9 @@ export class TxRunner {
     const ctx = { symbol: this.chain.symbol, notices: errorNotices, abi: allErrorsAbi };
     try {
       const s = this.wallet.state;
-      if (s.kind !== 'connected') throw new Error('Connect your wallet first (button at the top right).');
+      if (s.kind !== 'connected') throw new PlainError('NotConnected', 'Connect your wallet first (button at the top right).');
       if (s.chainId !== this.chain.id) {
-        throw new Error(`Your wallet is on ${s.chainId === 0 ? 'an unknown network' : `chain ${s.chainId}`}; switch it to ${this.chain.name} first.`);
+        throw new PlainError('WrongNetwork', `Your wallet is on ${chainName(s.chainId)}; switch it to ${this.chain.name} first (banner at the top).`);
       }
       // The ABI carries every contract's errors, so a revert from a nested call is named too.
       const abi = [...(req.abi as Abi), ...allErrorsAbi] as Abi;
@@ -81,7 +81,7 @@ export class TxRunner {
       this.update(entry, { phase: 'pending', hash });
       const receipt = await this.client.waitForTransactionReceipt({ hash, pollingInterval: 500 });
       if (receipt.status !== 'success') {
-        throw new Error(`The transaction was mined in block ${receipt.blockNumber} but reverted. Nothing changed; check the inputs and try again.`);
+        throw new PlainError('RevertedOnChain', `The transaction was mined in block ${receipt.blockNumber} but reverted. Nothing changed; check the inputs and try again.`);
       }
       this.update(entry, { phase: 'confirmed', block: receipt.blockNumber });
       await this.afterConfirm();
@@ -99,6 +99,6 @@ export function phaseText(e: TxEntry): string {
     case 'signing': return 'Confirm it in your wallet…';
     case 'pending': return 'Sent — waiting to be mined…';
     case 'confirmed': return `Confirmed in block ${e.block}`;
-    case 'failed': return `Failed: ${e.error?.name}`;
+    case 'failed': return 'Failed';
   }
 }

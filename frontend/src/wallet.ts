@@ -77,6 +77,8 @@ export class Wallet {
           blockExplorerUrls: chain.explorer ? [chain.explorer] : undefined,
         }],
       });
+      // Some wallets switch as part of adding; asking again is harmless and covers the others.
+      await this.provider.request({ method: 'wallet_switchEthereumChain', params: [{ chainId: toHexChainId(chain.id) }] });
     }
   }
 }

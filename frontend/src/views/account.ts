@@ -43,18 +43,24 @@ function notConnected(ctx: Ctx): HTMLElement {
 }
 
 /** A status line next to a form button that follows its transaction. */
-function txStatus(id: string): { el: HTMLElement; show: (e: TxEntry) => void; say: (text: string, tone?: string) => void } {
+type TxStatus = { el: HTMLElement; show: (e: TxEntry) => void; say: (text: string, tone?: string) => void; clear: () => void };
+
+function txStatus(id: string): TxStatus {
   const el = h('div', { class: 'tx-status', id, 'aria-live': 'polite' });
   return {
     el,
     show(e) {
       el.dataset.phase = e.phase;
       fill(el, h('span', { class: `phase ${e.phase}` }, phaseText(e)),
-        e.error ? h('span', { class: 'err' }, ' ', h('strong', { class: 'err-name' }, e.error.name), ' — ', e.error.message) : null);
+        e.error ? h('span', { class: 'err' }, ': ', h('strong', { class: 'err-name' }, e.error.name), ' — ', e.error.message) : null);
     },
     say(text, tone = 'failed') {
       el.dataset.phase = tone;
       fill(el, h('span', { class: `phase ${tone}` }, text));
+    },
+    clear() {
+      delete el.dataset.phase;
+      fill(el);
     },
   };
 }
@@ -66,6 +72,8 @@ class AccountPanel {
   private seenRevision = -1;
   private live = { stats: h('div', { class: 'stats' }), withdrawHint: h('p', { class: 'hint' }), server: h('div'), audits: h('div'), mine: h('div') };
   private auditsKey = '';
+  /** One status line per audited dispute, kept across re-renders while its transaction runs. */
+  private voteStatus = new Map<bigint, TxStatus>();
   private serverForm: ServerForm;
   private send = (req: TxRequest) => this.ctx.tx.send(req);
 
@@ -212,7 +220,7 @@ class AccountPanel {
           h('dt', null, 'Served'), h('dd', null, `version #${r.versionId} · ${formatSpan(r.firstBlock, r.lastBlock)} · step ${r.step}`),
           h('dt', null, 'Issued'), h('dd', null, formatTimestamp(r.issuedAt)),
           h('dt', null, 'Dispute window'), h('dd', null, left > 0 ? `closes in ${formatDuration(left)}` : badge('closed', 'bad'))));
-        st.say('');
+        st.clear();
       } catch (e) {
         st.say((e as Error).message);
       }
@@ -269,7 +277,11 @@ class AccountPanel {
   private auditItem(d: DisputeInfo): HTMLElement {
     const { ctx, account } = this;
     const state = d.votes[account] ?? 'None';
-    const st = txStatus(`vote-status-${d.id}`);
+    let st = this.voteStatus.get(d.id);
+    if (!st) {
+      st = txStatus(`vote-status-${d.id}`);
+      this.voteStatus.set(d.id, st);
+    }
     const saved = loadVote(localStorage, ctx.deployment.chainId, ctx.c.court.address, d.id, account);
     const head = h('div', { class: 'audit-head' }, h('strong', null, `Dispute #${d.id}`), ` · accused ${shortAddress(d.accused)} · ${formatSpan(d.firstBlock, d.lastBlock)} · `, badge(state, state.startsWith('Revealed') ? 'ok' : 'info'));
     const box = h('div', { class: 'audit', id: `audit-${d.id}` }, head);
@@ -312,7 +324,7 @@ class AccountPanel {
         } catch (e) { st.say((e as Error).message); }
       });
     } else {
-      box.append(h('p', { class: 'muted' }, 'Your vote is revealed. Credits from the outcome appear under Stake once the dispute resolves.'));
+      box.append(h('p', { class: 'muted' }, 'Your vote is revealed. Credits from the outcome appear under Stake once the dispute resolves.'), st.el);
     }
     return box;
   }

@@ -1,0 +1,236 @@
+// The dApp in a real headless Chromium against a real anvil: one user's journey through the UI
+// while a separate Python process (tests/frontend/chain_driver.py) plays everyone else.
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import type { Page } from 'playwright-core';
+import { createPublicClient, http, parseEther, type Address } from 'viem';
+import { ARTIFACTS, WALLET_KEY, chromiumMissing, driver, startStack, steppedDriver, type Stack } from './harness';
+import { TestWallet } from './wallet';
+
+const missing = chromiumMissing();
+if (missing) console.warn(`SKIPPING browser tests: ${missing}`);
+
+describe.skipIf(!!missing)('Pollen dApp in Chromium against anvil', () => {
+  let stack: Stack;
+  let page: Page;
+  let wallet: TestWallet;
+  let me: Address;
+  const shot = (name: string) => page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
+  const go = async (view: string) => {
+    await page.evaluate((v) => { location.hash = `#/${v}`; }, view);
+    await page.waitForSelector(`body[data-view="${view}"]`);
+  };
+  const read = async <T>(fn: (c: ReturnType<typeof createPublicClient>, d: Record<string, Address>) => Promise<T>) => {
+    const dep = JSON.parse(await (await import('node:fs/promises')).readFile(stack.deploymentFile, 'utf8'));
+    return fn(createPublicClient({ transport: http(stack.rpc) }), dep.contracts);
+  };
+  const stakeOf = (a: Address) => read((c, d) => c.readContract({
+    address: d.StakeVault, functionName: 'stakeOf', args: [a],
+    abi: [{ type: 'function', name: 'stakeOf', stateMutability: 'view', inputs: [{ type: 'address' }], outputs: [{ type: 'uint256' }] }],
+  }));
+  /** Wait until a form's inline status reaches a final phase; returns it with its text. */
+  const settle = async (statusId: string) => {
+    await page.waitForSelector(`#${statusId}[data-phase="confirmed"], #${statusId}[data-phase="failed"]`, { timeout: 30_000 });
+    return page.$eval(`#${statusId}`, (el) => ({ phase: (el as HTMLElement).dataset.phase, text: el.textContent ?? '' }));
+  };
+
+  beforeAll(async () => {
+    stack = await startStack();
+    // The wallet starts on Gnosis, not on the deployment's anvil chain: the UI must notice.
+    wallet = new TestWallet({ privateKey: WALLET_KEY, rpc: stack.rpc, chainId: 31337, startChainId: 100 });
+    me = wallet.account.address;
+    const context = await stack.browser.newContext({ viewport: { width: 1280, height: 900 } });
+    page = await context.newPage();
+    page.on('pageerror', (e) => console.error('page error:', e.message));
+    await wallet.install(page);
+    await page.goto(stack.url);
+  });
+
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  test('the swarm, models and empty disputes show before any wallet is connected', async () => {
+    await page.waitForSelector('[data-version="1"] svg.coverage');
+    // spans of operators 2..5 on version 1 (8 blocks): [0,4) [0,6) [2,8) [4,8)
+    const counts = await page.$$eval('[data-version="1"] svg.coverage .block .count', (els) => els.map((e) => e.textContent));
+    expect(counts).toEqual(['2', '2', '3', '3', '3', '3', '2', '2']);
+    expect(await page.$$eval('[data-version="1"] table.servers tbody tr', (r) => r.length)).toBe(4);
+    expect(await page.textContent('#stat-active')).toContain('4');
+    await shot('swarm');
+
+    await go('models');
+    await page.waitForSelector('[data-model="1"]');
+    const versions = await page.$$eval('[data-model="1"] tr[data-version]', (r) => r.map((e) => e.textContent));
+    expect(versions).toHaveLength(2);
+    expect(versions.join()).toContain('#1'); // version 2's parent
+    expect(await page.textContent('[data-model="2"]')).toContain('deprecated');
+    expect(await page.textContent('[data-model="1"]')).toContain('chat-lora-r8');
+    const href = await page.getAttribute('[data-model="1"] a.cid', 'href');
+    expect(href).toMatch(/^https?:\/\/.+\/ipfs\/bafy/);
+    await shot('models');
+
+    await go('disputes');
+    await page.waitForSelector('.empty');
+    expect(await page.textContent('.view.disputes')).toContain('No disputes yet');
+    await shot('disputes-empty');
+  });
+
+  test('connect, then switch the wallet from the wrong network to anvil', async () => {
+    await go('account');
+    await page.waitForSelector('#not-connected');
+    await shot('account-not-connected');
+    await page.click('#connect');
+    await page.waitForSelector('#account-chip');
+    expect(await page.getAttribute('#account-chip', 'title')).toBe(me);
+    await page.waitForSelector('#wrong-network');
+    expect(await page.textContent('#wrong-network')).toMatch(/Gnosis.*Anvil/);
+    await shot('account-wrong-network');
+
+    // A network the wallet does not know yet is added first (EIP-3085), then switched to.
+    await page.selectOption('select.chain-picker', '10200');
+    await expect.poll(() => wallet.chainId).toBe(10200);
+    expect(wallet.calls).toContain('wallet_addEthereumChain');
+    await page.waitForFunction(() => document.querySelector('#wrong-network')?.textContent?.includes('Chiado'));
+
+    await page.click('#switch-network');
+    await page.waitForSelector('#wrong-network', { state: 'detached' });
+    expect(wallet.chainId).toBe(31337);
+    await page.waitForSelector('#stat-staked');
+  });
+
+  test('a reverted transaction shows its custom error name in plain words', async () => {
+    const sent = wallet.calls.filter((m) => m === 'eth_sendTransaction').length;
+    await page.fill('#srv-endpoint', 'grpc://127.0.0.1:41000');
+    await page.fill('#srv-first', '6');
+    await page.fill('#srv-last', '8');
+    await page.fill('#srv-throughput', '25');
+    await page.click('#register-btn'); // no stake yet
+    const r = await settle('server-status');
+    expect(r.phase).toBe('failed');
+    expect(r.text).toContain('ServerRegistry_InsufficientStake');
+    expect(r.text).toMatch(/below the minimum of 1 ETH.*Stake more/);
+    await page.waitForSelector('.toast.failed');
+    await shot('error-revert');
+    // It failed in simulation: nothing reached the wallet.
+    expect(wallet.calls.filter((m) => m === 'eth_sendTransaction').length).toBe(sent);
+  });
+
+  test('stake through the wallet and see the new stake', async () => {
+    await page.fill('#stake-amount', '3');
+    await page.click('#stake-btn');
+    const r = await settle('stake-status');
+    expect(r).toMatchObject({ phase: 'confirmed' });
+    expect(wallet.calls).toContain('eth_sendTransaction');
+    expect(await stakeOf(me)).toBe(parseEther('3'));
+    await page.waitForFunction(() => document.querySelector('#stat-staked')?.textContent?.startsWith('3 ETH'));
+  });
+
+  test('register a server and see it appear in the coverage picture', async () => {
+    await page.click('#register-btn');
+    expect((await settle('server-status')).phase).toBe('confirmed');
+    await page.waitForFunction(() => document.querySelector('#server-state')?.textContent?.includes('Active'));
+    await shot('account');
+    await go('swarm');
+    await page.waitForSelector(`[data-version="1"] svg .span[data-operator="${me}"]`);
+    const counts = await page.$$eval('[data-version="1"] svg.coverage .block .count', (els) => els.map((e) => e.textContent));
+    expect(counts).toEqual(['2', '2', '3', '3', '3', '3', '3', '3']);
+    const row = await page.textContent(`[data-version="1"] tr[data-operator="${me}"]`);
+    expect(row).toContain('grpc://127.0.0.1:41000');
+    expect(row).toContain('3 ETH');
+    expect(row).toContain('you');
+    await shot('swarm-registered');
+  });
+
+  test('open a dispute from a receipt file and watch its timeline advance as another process votes', async () => {
+    const receiptFile = join(stack.workDir, 'receipt.json');
+    await driver('receipt', stack.deploymentFile, '--server-index', '2', '--out', receiptFile);
+    await go('account');
+    await page.setInputFiles('#receipt-file', receiptFile);
+    await page.waitForSelector('.receipt-preview dl');
+    expect(await page.textContent('.receipt-preview')).toMatch(/blocks 0–3/);
+    await page.fill('#evidence-cid', 'bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy');
+    await page.click('#open-dispute-btn');
+    expect((await settle('dispute-status')).phase).toBe('confirmed');
+
+    await go('disputes');
+    await page.waitForSelector('#dispute-1 [data-kind="opened"]');
+    expect(await page.getAttribute('#dispute-1', 'data-stage')).toBe('AwaitingDraw');
+    const kinds = () => page.$$eval('#dispute-1 .timeline li', (els) => els.map((e) => (e as HTMLElement).dataset.kind));
+    const votes = steppedDriver('vote', stack.deploymentFile, '--dispute', '1', '--faulty');
+    try {
+      expect(await votes.next()).toBe('PHASE drawn');
+      await page.waitForSelector('#dispute-1[data-stage="Voting"] [data-kind="drawn"]');
+      expect(await page.$$eval('#dispute-1 [data-kind="drawn"] .addr', (e) => e.length)).toBe(3);
+      await shot('disputes-drawn');
+      for (let i = 1; i <= 3; i++) {
+        votes.proceed();
+        expect(await votes.next()).toMatch(/^PHASE committed/);
+        await expect.poll(async () => (await kinds()).filter((k) => k === 'committed').length, { timeout: 15_000 }).toBe(i);
+      }
+      await shot('disputes-voting');
+      for (let i = 1; i <= 3; i++) {
+        votes.proceed();
+        expect(await votes.next()).toMatch(/^PHASE revealed/);
+        await expect.poll(async () => (await kinds()).filter((k) => k === 'revealed').length, { timeout: 15_000 }).toBe(i);
+      }
+      votes.proceed();
+      expect(await votes.next()).toMatch(/^PHASE resolved faulty/i);
+      expect(await votes.done()).toBe(0);
+    } finally {
+      votes.kill();
+    }
+    await page.waitForSelector('#dispute-1[data-outcome="Faulty"] [data-kind="resolved"]');
+    const resolved = await page.textContent('#dispute-1 [data-kind="resolved"]');
+    expect(resolved).toMatch(/slashed 1 ETH/); // 50 % of the accused's 2 ETH
+    expect(resolved).toMatch(/challenger credited 0\.3 ETH/); // bond 0.1 + 20 % of 1
+    await shot('disputes-resolved');
+
+    // The challenger's credit is withdrawable under My account.
+    await go('account');
+    await page.waitForFunction(() => document.querySelector('#stat-credits')?.textContent?.startsWith('0.3 ETH'));
+    await page.click('#withdraw-btn');
+    expect((await settle('withdraw-status')).phase).toBe('confirmed');
+    await page.waitForFunction(() => document.querySelector('#stat-credits')?.textContent?.startsWith('0 ETH'));
+  });
+
+  test('as a drawn auditor, commit a vote (salt kept and offered as backup), then reveal it', async () => {
+    // Operator 3 accuses operator 2; the eligible auditors are exactly us, 4 and 5 (K = 3).
+    const opened = await driver('open', stack.deploymentFile, '--challenger-index', '3', '--accused-index', '2');
+    expect(opened).toContain(me);
+    await go('account');
+    await page.waitForSelector('#audit-2 form');
+    await page.check('input[name="verdict-2"][value="faulty"]');
+    await page.click('#commit-2');
+    expect((await settle('vote-status-2')).phase).toBe('confirmed');
+    await page.waitForSelector('#backup-box-2 .salt');
+    const saved = await page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('pollen.vote.')));
+    expect(saved).toHaveLength(1);
+    await shot('account-audit-committed');
+
+    const others = steppedDriver('vote', stack.deploymentFile, '--dispute', '2', '--auditors', '4,5', '--faulty');
+    try {
+      expect(await others.next()).toMatch(/^PHASE committed 4/);
+      others.proceed();
+      expect(await others.next()).toMatch(/^PHASE committed 5/);
+      await page.waitForSelector('#reveal-2');
+      await page.click('#reveal-2');
+      expect((await settle('vote-status-2')).phase).toBe('confirmed');
+      for (const line of [/^PHASE revealed 4/, /^PHASE revealed 5/, /^PHASE resolved faulty/i]) {
+        others.proceed();
+        expect(await others.next()).toMatch(line);
+      }
+      expect(await others.done()).toBe(0);
+    } finally {
+      others.kill();
+    }
+    const state = JSON.parse(await driver('state', stack.deploymentFile, '--dispute', '2'));
+    expect(state.outcome).toBe('faulty');
+    expect(state.votes[me]).toBe(4); // VoteState.RevealedFaulty
+    await page.waitForFunction(() => !document.querySelector('#stat-credits')?.textContent?.startsWith('0 ETH'));
+    await shot('account-audit-revealed');
+    await go('disputes');
+    await page.waitForSelector('#dispute-2[data-outcome="Faulty"]');
+    await shot('disputes');
+  });
+});
