@@ -188,3 +188,20 @@ def test_cli_prints_the_manifest_cid(local, tiny_llama, capsys):
     assert cid == publish_checkpoint(tiny_llama, local, name="cli").manifest_cid
     assert main([str(tiny_llama), "--store", str(local.root), "--parent", "nope"]) == 1
     assert "malformed CID 'nope'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("family", ["llama", "bloom"])
+def test_fetched_span_folder_loads_with_the_model_loader(request, local, tmp_path, family):
+    """The storage format is what pollen.model.loading reads: a span fetched by CID computes
+    exactly what the same blocks loaded from the original checkpoint compute."""
+    from pollen.model.loading import load_client, load_span
+
+    checkpoint = request.getfixturevalue(f"tiny_{family}")
+    published = publish_checkpoint(checkpoint, local, name=family)
+    span = fetch_span(local, published.manifest_cid, 1, 3, tmp_path / "cache")
+    x = torch.randn(1, 4, 64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.equal(load_span(span.folder, 1, 3)(x), load_span(checkpoint, 1, 3)(x))
+    client = fetch_client(local, published.manifest_cid, tmp_path / "cache")
+    fetched, original = load_client(client.folder)[2], load_client(checkpoint)[2]
+    assert all(torch.equal(a, b) for a, b in zip(fetched.state_dict().values(), original.state_dict().values()))
