@@ -15,7 +15,10 @@ describe.skipIf(!!missing)('Pollen dApp in Chromium against anvil', () => {
   let page: Page;
   let wallet: TestWallet;
   let me: Address;
-  const shot = (name: string) => page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
+  const shot = async (name: string) => {
+    await page.evaluate(() => window.scrollTo(0, 0)); // the sticky header stays on top of a full-page shot
+    await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
+  };
   const go = async (view: string) => {
     await page.evaluate((v) => { location.hash = `#/${v}`; }, view);
     await page.waitForSelector(`body[data-view="${view}"]`);

@@ -106,7 +106,7 @@ export async function startApp(root: HTMLElement): Promise<void> {
     if (s.kind === 'no-wallet') fill(walletBox, h('span', { class: 'muted' }, 'No wallet'));
     else if (s.kind === 'connecting') fill(walletBox, h('button', { disabled: true }, 'Connecting…'));
     else if (s.kind === 'disconnected') fill(walletBox, h('button', { class: 'primary', id: 'connect', onclick: connect }, 'Connect wallet'));
-    else fill(walletBox, h('span', { class: 'account', id: 'account-chip', title: s.account }, h('span', { class: 'dot' }), shortAddress(s.account)));
+    else fill(walletBox, h('span', { class: 'account-chip', id: 'account-chip', title: s.account }, h('span', { class: 'dot' }), shortAddress(s.account)));
 
     const notes: HTMLElement[] = [];
     if (data.error) notes.push(h('div', { class: 'banner error' }, data.error));
@@ -147,7 +147,8 @@ export async function startApp(root: HTMLElement): Promise<void> {
       e.hash ? h('div', { class: 'hash mono' }, `tx ${e.hash.slice(0, 10)}…${e.hash.slice(-6)}`) : null,
       e.error ? h('div', { class: 'err' }, h('span', { class: 'err-name' }, e.error.name), ' — ', e.error.message) : null,
       e.phase === 'confirmed' || e.phase === 'failed' ? h('button', { class: 'link', onclick: () => el!.remove() }, 'Dismiss') : null);
-    if (e.phase === 'confirmed') setTimeout(() => el!.remove(), 8000);
+    if (e.phase === 'confirmed') setTimeout(() => el!.remove(), 6000);
+    if (e.phase === 'failed') setTimeout(() => el!.remove(), 30000);
   });
 
   wallet.onChange(() => { renderChrome(); render(); });

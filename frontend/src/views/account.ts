@@ -71,7 +71,7 @@ class AccountPanel {
   private reading = false;
   private seenRevision = -1;
   private live = { stats: h('div', { class: 'stats' }), withdrawHint: h('p', { class: 'hint' }), server: h('div'), audits: h('div'), mine: h('div') };
-  private auditsKey = '';
+  private auditsKey: string | null = null;
   /** One status line per audited dispute, kept across re-renders while its transaction runs. */
   private voteStatus = new Map<bigint, TxStatus>();
   private serverForm: ServerForm;

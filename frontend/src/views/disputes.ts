@@ -31,8 +31,9 @@ export function disputesView(ctx: Ctx): View {
 }
 
 function stageIndex(d: DisputeInfo): number {
-  if (d.stage === 'Resolved') return 4;
-  if (d.stage === 'Voting') return d.committedCount > 0 ? 3 : 2;
+  // steps before the returned index are done; the one at it is in progress
+  if (d.stage === 'Resolved') return STEPS.length;
+  if (d.stage === 'Voting') return 2;
   return 1;
 }
 

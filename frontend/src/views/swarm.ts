@@ -69,7 +69,7 @@ function coveragePicture(cov: Coverage, ctx: Ctx): HTMLElement {
   const W = 900, left = 70, right = 10, cell = (W - left - right) / Math.max(1, cov.numBlocks);
   const stripH = 26, laneH = 22, gap = 6, axisH = 18;
   const lanes = cov.lanes;
-  const H = axisH + stripH + gap + Math.max(1, lanes.length) * (laneH + 4) + 4;
+  const H = axisH + stripH + gap + lanes.length * (laneH + 4) + 4;
   const root = svg('svg', { viewBox: `0 0 ${W} ${H}`, class: 'coverage', role: 'img', 'aria-label': 'Block coverage' });
   // axis: label every k-th block so labels never collide
   const every = Math.max(1, Math.ceil(28 / cell));
@@ -97,9 +97,6 @@ function coveragePicture(cov: Coverage, ctx: Ctx): HTMLElement {
         svg('title', {}, `${s.operator}\n${formatSpan(s.firstBlock, s.lastBlock)} · ${s.throughput} tok/s`)));
     }
   });
-  if (lanes.length === 0) {
-    root.appendChild(svg('text', { x: left, y: axisH + stripH + gap + laneH / 2 + 4, class: 'muted-text' }, 'No active server covers any block of this version yet.'));
-  }
   const legend = h('div', { class: 'legend' },
     ...[['cov-0', 'no server'], ['cov-1', '1 server'], ['cov-2', '2 servers'], ['cov-3', '3 or more']].map(([c, t]) =>
       h('span', null, h('i', { class: `swatch ${c}` }), t)));

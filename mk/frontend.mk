@@ -1,0 +1,49 @@
+# Web UI (frontend/): a MetaMask / EIP-1193 dApp (TypeScript, Vite, viem) built from the ABIs
+# `ape compile` writes to .build/__local__.json. Its unit tests run under vitest; its end-to-end
+# tests drive Debian's headless Chromium (playwright-core) against a real anvil and deployment,
+# and skip with a message only where Chromium cannot be installed.
+#
+#   make test-frontend                               unit + browser tests (screenshots land in
+#                                                    test-artifacts/frontend/)
+#   make ui DEPLOYMENT=deployments/anvil.json        serve the built UI for that deployment
+
+FRONTEND := frontend
+CHROMIUM ?= /usr/bin/chromium
+UI_PORT ?= 5173
+
+.PHONY: frontend-install frontend-build chromium test-frontend ui
+
+frontend-install: $(STAMPS)/frontend-npm
+
+$(STAMPS)/frontend-npm: $(FRONTEND)/package.json $(FRONTEND)/package-lock.json
+	@mkdir -p $(STAMPS)
+	@echo "==> installing the web UI's npm dependencies (vite, viem, vitest, playwright-core)"
+	cd $(FRONTEND) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+# Debian's chromium (playwright's own browser download cannot work offline). Installed when we
+# are root and apt works; otherwise the browser tests skip and say why.
+chromium:
+	@if [ -x "$(CHROMIUM)" ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "==> installing Debian chromium for the browser tests (apt-get)"; \
+	  apt-get install -y -q chromium >/dev/null 2>&1 \
+	    || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1; } \
+	    || echo "!! could not install chromium with apt-get: the browser tests will be skipped"; \
+	else \
+	  echo "!! no chromium at $(CHROMIUM) and not root: the browser tests will be skipped (apt-get install chromium)"; \
+	fi
+
+# ABIs -> src/generated/contracts.ts, type-check, bundle into frontend/dist/.
+frontend-build: setup frontend-install compile
+	cd $(FRONTEND) && npm run --silent build
+
+test-frontend: setup frontend-build chromium
+	cd $(FRONTEND) && npx vitest run
+	cd $(FRONTEND) && CHROMIUM_PATH=$(CHROMIUM) npx vitest run --config e2e/vitest.config.ts
+
+TEST_TARGETS += test-frontend
+
+ui: frontend-build
+	@test -n "$(DEPLOYMENT)" || { echo "usage: make ui DEPLOYMENT=deployments/<name>.json [UI_PORT=$(UI_PORT)]"; exit 2; }
+	node $(FRONTEND)/scripts/serve.mjs --deployment $(DEPLOYMENT) --port $(UI_PORT)
