@@ -23,14 +23,22 @@ from pathlib import Path
 from typing import Protocol
 
 from pollen.errors import PollenError
-from pollen.manifest import (AdapterManifest, FileRef, Manifest, ManifestError, Tolerance,
+from pollen.manifest import (AdapterManifest, FileRef, Manifest,
                              block_filename, load, parse, to_bytes)
 from pollen.shards import CLIENT_SHARD, Split, split_checkpoint
-from pollen.store import ContentStore, StoreError, open_store
+from pollen.store import ContentStore, open_store
+from pollen.store.errors import CidDisagreementError
 from pollen.store.base import Progress
 from pollen.store.progress import TextProgress
 
 DEFAULT_TOLERANCE = 1e-3
+
+
+class PublishError(PollenError):
+    """Something to publish that cannot be published."""
+
+    def __init__(self, problem: str):
+        super().__init__(f"publish: {problem}")
 
 
 class VersionRegistry(Protocol):
@@ -122,7 +130,7 @@ def publish_adapter(folder: str | Path, store: ContentStore, base: str, *, kind:
     load(store, base)  # the base version must exist and be valid
     paths = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
     if not paths:
-        raise PollenError(f"adapter folder {folder} has no files to publish")
+        raise PublishError(f"adapter folder {folder} has no files to publish")
     refs = [_add(store, p, p.relative_to(folder).as_posix(), None) for p in paths]
     config_path = folder / "adapter_config.json"
     config = json.loads(config_path.read_text()) if config_path.is_file() else {}
@@ -150,7 +158,7 @@ def replicate(src: ContentStore, dst: ContentStore, manifest_cid: str,
 def _copy_one(src: ContentStore, dst: ContentStore, cid: str, tmp: Path) -> None:
     added = dst.add_file(src.fetch(cid, tmp))
     if added.cid != cid:
-        raise StoreError(f"{dst.name} store gave {added.cid} to the bytes of {cid}")
+        raise CidDisagreementError(f"{dst.name} store", cid, added.cid)
     dst.pin(cid)
     tmp.unlink()
 

@@ -13,8 +13,9 @@ from pathlib import Path
 
 from pollen.store.base import Added, ContentStore, Progress, Stats
 from pollen.store.cid import Cid, CidHasher, cid_of_bytes, cid_of_file, parse_cid
-from pollen.store.errors import (CidError, ContentMismatchError, ContentNotFoundError,
-                                 NodeProcessError, StoreError, StoreUnavailableError)
+from pollen.store.errors import (CidDisagreementError, CidError, ContentMismatchError,
+                                 ContentNotFoundError, NodeAnswerError, NodeProcessError,
+                                 StoreError, StorePathError, StoreUnavailableError)
 from pollen.store.kubo import KuboStore
 from pollen.store.local import LocalStore
 
@@ -29,7 +30,7 @@ def open_store(spec: str | Path | None = None) -> ContentStore:
     return LocalStore(text)
 
 
-__all__ = ["Added", "Cid", "CidError", "CidHasher", "ContentMismatchError",
+__all__ = ["Added", "Cid", "CidDisagreementError", "CidError", "NodeAnswerError", "StorePathError", "CidHasher", "ContentMismatchError",
            "ContentNotFoundError", "ContentStore", "KuboStore", "LocalStore", "NodeProcessError",
            "Progress", "Stats", "StoreError", "StoreUnavailableError", "cid_of_bytes",
            "cid_of_file", "open_store", "parse_cid"]

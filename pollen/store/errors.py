@@ -47,3 +47,28 @@ class NodeProcessError(StoreError):
 
     def __init__(self, problem: str):
         super().__init__(f"local IPFS node: {problem}")
+
+
+class CidDisagreementError(StoreError):
+    """A backend stored bytes under a different CID than Pollen computed for them."""
+
+    def __init__(self, where: str, expected: str, got: object, hint: str = ""):
+        self.expected, self.got = expected, got
+        tail = f": {hint}" if hint else ""
+        super().__init__(f"{where} stored content as {got}, not {expected}{tail}")
+
+
+class NodeAnswerError(StoreError):
+    """The IPFS node answered, but with an error or an unreadable reply."""
+
+    def __init__(self, url: str, problem: str):
+        self.url = url
+        super().__init__(f"IPFS node at {url}: {problem}")
+
+
+class StorePathError(StoreError):
+    """A local path the store cannot use (missing file, uncreatable folder)."""
+
+    def __init__(self, path: object, problem: str):
+        self.path = path
+        super().__init__(f"{path}: {problem}")

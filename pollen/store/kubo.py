@@ -17,8 +17,9 @@ import httpx
 from pollen.retry import retry
 from pollen.store.base import Added, ContentStore, Progress, commit_file, temp_beside
 from pollen.store.cid import CidHasher, cid_of_file, parse_cid
-from pollen.store.errors import (ContentMismatchError, ContentNotFoundError, StoreError,
-                                 StoreUnavailableError)
+from pollen.store.errors import (CidDisagreementError, ContentMismatchError,
+                                 ContentNotFoundError, NodeAnswerError, StoreError,
+                                 StorePathError, StoreUnavailableError)
 
 ADD_PARAMS = {"cid-version": "1", "raw-leaves": "true", "cid-base": "base32", "pin": "true",
               "progress": "false"}
@@ -80,7 +81,7 @@ class KuboStore(ContentStore):
         lowered = message.lower()
         if cid and any(s in lowered for s in ("not found", "timed out", "no link", "not pinned")):
             return ContentNotFoundError(cid, f"IPFS node {self.url}", message)
-        return StoreError(f"IPFS node {self.url} answered HTTP {resp.status_code}: {message}")
+        return NodeAnswerError(self.url, f"HTTP {resp.status_code}: {message}")
 
     def _post(self, endpoint: str, cid: str | None = None, **kwargs) -> httpx.Response:
         def call() -> httpx.Response:
@@ -99,7 +100,7 @@ class KuboStore(ContentStore):
     def add_file(self, path: str | Path, progress: Progress | None = None) -> Added:
         path = Path(path)
         if not path.is_file():
-            raise StoreError(f"cannot add {path}: not a file")
+            raise StorePathError(path, "cannot add: not a file")
         expected, size = cid_of_file(path)
 
         def upload() -> httpx.Response:
@@ -109,8 +110,8 @@ class KuboStore(ContentStore):
                 return self._post("add", params=ADD_PARAMS, files=files)
         answer = _last_json_line(self._retrying(upload).text, self.url)
         if answer.get("Hash") != expected:
-            raise StoreError(f"IPFS node {self.url} stored {path.name} as {answer.get('Hash')}, "
-                             f"not {expected}: is it configured with non-default chunking?")
+            raise CidDisagreementError(f"IPFS node at {self.url}", expected, answer.get("Hash"),
+                                       "is it configured with non-default chunking?")
         self.stats.bytes_written += size
         self.stats.cids_written.append(expected)
         return Added(expected, size)
@@ -170,4 +171,4 @@ def _last_json_line(text: str, url: str) -> dict:
     try:
         return json.loads(lines[-1])
     except (IndexError, ValueError) as exc:
-        raise StoreError(f"IPFS node {url} gave an unreadable add answer: {text[:200]!r}") from exc
+        raise NodeAnswerError(url, f"unreadable add answer {text[:200]!r}") from exc

@@ -12,7 +12,7 @@ from typing import BinaryIO
 
 from pollen.store.base import Added, ContentStore, Progress, commit_file, temp_beside
 from pollen.store.cid import READ_SIZE, CidHasher, parse_cid
-from pollen.store.errors import ContentMismatchError, ContentNotFoundError, StoreError
+from pollen.store.errors import ContentMismatchError, ContentNotFoundError, StorePathError
 
 
 def copy_hashing(src: BinaryIO, dst: BinaryIO, like: str | None, total: int | None,
@@ -41,7 +41,7 @@ class LocalStore(ContentStore):
         try:
             self.blobs.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise StoreError(f"cannot create the local store at {self.root}: {exc}") from exc
+            raise StorePathError(self.root, f"cannot create the local store ({exc})") from exc
 
     def path_of(self, cid: str) -> Path:
         return self.blobs / parse_cid(cid).text
@@ -59,7 +59,7 @@ class LocalStore(ContentStore):
     def add_file(self, path: str | Path, progress: Progress | None = None) -> Added:
         path = Path(path)
         if not path.is_file():
-            raise StoreError(f"cannot add {path}: not a file")
+            raise StorePathError(path, "cannot add: not a file")
         tmp = temp_beside(self.blobs / "incoming")
         try:
             with open(path, "rb") as src, open(tmp, "wb") as dst:

@@ -10,7 +10,8 @@ import json
 import httpx
 import pytest
 
-from pollen.store import ContentMismatchError, ContentNotFoundError, StoreError, cid_of_bytes
+from pollen.store import (CidDisagreementError, ContentMismatchError, ContentNotFoundError,
+                          NodeAnswerError, cid_of_bytes)
 from pollen.store.kubo import KuboStore
 
 
@@ -32,7 +33,7 @@ def test_add_answer_with_other_cid_is_rejected(tmp_path):
     other = cid_of_bytes(b"other")
     store = scripted(lambda req: httpx.Response(200, text=json.dumps({"Name": "f", "Hash": other})))
     (tmp_path / "f").write_bytes(b"content")
-    with pytest.raises(StoreError, match="non-default chunking"):
+    with pytest.raises(CidDisagreementError, match=f"stored content as {other}, not .*non-default chunking"):
         store.add_file(tmp_path / "f")
 
 
@@ -56,7 +57,7 @@ def test_node_error_messages_are_surfaced():
     with pytest.raises(ContentNotFoundError, match="request timed out"):
         store.cat(cid)
     store = scripted(lambda req: httpx.Response(500, text=json.dumps({"Message": "disk full"})))
-    with pytest.raises(StoreError, match="HTTP 500: disk full"):
+    with pytest.raises(NodeAnswerError, match="IPFS node at http://node.invalid:5001: HTTP 500: disk full"):
         store.pin(cid)
 
 

@@ -6,7 +6,7 @@ import pytest
 from conftest import pattern
 
 from pollen.store import (CidError, ContentMismatchError, ContentNotFoundError, LocalStore,
-                          StoreError, cid_of_bytes, open_store)
+                          StorePathError, cid_of_bytes, open_store)
 from pollen.store.kubo import KuboStore
 
 SIZE = 700_000  # three chunks
@@ -50,7 +50,7 @@ def test_missing_content_and_malformed_cid(local, tmp_path):
         local.fetch(cid_of_bytes(b"never added"), tmp_path / "x")
     with pytest.raises(CidError, match="malformed CID 'not-a-cid'"):
         local.cat("not-a-cid")
-    with pytest.raises(StoreError, match="not a file"):
+    with pytest.raises(StorePathError, match="cannot add: not a file"):
         local.add_file(tmp_path / "missing")
     with pytest.raises(ContentNotFoundError):
         local.pin(cid_of_bytes(b"never added"))
