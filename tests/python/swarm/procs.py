@@ -43,13 +43,14 @@ class ServerProc:
                 self.proc.wait(10)
 
 
-def spawn(model: Path, blocks: tuple[int, int], *extra: str, log_dir: Path | None = None) -> ServerProc:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1",
+def spawn(model: Path, blocks: tuple[int, int], *extra: str, log_dir: Path | None = None,
+          threads: int = 1) -> ServerProc:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": str(threads),
            "PYTHONPATH": str(ROOT)}
     log = open(log_dir / f"server-{blocks[0]}-{blocks[1]}-{time.monotonic_ns()}.log", "w") \
         if log_dir else subprocess.DEVNULL
     cmd = [sys.executable, "-m", "pollen.cli", "serve", "--model", str(model),
-           "--blocks", f"{blocks[0]}:{blocks[1]}", "--port", "0", "--torch-threads", "1", *extra]
+           "--blocks", f"{blocks[0]}:{blocks[1]}", "--port", "0", "--torch-threads", str(threads), *extra]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, cwd=ROOT, env=env, text=True)
     return ServerProc(proc, blocks)
 
@@ -70,8 +71,8 @@ def wait_ready(servers: list[ServerProc], timeout: float = 90.0) -> None:
                     break
 
 
-def start(model: Path, spans, *extra: str, log_dir: Path | None = None) -> list[ServerProc]:
-    servers = [spawn(model, span, *extra, log_dir=log_dir) for span in spans]
+def start(model: Path, spans, *extra: str, log_dir: Path | None = None, threads: int = 1) -> list[ServerProc]:
+    servers = [spawn(model, span, *extra, log_dir=log_dir, threads=threads) for span in spans]
     try:
         wait_ready(servers)
     except Exception:
