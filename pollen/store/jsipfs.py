@@ -69,7 +69,7 @@ class JsIpfsNode:
 
 def _answers(url: str) -> bool:
     try:
-        return httpx.post(f"{url}/api/v0/id", timeout=1.0).status_code == 200
+        return httpx.post(f"{url}/api/v0/id", timeout=0.5).status_code == 200
     except httpx.TransportError:
         return False
 
@@ -91,6 +91,9 @@ def start_node(repo: str | Path, port: int | None = None, timeout: float = 60.0)
         if proc.poll() is not None:
             raise NodeProcessError(f"exited with code {proc.returncode} before answering on "
                                    f"port {port}: {log.read_text(errors='replace')[-800:]}")
+        if "EADDRINUSE" in log.read_text(errors="replace"):
+            node.stop()
+            raise NodeProcessError(f"port {port} is already in use (log: {log})")
         if _answers(node.api_url):
             return node
         time.sleep(0.2)

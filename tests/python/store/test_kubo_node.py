@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import socket
 import time
 
 import pytest
 from conftest import pattern, pid_alive
 from test_cid import GOLDEN
 
-from pollen.store import (CidError, ContentNotFoundError, KuboStore, StoreUnavailableError,
-                          cid_of_bytes)
+from pollen.store import (CidError, ContentNotFoundError, KuboStore, NodeProcessError,
+                          StoreUnavailableError, cid_of_bytes)
 from pollen.store.jsipfs import start_node
 
 C = 256 * 1024
@@ -64,3 +65,12 @@ def test_node_down_is_a_clear_error(tmp_path):
         store.cat(cid)
     with pytest.raises(StoreUnavailableError):
         store.describe()
+
+
+def test_busy_port_is_reported_and_the_node_stopped(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(NodeProcessError, match=f"port {port} is already in use"):
+            start_node(tmp_path / "repo", port=port, timeout=30)

@@ -205,3 +205,12 @@ def test_fetched_span_folder_loads_with_the_model_loader(request, local, tmp_pat
     client = fetch_client(local, published.manifest_cid, tmp_path / "cache")
     fetched, original = load_client(client.folder)[2], load_client(checkpoint)[2]
     assert all(torch.equal(a, b) for a, b in zip(fetched.state_dict().values(), original.state_dict().values()))
+
+
+def test_span_fetch_reports_overall_progress(local, tiny_llama, tmp_path):
+    published = publish_checkpoint(tiny_llama, local, name="progress")
+    seen = []
+    fetch_span(local, published.manifest_cid, 0, 5, tmp_path / "cache", progress=lambda d, t: seen.append((d, t)))
+    total = sum(b.size for b in published.manifest.blocks)
+    assert seen[-1] == (total, total) and all(t == total for _, t in seen)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
