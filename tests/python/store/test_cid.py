@@ -1,7 +1,8 @@
 """Golden CIDs: the embedded store must give exactly the CIDs a real IPFS node gives.
 
-Reference values were computed once with the real node (js-ipfs 0.18 / ipfs@0.66.1 on Node 22,
-`POST /api/v0/add?cid-version=1&raw-leaves=true`) for `pattern(size)` and are hard-coded here.
+Reference values (storehelp.GOLDEN) were computed once with the real node (js-ipfs 0.18 from
+npm ipfs@0.66.1 on Node 22, `POST /api/v0/add?cid-version=1&raw-leaves=true`) for
+`pattern(size)` and are hard-coded; test_kubo_node.py checks the live node still agrees.
 Sizes cover the empty file, the 256 KiB chunk boundary, and one full 174-link level (174
 chunks = 45 613 056 bytes) and just past it, where the balanced DAG grows a second level.
 """
@@ -11,24 +12,12 @@ from __future__ import annotations
 import base64
 
 import pytest
-from conftest import pattern
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from storehelp import C, GOLDEN, pattern
 
 from pollen.store import CidError, CidHasher, cid_of_bytes, parse_cid
 
-C = 256 * 1024
-GOLDEN = {
-    0: "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku",
-    1: "bafkreiaij7wqrolyv5gx2glkordkq22yacpgg23bdwyweenwlknk37zjyu",
-    C - 1: "bafkreibqltw5zu46ltfuhmc3ao5sxt6qzm35r7mnyhzrn7ou7mwkyh5inm",
-    C: "bafkreid3ofkvqtwnytdm4cxy3aidkhcqq6i2nv5w3nvyvfwmkuonkyqeai",
-    C + 1: "bafybeigrosvbbw24eykfaduzjk4rkdmyo7khbhw2ybhqz3g23oa5nsc4cm",
-    2 * C: "bafybeico264qlumga7qxkic4m37e3nqpieahrfni6l3jfvmkdhx6jxuhgm",
-    174 * C: "bafybeianbozj5ck6khnl6h7uyn4aqb7jg7im4b2o5njwn3v27geb35gfaa",
-    174 * C + 1: "bafybeidvj3j26q7akdsouiav6qbnojd5jmzmcd7wkboreingl3guktmi7e",
-    175 * C + 7: "bafybeic7dbwdrfyzkiprpirvlntcev2wbnrfze7pbdj6xoqype4lmcrjsq",
-}
 EMPTY_V0 = "QmbFMke1KXqnYyBBWxB74N4c5SBnJMVAiMNRcGu6x1AwQH"
 
 

@@ -6,14 +6,11 @@ import socket
 import time
 
 import pytest
-from conftest import pattern, pid_alive
-from test_cid import GOLDEN
+from storehelp import C, GOLDEN, pattern, pid_alive
 
 from pollen.store import (CidError, ContentNotFoundError, KuboStore, NodeProcessError,
                           StoreUnavailableError, cid_of_bytes)
 from pollen.store.jsipfs import start_node
-
-C = 256 * 1024
 
 
 @pytest.mark.parametrize("size", [0, 1, C - 1, C, C + 1, 2 * C, 174 * C + 1])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import pattern
+from storehelp import pattern
 
 from pollen.store import (CidError, ContentMismatchError, ContentNotFoundError, LocalStore,
                           StorePathError, cid_of_bytes, open_store)
