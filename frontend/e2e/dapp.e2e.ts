@@ -127,6 +127,15 @@ describe.skipIf(!!missing)('Pollen dApp in Chromium against anvil', () => {
     expect(wallet.calls).toContain('eth_sendTransaction');
     expect(await stakeOf(me)).toBe(parseEther('3'));
     await page.waitForFunction(() => document.querySelector('#stat-staked')?.textContent?.startsWith('3 ETH'));
+
+    // Part of it goes into unbonding, with a countdown to when it can be withdrawn.
+    await page.fill('#unstake-amount', '0.5');
+    await page.click('#unstake-btn');
+    expect((await settle('unstake-status')).phase).toBe('confirmed');
+    await page.waitForFunction(() => document.querySelector('#stat-staked')?.textContent?.startsWith('2.5 ETH'));
+    expect(await page.textContent('#stat-unbonding')).toMatch(/^0\.5 ETH in (2d|1d 23h)/);
+    expect(await page.textContent('.view.account')).toMatch(/0\.5 ETH unbonding, withdrawable in/);
+    expect(await stakeOf(me)).toBe(parseEther('2.5'));
   });
 
   test('register a server and see it appear in the coverage picture', async () => {
@@ -140,7 +149,7 @@ describe.skipIf(!!missing)('Pollen dApp in Chromium against anvil', () => {
     expect(counts).toEqual(['2', '2', '3', '3', '3', '3', '3', '3']);
     const row = await page.textContent(`[data-version="1"] tr[data-operator="${me}"]`);
     expect(row).toContain('grpc://127.0.0.1:41000');
-    expect(row).toContain('3 ETH');
+    expect(row).toContain('2.5 ETH');
     expect(row).toContain('you');
     await shot('swarm-registered');
   });
