@@ -216,9 +216,9 @@ class BlobCache:
         if (path := self.verified(ref)) is not None:
             return path, False
         path = store.fetch(ref.cid, self.blobs / ref.cid, progress=progress, size=ref.size)
-        if path.stat().st_size != ref.size:
+        if (actual := path.stat().st_size) != ref.size:  # right bytes, but the manifest lies
             path.unlink(missing_ok=True)
-            raise ShardError(f"{ref.path} ({ref.cid}) is {path.stat().st_size} bytes, manifest says {ref.size}")
+            raise ShardError(f"{ref.path} ({ref.cid}) is {actual} bytes, the manifest says {ref.size}")
         return path, True
 
 

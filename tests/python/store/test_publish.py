@@ -214,3 +214,13 @@ def test_span_fetch_reports_overall_progress(local, tiny_llama, tmp_path):
     total = sum(b.size for b in published.manifest.blocks)
     assert seen[-1] == (total, total) and all(t == total for _, t in seen)
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+
+
+def test_manifest_with_wrong_size_is_caught(local, tiny_llama, tmp_path):
+    published = publish_checkpoint(tiny_llama, local, name="sizes")
+    data = json.loads(local.cat(published.manifest_cid))
+    data["blocks"][0]["size"] += 1
+    lying = local.add_bytes(json.dumps(data).encode()).cid
+    with pytest.raises(ShardError, match=r"block_00000.safetensors .* the manifest says"):
+        fetch_span(local, lying, 0, 1, tmp_path / "cache")
+    assert list((tmp_path / "cache" / "blobs").iterdir()) == []
