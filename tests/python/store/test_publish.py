@@ -64,6 +64,10 @@ def test_publish_local_then_fetch_from_real_node_with_identical_cids(local, kubo
     span = fetch_span(kubo, published.manifest_cid, 0, 4, tmp_path / "cache")
     for i, ref in enumerate(published.manifest.blocks):
         assert local.path_of(ref.cid).read_bytes() == span.blocks[i].read_bytes()
+    back = LocalStore(tmp_path / "second-local")  # and the other way: node → embedded
+    assert replicate(kubo, back, direct.manifest_cid) == copied
+    assert fetch_span(back, direct.manifest_cid, 2, 4, tmp_path / "cache2").fetched_bytes == sum(
+        b.size for b in published.manifest.blocks[2:4])
 
 
 def test_span_fetch_downloads_exactly_its_shards(kubo, tiny_llama, tmp_path, ipfs_node):
