@@ -77,6 +77,14 @@ describe.skipIf(!!missing)('Pollen dApp in Chromium against anvil', () => {
     await page.waitForSelector('.empty');
     expect(await page.textContent('.view.disputes')).toContain('No disputes yet');
     await shot('disputes-empty');
+
+    // A browser without any wallet can still look, and is told what to install.
+    const bare = await stack.browser.newPage();
+    await bare.goto(`${stack.url}#/account`);
+    await bare.waitForSelector('.banner.info');
+    expect(await bare.textContent('.banner.info')).toContain('No wallet found');
+    expect(await bare.textContent('.view.account')).toContain('No wallet in this browser');
+    await bare.close();
   });
 
   test('connect, then switch the wallet from the wrong network to anvil', async () => {
@@ -117,6 +125,16 @@ describe.skipIf(!!missing)('Pollen dApp in Chromium against anvil', () => {
     await shot('error-revert');
     // It failed in simulation: nothing reached the wallet.
     expect(wallet.calls.filter((m) => m === 'eth_sendTransaction').length).toBe(sent);
+  });
+
+  test('a transaction the user rejects in the wallet says nothing was sent', async () => {
+    wallet.rejectNext = true;
+    await page.fill('#stake-amount', '3');
+    await page.click('#stake-btn');
+    const r = await settle('stake-status');
+    expect(r.phase).toBe('failed');
+    expect(r.text).toContain('Rejected — You rejected the request in your wallet. Nothing was sent.');
+    expect(await stakeOf(me)).toBe(0n);
   });
 
   test('stake through the wallet and see the new stake', async () => {

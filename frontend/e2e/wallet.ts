@@ -20,6 +20,8 @@ export class TestWallet {
   connected = false;
   /** Every method the page asked for, in order (assertions on the wallet's side). */
   calls: string[] = [];
+  /** When set, the next transaction request is rejected as a user would in MetaMask (4001). */
+  rejectNext = false;
   private page: Page | null = null;
   private knownChains = new Set<number>();
   private walletClient;
@@ -97,6 +99,10 @@ export class TestWallet {
         this.knownChains.add(Number((params[0] as { chainId: string }).chainId));
         return null;
       case 'eth_sendTransaction': {
+        if (this.rejectNext) {
+          this.rejectNext = false;
+          throw { code: 4001, message: 'MetaMask Tx Signature: User denied transaction signature.' };
+        }
         if (!this.connected) throw { code: 4100, message: 'The requested account has not been authorized by the user.' };
         if (this.chainId !== this.opts.chainId) throw { code: -32603, message: `wallet is on chain ${this.chainId}, cannot reach it` };
         const tx = params[0] as { to: Hex; data?: Hex; value?: Hex; gas?: Hex };
