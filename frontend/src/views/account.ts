@@ -283,10 +283,13 @@ class AccountPanel {
       this.voteStatus.set(d.id, st);
     }
     const saved = loadVote(localStorage, ctx.deployment.chainId, ctx.c.court.address, d.id, account);
-    const head = h('div', { class: 'audit-head' }, h('strong', null, `Dispute #${d.id}`), ` · accused ${shortAddress(d.accused)} · ${formatSpan(d.firstBlock, d.lastBlock)} · `, badge(state, state.startsWith('Revealed') ? 'ok' : 'info'));
+    const words: Record<string, string> = { None: 'not drawn', Drawn: 'drawn: commit your vote', Committed: 'committed', RevealedHonest: 'revealed: honest', RevealedFaulty: 'revealed: faulty' };
+    const head = h('div', { class: 'audit-head' }, h('strong', null, `Dispute #${d.id}`), ` · accused ${shortAddress(d.accused)} · ${formatSpan(d.firstBlock, d.lastBlock)} · `, badge(words[state] ?? state, state.startsWith('Revealed') ? 'ok' : 'info'));
     const box = h('div', { class: 'audit', id: `audit-${d.id}` }, head);
     if (d.stage === 'Resolved') {
-      box.append(h('p', { class: 'muted' }, `Resolved: ${d.outcome}.`));
+      const verdict = state === 'RevealedFaulty' ? 'Faulty' : state === 'RevealedHonest' ? 'Honest' : null;
+      box.append(h('p', { class: 'muted' }, `Resolved: ${d.outcome === 'NoQuorum' ? 'no quorum' : d.outcome.toLowerCase()}. `,
+        verdict === null ? 'You did not reveal a vote.' : verdict === d.outcome ? 'You voted with the majority: your share is under Stake → credits.' : 'You voted with the minority.'));
       return box;
     }
     if (state === 'Drawn') {
