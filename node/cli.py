@@ -36,11 +36,11 @@ def _parse_blocks(ctx, param, value: str) -> tuple[int, int]:
 def serve(model_path, blocks, max_message_mb, **kwargs):
     """Serve blocks START:END of a model over gRPC."""
     from node.config import ServerConfig
-    from node.errors import NodeError
     from node.server import run
+    from pollen.errors import PollenError
 
     try:
         run(ServerConfig(model_path=model_path, start=blocks[0], end=blocks[1],
                          max_message_bytes=max_message_mb << 20, **kwargs))
-    except NodeError as exc:
+    except PollenError as exc:  # NodeError, ModelError, ...
         raise click.ClickException(str(exc)) from exc

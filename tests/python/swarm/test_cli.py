@@ -1,0 +1,63 @@
+"""The `pollen` CLI as a user runs it: separate client process against real servers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import torch
+
+from procs import ROOT
+
+
+def run_cli(*args, stdin=None, timeout=180):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "pollen.cli", *args], input=stdin, capture_output=True,
+                          text=True, timeout=timeout, cwd=ROOT, env=env)
+
+
+def hf_reply(hf, tok, messages, new):
+    ids = tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
+                                  return_dict=True)["input_ids"]
+    out = hf.generate(ids, max_new_tokens=new, do_sample=False)
+    return tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+
+
+def test_generate_prints_greedy_text(swarm_smollm2, smollm2, hf_models):
+    routes, _ = swarm_smollm2
+    res = run_cli("generate", "--model", str(smollm2), "--peers", ",".join(routes[2]),
+                  "--prompt", "What is the capital of France?", "--chat-template", "--max-new-tokens", "10")
+    assert res.returncode == 0, res.stderr[-2000:]
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(smollm2))
+    want = hf_reply(hf_models(smollm2), tok, [{"role": "user", "content": "What is the capital of France?"}], 10)
+    assert res.stdout.strip() == want.strip() and len(want.strip()) > 5
+
+
+def test_chat_two_turns(swarm_smollm2, smollm2, hf_models):
+    routes, _ = swarm_smollm2
+    res = run_cli("chat", "--model", str(smollm2), "--peers", ",".join(routes[1]), "--max-new-tokens", "8",
+                  stdin="Hi! Who are you?\nName a color.\n")
+    assert res.returncode == 0, res.stderr[-2000:]
+    replies = [part.split("\n")[0].strip() for part in res.stdout.split("bot> ")[1:]]
+    assert len(replies) == 2 and all(replies)
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(smollm2))
+    first = hf_reply(hf_models(smollm2), tok, [{"role": "user", "content": "Hi! Who are you?"}], 8)
+    assert replies[0] == first.strip()
+
+
+def test_missing_blocks_is_a_clear_cli_error(swarm_smollm2, smollm2):
+    _, by = swarm_smollm2
+    res = run_cli("generate", "--model", str(smollm2), "--peers", by["head"].address, "--prompt", "hi",
+                  "--max-new-tokens", "2")
+    assert res.returncode != 0
+    assert "no reachable server covers blocks [10, 30) of 30" in res.stderr
+
+
+def test_serve_rejects_bad_span(smollm2):
+    res = run_cli("serve", "--model", str(smollm2), "--blocks", "20:40", timeout=120)
+    assert res.returncode != 0 and "outside the model's 30 blocks" in res.stderr
