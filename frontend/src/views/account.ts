@@ -168,7 +168,7 @@ class AccountPanel {
     const now = this.ctx.data.now();
     const released = n.unbonding > 0n && now >= n.releaseAt;
     fill(this.live.stats,
-      stat('in your wallet', formatAmount(n.balance, sym), 'stat-balance'),
+      stat('in your wallet', formatAmount(n.balance, sym, 2), 'stat-balance'),
       stat('active stake', formatAmount(n.staked, sym), 'stat-staked'),
       stat('unbonding', n.unbonding > 0n ? h('span', null, formatAmount(n.unbonding, sym), h('small', { class: 'countdown', id: 'unbond-countdown' }, released ? ' released' : ` ${countdown(n.releaseAt, now)}`)) : formatAmount(0n, sym), 'stat-unbonding'),
       stat('credits to withdraw', formatAmount(n.credits, sym), 'stat-credits'),
