@@ -91,6 +91,7 @@ def load_span(model_dir: str | Path, start: int, end: int, dtype: str = "float32
     if [m for m in missing if not m.startswith("positions.")] or unexpected:
         raise ModelError(f"span weights do not match: missing {missing[:4]}, unexpected {unexpected[:4]}")
     span = span.to(parse_dtype(dtype)).eval().requires_grad_(False)
+    span.compute_dtype = parse_dtype(dtype)
     span.positions = family.position_cls(config)  # keep rope / alibi tables in fp32
     return span
 

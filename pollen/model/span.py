@@ -38,6 +38,7 @@ class SpanModel(nn.Module):
         self.family, self.config, self.start, self.end = family, config, start, end
         self.blocks = nn.ModuleList(family.block_cls(config) for _ in range(start, end))
         self.positions = family.position_cls(config)
+        self.compute_dtype = torch.float32  # activations / KV cache (weights may be quantised)
 
     @property
     def hidden_size(self) -> int:
@@ -59,5 +60,4 @@ class SpanModel(nn.Module):
 
     def new_cache(self, batch: int, max_length: int) -> SpanCache:
         kv_heads, head_dim = self.family.kv_heads_dim(self.config)
-        dtype = next(self.parameters()).dtype
-        return SpanCache(len(self.blocks), batch, kv_heads, head_dim, max_length, dtype)
+        return SpanCache(len(self.blocks), batch, kv_heads, head_dim, max_length, self.compute_dtype)

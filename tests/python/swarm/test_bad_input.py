@@ -191,3 +191,36 @@ def test_info_reports_span_and_cache(stub):
     assert (info.start, info.end, info.num_blocks, info.hidden_size) == (0, 6, 6, HIDDEN)
     assert info.dtype == "float32" and info.throughput > 0 and info.free_cache_tokens > 0
     assert info.active_sessions >= 1  # the good session is open
+
+
+@pytest.fixture(scope="module")
+def small_server(tiny_llama, tmp_path_factory):
+    # 6 blocks x 2 KV heads x 16 dims x fp32 x (k, v) = 1536 bytes per token: 1 MiB = 682 tokens
+    servers = procs.start(tiny_llama, [(0, 6)], "--cache-mb", "1", "--session-timeout", "1.5",
+                          log_dir=tmp_path_factory.mktemp("logs-small"))
+    yield servers[0]
+    procs.stop_all(servers)
+
+
+def test_cache_budget_and_idle_timeout(small_server):
+    channel = grpc.insecure_channel(small_server.address)
+    stub = pb_grpc.BlockServerStub(channel)
+    try:
+        assert stub.Info(pb.InfoRequest()).free_cache_tokens == 682
+        first = Stream(stub)
+        first.send(pb.InferenceRequest(open=_open(600), hidden=wire.encode(torch.zeros(1, 1, HIDDEN)), step=0))
+        assert stub.Info(pb.InfoRequest()).free_cache_tokens == 82
+        with pytest.raises(grpc.RpcError) as err:
+            Stream(stub).send(pb.InferenceRequest(open=_open(600), hidden=wire.encode(torch.zeros(1, 1, HIDDEN))))
+        assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "does not fit" in err.value.details()
+        import time
+
+        time.sleep(2.5)  # idle beyond --session-timeout: the server closes it and frees the cache
+        assert stub.Info(pb.InfoRequest()).free_cache_tokens == 682
+        with pytest.raises(grpc.RpcError) as err:
+            first.send(pb.InferenceRequest(hidden=wire.encode(torch.zeros(1, 1, HIDDEN)), step=1))
+        assert err.value.code() == grpc.StatusCode.CANCELLED
+        again = Stream(stub)
+        again.send(pb.InferenceRequest(open=_open(600), hidden=wire.encode(torch.zeros(1, 1, HIDDEN)), step=0))
+    finally:
+        channel.close()

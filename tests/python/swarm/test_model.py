@@ -80,3 +80,27 @@ def test_smollm2_blocks_match_transformers(smollm2):
         expected = hf_model(smollm2)(ids).logits
     got = local_logits(smollm2, ids, [(0, 15), (15, 30)])
     assert (got - expected).abs().max() < 1e-4
+
+
+@pytest.mark.parametrize("mode,bound", [("int8", 0.05), ("nf4", 0.25)])
+def test_quantized_span_close_to_fp32(smollm2, mode, bound):
+    from pollen.model.quant import quantize_span
+
+    x = torch.randn(1, 5, 576, generator=torch.Generator().manual_seed(0))
+    exact = load_span(smollm2, 0, 2)
+    quant = quantize_span(load_span(smollm2, 0, 2), mode)
+    with torch.no_grad():
+        a, b = exact(x), quant(x, quant.new_cache(1, 8))
+    rel = ((a - b).norm() / a.norm()).item()
+    assert 0 < rel < bound, rel
+    assert quant.new_cache(1, 4).k.dtype == torch.float32
+
+
+def test_bf16_span_close_to_fp32(smollm2):
+    ids = torch.tensor([[1, 504, 3458, 314, 260, 1345]])
+    _, _, client = load_client(smollm2)
+    h = client.embed(ids)
+    with torch.no_grad():
+        a = load_span(smollm2, 0, 10)(h)
+        b = load_span(smollm2, 0, 10, "bfloat16")(h.bfloat16()).float()
+    assert ((a - b).norm() / a.norm()).item() < 0.05
