@@ -39,6 +39,7 @@ frontend-build: setup frontend-install compile
 	cd $(FRONTEND) && npm run --silent build
 
 test-frontend: setup frontend-build chromium
+	cd $(FRONTEND) && npx tsc --noEmit -p tsconfig.e2e.json
 	cd $(FRONTEND) && npx vitest run
 	cd $(FRONTEND) && CHROMIUM_PATH=$(CHROMIUM) npx vitest run --config e2e/vitest.config.ts
 

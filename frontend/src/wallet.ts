@@ -1,6 +1,6 @@
 // The user's wallet through EIP-1193 (window.ethereum — MetaMask or any injected wallet).
 import { getAddress, type Address, type EIP1193Provider } from 'viem';
-import { KNOWN_CHAINS, chainName, toHexChainId, type ChainInfo } from './chains';
+import { toHexChainId, type ChainInfo } from './chains';
 
 export type WalletState =
   | { kind: 'no-wallet' }
@@ -82,9 +82,3 @@ export class Wallet {
     }
   }
 }
-
-export function describeChain(id: number): string {
-  return chainName(id);
-}
-
-export { KNOWN_CHAINS };
