@@ -3,6 +3,7 @@
 # nothing is missing. Area-specific targets live in mk/*.mk and add themselves to TEST_TARGETS.
 
 SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
 PY := .venv/bin/python
 APE := .venv/bin/ape
 STAMPS := .stamps
@@ -48,17 +49,21 @@ $(STAMPS)/npm: package.json package-lock.json
 	chmod +x tools/solc.js
 
 compile: setup
-	$(APE) compile
+	@$(APE) compile 2>&1 | grep -v '^$$' | tail -1
 
 test: setup $(TEST_TARGETS)
 	@echo "==> all test suites passed"
 
-# Contract tests on Ape's in-process chain, then the same lifecycle on a real anvil.
-test-contracts: setup
-	$(APE) test tests/contracts -q
+# Contract tests on Ape's in-process chain, then the lifecycle story again on a real anvil
+# (ape-foundry starts it on a free port and stops it; see ape-config.yaml).
+test-contracts: setup compile
+	$(APE) test tests/contracts -q -p no:warnings
+	$(APE) test tests/contracts/test_lifecycle.py -q -p no:warnings --network ethereum:local:foundry
 
-test-python: setup
-	$(PY) -m pytest -q -p no:ape_test tests/python
+# Every Python suite in one pytest process: chain bindings on anvil, store (real js-ipfs node),
+# swarm (real server processes). mk/*.mk add their prerequisites (node installs, checkpoints).
+test-python: setup compile
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -p no:ape_test -p no:warnings tests/python
 
 demo: setup
 	$(PY) -m pollen.tour --port $(ANVIL_PORT)

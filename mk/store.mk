@@ -19,8 +19,6 @@ $(STAMPS)/ipfs: $(IPFS_DIR)/package.json $(IPFS_DIR)/package-lock.json
 test-store: setup ipfs-install compile
 	$(PY) -m pytest -q -p no:ape_test tests/python/store
 
-TEST_TARGETS += test-store
-
 test-python: ipfs-install
 
 # Publish / fetch throughput for both backends and time from manifest CID to shards ready.

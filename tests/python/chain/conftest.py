@@ -37,9 +37,3 @@ def roles(deployment, keys):
 def signers():
     """Hot receipt-signing keys, distinct from the operators' keys."""
     return [Account.create() for _ in range(4)]
-
-
-def advance(chain: Chain, seconds: int = 0, blocks: int = 1) -> None:
-    if seconds:
-        chain.w3.provider.make_request("evm_increaseTime", [seconds])
-    chain.w3.provider.make_request("anvil_mine", [blocks])

@@ -11,7 +11,7 @@ import pytest
 from pollen.chain import ChainError, ContractReverted
 from pollen.receipts import Receipt, sign_receipt
 
-from conftest import advance
+from chainhelp import advance
 
 pytestmark = pytest.mark.anvil
 ETHER = 10**18

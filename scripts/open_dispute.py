@@ -1,0 +1,41 @@
+"""Open a dispute from a receipt file the client saved:
+    ape run open_dispute --network ... --account A --receipt receipt.json --evidence bafy...
+The file is {"receipt": {...}, "signature": "0x..."} (see pollen.receipts.Receipt.to_json)."""
+
+import json
+import sys
+from pathlib import Path
+
+import click
+from ape.cli import ConnectedProviderCommand, account_option
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from pollen.receipts import Receipt, ReceiptDomain, ReceiptError, recover_signer  # noqa: E402
+from scripts._pollen import deployment_option, load_contracts  # noqa: E402
+
+
+@click.command(cls=ConnectedProviderCommand)
+@account_option()
+@deployment_option
+@click.option("--receipt", "receipt_file", type=click.Path(exists=True, dir_okay=False), required=True)
+@click.option("--evidence", required=True, help="CID of the evidence bundle on IPFS")
+def cli(network, provider, account, deployment, receipt_file, evidence):
+    """Open a dispute over a signed receipt, posting the court's bond."""
+    c = load_contracts(network, deployment)
+    court, registry = c["DisputeCourt"], c["ServerRegistry"]
+    try:
+        data = json.loads(Path(receipt_file).read_text())
+        receipt = Receipt.from_json(data["receipt"])
+        sig = bytes.fromhex(str(data["signature"]).removeprefix("0x"))
+        signer = recover_signer(receipt, ReceiptDomain(provider.chain_id, court.address), sig)
+    except (ValueError, KeyError, ReceiptError) as exc:
+        raise click.ClickException(f"{receipt_file} is not a signed receipt file: {exc}") from exc
+    term = registry.findTerm(receipt.server, signer, receipt.version_id, receipt.first_block,
+                             receipt.last_block, receipt.issued_at)
+    if term == 2**256 - 1:
+        raise click.ClickException(f"{signer} was not the registered signer of {receipt.server} "
+                                   "for that span and time; the court would refuse it")
+    bond = court.params().bond
+    tx = court.openDispute(receipt.as_tuple(), sig, evidence, term, value=bond, sender=account)
+    ev = [e for e in tx.events if e.event_name == "DisputeOpened"][0]
+    click.echo(f"dispute {ev.disputeId} opened against {ev.accused}; auditors drawn after block {ev.drawBlock}")
