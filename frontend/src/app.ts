@@ -85,23 +85,53 @@ export async function startApp(root: HTMLElement): Promise<void> {
     view.update();
   }
 
+  const head = h('span', { class: 'head', title: 'Latest block' }, '…');
+  let pickerKey = '';
+
   function renderChrome(): void {
     const s = wallet.state;
-    // network: the deployment's chain, the chain picker (asks the wallet to switch) and the head block
+    head.textContent = data.latestBlock === null ? '…' : `#${data.latestBlock}`;
+    // The picker is rebuilt only when the wallet changes, so a new block never closes it.
+    const key = s.kind === 'connected' ? `${s.account}:${s.chainId}` : s.kind;
+    if (key !== pickerKey) {
+      pickerKey = key;
+      fill(netBox, chainPicker(), head);
+    }
+    renderWalletAndBanners();
+  }
+
+  // network: the deployment's chain, the chain picker (asks the wallet to switch) and the head block
+  function chainPicker(): HTMLSelectElement {
+    const s = wallet.state;
     const picker = h('select', {
       class: 'chain-picker', title: 'Ask your wallet to switch network',
       disabled: s.kind !== 'connected',
       onchange: async (e: Event) => {
         const id = Number((e.target as HTMLSelectElement).value);
         const target = id === chain.id ? chain : KNOWN_CHAINS.find((k) => k.id === id)!;
-        try { await wallet.switchTo(target); } catch (err) { showError('Network switch failed', err); }
+        try {
+          await wallet.switchTo(target);
+        } catch (err) {
+          showError('Network switch failed', err);
+          pickerKey = ''; // show the wallet's real network again
+          renderChrome();
+        }
       },
     }, ...(KNOWN_CHAINS.some((k) => k.id === chain.id) ? KNOWN_CHAINS : [chain, ...KNOWN_CHAINS]).map((k) =>
       h('option', { value: String(k.id), selected: s.kind === 'connected' ? s.chainId === k.id : k.id === chain.id }, k.name)));
     if (s.kind === 'connected' && !KNOWN_CHAINS.some((k) => k.id === s.chainId) && s.chainId !== chain.id) {
       picker.prepend(h('option', { value: String(s.chainId), selected: true }, `Chain ${s.chainId}`));
     }
-    fill(netBox, picker, h('span', { class: 'head', title: 'Latest block' }, data.latestBlock === null ? '…' : `#${data.latestBlock}`));
+    return picker;
+  }
+
+  let chromeKey = '';
+
+  function renderWalletAndBanners(): void {
+    const s = wallet.state;
+    const key = `${pickerKey}|${data.error}`;
+    if (key === chromeKey) return; // nothing changed: keep the buttons under the user's pointer
+    chromeKey = key;
 
     if (s.kind === 'no-wallet') fill(walletBox, h('span', { class: 'muted' }, 'No wallet'));
     else if (s.kind === 'connecting') fill(walletBox, h('button', { disabled: true }, 'Connecting…'));

@@ -19,7 +19,9 @@ export function disputesView(ctx: Ctx): View {
     el,
     update() {
       const now = ctx.data.now();
-      if (rendered === ctx.data.revision && now === tick) return;
+      // Countdowns tick every second, but only open disputes have one.
+      const ticking = [...ctx.data.disputes.values()].some((d) => d.stage === 'Voting');
+      if (rendered === ctx.data.revision && (now === tick || !ticking)) return;
       rendered = ctx.data.revision;
       tick = now;
       const list = [...ctx.data.disputes.values()].sort((a, b) => Number(b.id - a.id));
