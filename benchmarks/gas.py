@@ -107,7 +107,7 @@ def main(write_readme: bool) -> None:
     if write_readme:
         readme = ROOT / "README.md"
         text = readme.read_text()
-        new, n = re.subn(r"(<!-- gas-table -->\n).*?(\n<!-- /gas-table -->)", lambda m: m.group(1) + out + m.group(2), text, flags=re.S)
+        new, n = re.subn(r"(<!-- gas-table -->\n).*?(<!-- /gas-table -->)", lambda m: m.group(1) + out + "\n" + m.group(2), text, flags=re.S)
         if n != 1:
             raise click.ClickException("README.md has no <!-- gas-table --> ... <!-- /gas-table --> block")
         readme.write_text(new)
