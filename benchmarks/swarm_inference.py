@@ -230,6 +230,52 @@ def receipt_cost(hidden: int, n: int = 300) -> float:
     return statistics.median(times)
 
 
+def hop_overhead(args, steps: int = 400) -> str:
+    """Round trip of one decode step through one server holding 1 tiny block, minus its compute."""
+    import tempfile
+
+    import procs
+    from client import AutoDistributedModelForCausalLM
+    from pollen.model import load_span
+    from pollen.model.tiny import make_checkpoint
+    from pollen.proto import swarm_pb2 as pb
+
+    path = make_checkpoint("llama", Path(tempfile.mkdtemp()) / "one-block", num_hidden_layers=1)
+    span = load_span(path, 0, 1)
+    cache, x = span.new_cache(1, steps + 8), torch.randn(1, 1, 64)
+    with torch.no_grad():
+        compute = []
+        for _ in range(steps):
+            t0 = time.perf_counter()
+            span(x, cache)
+            compute.append(time.perf_counter() - t0)
+    servers = procs.start(path, [(0, 1)], threads=args.threads)
+    try:
+        model = AutoDistributedModelForCausalLM.from_pretrained(path, initial_peers=[servers[0].address])
+        with model.inference_session(max_length=steps + 8) as sess:
+            rtt = []
+            for _ in range(steps):
+                t0 = time.perf_counter()
+                sess.step(x)
+                rtt.append(time.perf_counter() - t0)
+        conn = model.swarm.connection(servers[0].address)
+        unary = []
+        for _ in range(steps):
+            t0 = time.perf_counter()
+            conn.call("Info", pb.InfoRequest(), 5)
+            unary.append(time.perf_counter() - t0)
+        model.close()
+    finally:
+        procs.stop_all(servers)
+    m = statistics.median
+    return (f"## gRPC hop overhead (1 tiny block, hidden 64, {steps} steps)\n\n"
+            f"| measure | median ms |\n|---|---|\n"
+            f"| inference-stream step round trip (client encode/verify + server decode/hash/sign) | {m(rtt) * 1e3:.3f} |\n"
+            f"| same block computed in-process | {m(compute) * 1e3:.3f} |\n"
+            f"| **per-hop overhead** (difference) | **{(m(rtt) - m(compute)) * 1e3:.3f}** |\n"
+            f"| unary Info RPC round trip | {m(unary) * 1e3:.3f} |\n")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", default="smollm2,llama58m")
@@ -253,6 +299,7 @@ def main():
     print(f"# Pollen swarm benchmark\n\n`{cmd}` — {platform.machine()}, {os.cpu_count()} CPUs, "
           f"torch {torch.__version__}, {args.threads} torch thread(s) per process, fp32, greedy; "
           f"median of {args.runs} interleaved runs, each configuration in its own process\n")
+    print(hop_overhead(args), flush=True)
     for name in args.models.split(","):
         print("\n".join(bench_model(name, args)) + "\n", flush=True)
 

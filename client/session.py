@@ -19,7 +19,7 @@ from client.verify import Expected, ReceiptRecord, ReceiptVerifier
 from client.swarm import RemoteSwarm
 from pollen import wire
 from pollen.proto import swarm_pb2 as pb
-from pollen.receipts import ZERO_HASH, chain_input_hash, hash_tensor
+from pollen.receipts import ZERO_HASH, chain_input_hash
 from pollen.routing import Hop
 
 log = logging.getLogger("pollen.client")
@@ -105,14 +105,15 @@ class InferenceSession:
                 max_length=self.max_length, batch_size=self.batch_size, compress_output=self.compress))
         response = hs.stream.call(request)
         try:
-            y = wire.decode(response.hidden)
+            y = wire.decode(response.hidden, max_elements=x.numel())
         except wire.WireError as exc:
             raise ServerFailure(hs.hop.address, str(exc)) from exc
         if y.shape != x.shape:
             raise ServerFailure(hs.hop.address, f"returned shape {tuple(y.shape)} for {tuple(x.shape)}")
-        input_hash = chain_input_hash(hs.input_hash, hash_tensor(wire.roundtrip(x, self.compress)))
+        input_hash = chain_input_hash(hs.input_hash, wire.message_hash(request.hidden))
         expected = Expected(hs.signer, hs.operator, hs.session_id, hs.step, hs.hop.start, hs.hop.end, input_hash)
-        self.receipts.append(self.verifier.check(hs.hop.address, response.receipt, expected, y))
+        self.receipts.append(self.verifier.check(hs.hop.address, response.receipt, expected,
+                                                 wire.message_hash(response.hidden)))
         hs.input_hash, hs.step = input_hash, hs.step + 1
         hs.history.append(x)
         return y

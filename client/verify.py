@@ -56,7 +56,9 @@ class ReceiptVerifier:
         self.domain = domain
         self.max_skew_s = max_skew_s
 
-    def check(self, address: str, msg: pb.Receipt, expected: Expected, output: torch.Tensor) -> ReceiptRecord:
+    def check(self, address: str, msg: pb.Receipt, expected: Expected,
+              output: torch.Tensor | bytes) -> ReceiptRecord:
+        """Verify one receipt; `output` is the returned tensor or its canonical hash."""
         try:
             r = Receipt(server=msg.server, version_id=int(msg.version_id or "0"),
                         first_block=msg.first_block, last_block=msg.last_block,
@@ -77,7 +79,7 @@ class ReceiptVerifier:
             problems.append(f"span [{r.first_block}, {r.last_block}) != [{expected.first}, {expected.last})")
         if r.input_hash != expected.input_hash:
             problems.append("input hash does not match the inputs sent")
-        if r.output_hash != hash_tensor(output):
+        if r.output_hash != (output if isinstance(output, bytes) else hash_tensor(output)):
             problems.append("output hash does not match the returned tensor")
         if abs(r.issued_at - time.time()) > self.max_skew_s:
             problems.append(f"issuedAt {r.issued_at} is more than {self.max_skew_s}s from now")

@@ -104,7 +104,7 @@ class BlockServicer(pb_grpc.BlockServerServicer):
             raise BadRequest(f"hidden size {x.shape[2]} does not match the model's {self.hidden}")
         if x.shape[0] > self.cfg.max_batch or (batch is not None and x.shape[0] != batch):
             raise BadRequest(f"batch {x.shape[0]} (session batch {batch}, max {self.cfg.max_batch})")
-        if not torch.isfinite(x).all():
+        if not wire.all_finite(x):
             raise BadRequest("hidden states contain NaN or inf")
         return x
 
@@ -121,20 +121,21 @@ class BlockServicer(pb_grpc.BlockServerServicer):
         return bytes(raw)
 
     # ---- receipts ----------------------------------------------------------------------------
-    def _receipt(self, session_id, first, last, step, input_hash, output) -> pb.Receipt:
+    def _receipt(self, session_id, first, last, step, input_hash, output_hash: bytes) -> pb.Receipt:
         r = Receipt(server=self.cfg.operator or self.signer.address, version_id=self.cfg.version_id,
                     first_block=first + self.cfg.start, last_block=last + self.cfg.start,
                     session_id=session_id, step=step, input_hash=input_hash,
-                    output_hash=hash_tensor(output), issued_at=int(time.time()))
+                    output_hash=output_hash, issued_at=int(time.time()))
         return pb.Receipt(server=r.server, version_id=str(r.version_id), first_block=r.first_block,
                           last_block=r.last_block, session_id=r.session_id, step=r.step,
                           input_hash=r.input_hash, output_hash=r.output_hash,
                           issued_at=r.issued_at, signature=self.signer.sign(r))
 
-    def _reply_tensor(self, y: torch.Tensor, compress: bool) -> tuple[pb.Tensor, torch.Tensor]:
-        """(message, the tensor the client will decode) - receipts hash the latter."""
+    @staticmethod
+    def _reply_tensor(y: torch.Tensor, compress: bool) -> tuple[pb.Tensor, bytes]:
+        """(message, hash of the tensor the client will decode from it)."""
         msg = wire.encode(y, compress)
-        return msg, (wire.decode(msg) if compress else y)
+        return msg, wire.message_hash(msg)
 
     # ---- RPCs ----------------------------------------------------------------------------------
     @guarded
@@ -160,9 +161,9 @@ class BlockServicer(pb_grpc.BlockServerServicer):
         x = self._hidden(request.hidden)
         with torch.no_grad():
             y = self.span(x, None, first, last)
-        msg, seen = self._reply_tensor(y, request.compress_output)
-        input_hash = chain_input_hash(ZERO_HASH, hash_tensor(x))
-        return pb.ForwardResponse(hidden=msg, receipt=self._receipt(session_id, first, last, 0, input_hash, seen))
+        msg, out_hash = self._reply_tensor(y, request.compress_output)
+        input_hash = chain_input_hash(ZERO_HASH, wire.message_hash(request.hidden))
+        return pb.ForwardResponse(hidden=msg, receipt=self._receipt(session_id, first, last, 0, input_hash, out_hash))
 
     @guarded
     def Backward(self, request, context):
@@ -177,8 +178,9 @@ class BlockServicer(pb_grpc.BlockServerServicer):
             y = self.span(x, None, first, last)
             (grad,) = torch.autograd.grad(y, x, grad_outputs=g)
         input_hash = chain_input_hash(chain_input_hash(ZERO_HASH, hash_tensor(x.detach())), hash_tensor(g))
-        return pb.BackwardResponse(grad_input=wire.encode(grad),
-                                   receipt=self._receipt(session_id, first, last, 0, input_hash, grad))
+        msg = wire.encode(grad)
+        return pb.BackwardResponse(grad_input=msg, receipt=self._receipt(session_id, first, last, 0, input_hash,
+                                                                         wire.message_hash(msg)))
 
     @guarded
     def Inference(self, request_iterator, context):
@@ -238,10 +240,10 @@ class BlockServicer(pb_grpc.BlockServerServicer):
                                f"max_length {session.max_length}")
         with torch.no_grad():
             y = self.span(x, session.cache, session.first, session.last)
-        msg, seen = self._reply_tensor(y, session.compress)
-        session.input_hash = chain_input_hash(session.input_hash, hash_tensor(x))
+        msg, out_hash = self._reply_tensor(y, session.compress)
+        session.input_hash = chain_input_hash(session.input_hash, wire.message_hash(request.hidden))
         receipt = self._receipt(session.session_id, session.first, session.last, session.step,
-                                session.input_hash, seen)
+                                session.input_hash, out_hash)
         session.step += 1
         session.last_active = time.monotonic()
         return pb.InferenceResponse(hidden=msg, receipt=receipt)

@@ -71,6 +71,21 @@ def encode(t: torch.Tensor, compress: bool = False) -> pb.Tensor:
     return msg
 
 
+def message_hash(msg: pb.Tensor) -> bytes:
+    """Canonical receipt hash of the tensor a message decodes to (raw bytes hashed directly)."""
+    from pollen.receipts import hash_tensor, hash_tensor_bytes
+
+    if msg.compression == pb.NONE:
+        return hash_tensor_bytes(msg.dtype, tuple(int(s) for s in msg.shape), msg.data)
+    return hash_tensor(decode(msg))
+
+
+def all_finite(t: torch.Tensor) -> bool:
+    if t.dtype == torch.float32 or t.dtype == torch.float16:
+        return bool(np.isfinite(t.numpy()).all())  # ~10x cheaper than torch on small tensors
+    return bool(torch.isfinite(t).all())
+
+
 def roundtrip(t: torch.Tensor, compress: bool) -> torch.Tensor:
     """What the receiver will decode for `t` (identity unless compressed)."""
     return decode(encode(t, compress)) if compress else t
