@@ -31,8 +31,8 @@ $(STAMPS)/python: requirements.txt pyproject.toml
 	@mkdir -p $(STAMPS)
 	@test -x $(PY) || python3 -m venv .venv
 	@echo "==> installing pinned Python dependencies into .venv (first run: ~1-2 min)"
-	.venv/bin/pip install -q -r requirements.txt
-	.venv/bin/pip install -q --no-deps -e .
+	.venv/bin/pip install -q -r requirements.txt 2>&1 | { grep -v 'is ignored: it is neither a file' || true; }
+	.venv/bin/pip install -q --no-deps -e . 2>&1 | { grep -v 'is ignored: it is neither a file' || true; }
 	@touch $@
 
 $(STAMPS)/npm: package.json package-lock.json

@@ -52,29 +52,29 @@ def signer_keys():
     return [Account.from_key(bytes([i + 1]) * 32) for i in range(5)]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def vault(project, owner):
     return project.StakeVault.deploy(PARAMS.min_stake, PARAMS.unbonding_period, owner, sender=owner)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def versions(project, owner):
     return project.ModelVersionRegistry.deploy(sender=owner)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def registry(project, owner, vault, versions):
     return project.ServerRegistry.deploy(vault, versions, sender=owner)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def court(project, owner, vault, registry):
     court = project.DisputeCourt.deploy(vault, registry, PARAMS.court_tuple(), owner, sender=owner)
     vault.wire(court, registry, sender=owner)
     return court
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def version_id(versions, owner):
     """An 8-block model version."""
     versions.createModel("tiny-llama", sender=owner)
@@ -82,7 +82,7 @@ def version_id(versions, owner):
     return 1
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def staked_server(vault, registry, version_id, court):
     """Factory: stake `amount` and register `account` with `signer` on [first, last)."""
 
@@ -96,7 +96,7 @@ def staked_server(vault, registry, version_id, court):
     return make
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def swarm(staked_server, operators, signer_keys):
     """Five registered servers on the whole 8-block version."""
     for i, op in enumerate(operators):
@@ -104,12 +104,12 @@ def swarm(staked_server, operators, signer_keys):
     return operators
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def domain(court, chain):
     return ReceiptDomain(chain_id=chain.chain_id, court=court.address)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def signed_receipt(domain, chain, version_id):
     """Factory: a receipt for `server`, signed by `key` (a hot signer), dated now by default."""
 
@@ -123,7 +123,7 @@ def signed_receipt(domain, chain, version_id):
     return make
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def open_dispute(court, chain):
     """Factory: open a dispute over (receipt, sig) from `who`; returns the dispute id."""
 
@@ -143,7 +143,7 @@ def vault_invariant(vault, chain) -> None:
         raise AssertionError(f"vault invariant broken: balance {balance} != accounted {total}")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def vote():
     """Factory: commit then reveal each auditor's verdict (None = silent: never commits)."""
 

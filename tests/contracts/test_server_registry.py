@@ -1,7 +1,7 @@
 import ape
 import pytest
 
-from conftest import ETHER, PARAMS
+from conftest import CID, ETHER, PARAMS
 
 
 def test_register_lists_and_pages(registry, vault, operators, signer_keys, version_id, court):
@@ -34,9 +34,12 @@ def test_register_reverts(registry, vault, versions, operator, owner, signer_key
         registry.register(s, "", version_id, 0, 8, 10, sender=operator)
     with ape.reverts(registry.ServerRegistry_ZeroThroughput):
         registry.register(s, "grpc://x:1", version_id, 0, 8, 0, sender=operator)
-    versions.deprecateVersion(version_id, 0, sender=owner)
+    # a deprecated version (a second one: tests must not rely on isolation to undo state)
+    versions.publishVersion(1, CID + "-old", 8, 0, 10_000, sender=owner)
+    old = versions.versionCount()
+    versions.deprecateVersion(old, 0, sender=owner)
     with ape.reverts(registry.ServerRegistry_InactiveVersion):
-        registry.register(s, "grpc://x:1", version_id, 0, 8, 10, sender=operator)
+        registry.register(s, "grpc://x:1", old, 0, 8, 10, sender=operator)
 
 
 def test_update_moves_span_and_opens_term(registry, staked_server, operator, signer_keys, version_id, chain):
