@@ -5,7 +5,9 @@ from __future__ import annotations
 import click
 
 
-def _parse_blocks(ctx, param, value: str) -> tuple[int, int]:
+def _parse_blocks(ctx, param, value: str) -> tuple[int, int] | None:
+    if value == "auto":
+        return None
     try:
         a, b = value.split(":")
         return int(a), int(b)
@@ -16,7 +18,10 @@ def _parse_blocks(ctx, param, value: str) -> tuple[int, int]:
 @click.command("serve")
 @click.option("--model", "model_path", required=True, type=click.Path(exists=True, file_okay=False),
               help="checkpoint dir (transformers safetensors or a Pollen split dir)")
-@click.option("--blocks", required=True, callback=_parse_blocks, help="span START:END (end exclusive)")
+@click.option("--blocks", required=True, callback=_parse_blocks,
+              help="span START:END (end exclusive), or `auto` to take the weakest-covered span")
+@click.option("--span-length", default=0, help="with --blocks auto: how many blocks to serve")
+@click.option("--peers", default="", help="with --blocks auto: comma-separated host:port of the swarm")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=0, show_default=True, help="0 picks a free port")
 @click.option("--dtype", default="float32", type=click.Choice(["float32", "bfloat16"]), show_default=True)
@@ -33,14 +38,29 @@ def _parse_blocks(ctx, param, value: str) -> tuple[int, int]:
               help="hex private key for receipts (env POLLEN_SIGNER_KEY); default: random dev key")
 @click.option("--operator", default="", help="operator address in receipts (default: signer)")
 @click.option("--version-id", default=0, show_default=True)
-def serve(model_path, blocks, max_message_mb, **kwargs):
+def serve(model_path, blocks, span_length, peers, max_message_mb, **kwargs):
     """Serve blocks START:END of a model over gRPC."""
     from node.config import ServerConfig
     from node.server import run
     from pollen.errors import PollenError
 
     try:
+        if blocks is None:
+            blocks = _auto_blocks(model_path, span_length, peers)
         run(ServerConfig(model_path=model_path, start=blocks[0], end=blocks[1],
                          max_message_bytes=max_message_mb << 20, **kwargs))
     except PollenError as exc:  # NodeError, ModelError, ...
         raise click.ClickException(str(exc)) from exc
+
+
+def _auto_blocks(model_path, span_length, peers) -> tuple[int, int]:
+    from node.discovery import pick_span
+    from pollen.membership import StaticMembership
+    from pollen.model import family_of, load_config
+
+    config = load_config(model_path)
+    n = family_of(config).num_blocks(config)
+    membership = StaticMembership([p for p in peers.split(",") if p]) if peers else None
+    if membership is None:
+        return 0, span_length or n
+    return pick_span(membership, n, span_length or n)

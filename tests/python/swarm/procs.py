@@ -43,14 +43,16 @@ class ServerProc:
                 self.proc.wait(10)
 
 
-def spawn(model: Path, blocks: tuple[int, int], *extra: str, log_dir: Path | None = None,
+def spawn(model: Path, blocks: tuple[int, int] | str, *extra: str, log_dir: Path | None = None,
           threads: int = 1) -> ServerProc:
+    """Start `pollen serve`; `blocks` is (start, end) or "auto" (block selection)."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": str(threads),
            "PYTHONPATH": str(ROOT)}
-    log = open(log_dir / f"server-{blocks[0]}-{blocks[1]}-{time.monotonic_ns()}.log", "w") \
+    span = "auto" if blocks == "auto" else f"{blocks[0]}:{blocks[1]}"
+    log = open(log_dir / f"server-{span.replace(':', '-')}-{time.monotonic_ns()}.log", "w") \
         if log_dir else subprocess.DEVNULL
     cmd = [sys.executable, "-m", "pollen.cli", "serve", "--model", str(model),
-           "--blocks", f"{blocks[0]}:{blocks[1]}", "--port", "0", "--torch-threads", str(threads), *extra]
+           "--blocks", span, "--port", "0", "--torch-threads", str(threads), *extra]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, cwd=ROOT, env=env, text=True)
     return ServerProc(proc, blocks)
 
@@ -67,7 +69,7 @@ def wait_ready(servers: list[ServerProc], timeout: float = 90.0) -> None:
                 line = s.proc.stdout.readline()
                 if line.startswith("{"):
                     event = json.loads(line)
-                    s.port, s.signer = event["port"], event["signer"]
+                    s.port, s.signer, s.blocks = event["port"], event["signer"], tuple(event["blocks"])
                     break
 
 

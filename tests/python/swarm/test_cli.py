@@ -61,3 +61,16 @@ def test_missing_blocks_is_a_clear_cli_error(swarm_smollm2, smollm2):
 def test_serve_rejects_bad_span(smollm2):
     res = run_cli("serve", "--model", str(smollm2), "--blocks", "20:40", timeout=120)
     assert res.returncode != 0 and "outside the model's 30 blocks" in res.stderr
+
+
+def test_serve_auto_picks_the_uncovered_span(swarm_llama, tiny_llama, tmp_path):
+    import procs
+
+    _, by = swarm_llama
+    peers = f"{by['head'].address},{by['mid'].address},127.0.0.1:1"  # [0,2) + [2,4) + unreachable
+    server = procs.spawn(tiny_llama, "auto", "--span-length", "2", "--peers", peers, log_dir=tmp_path)
+    try:
+        procs.wait_ready([server])
+        assert server.blocks == (4, 6)
+    finally:
+        procs.stop_all([server])
