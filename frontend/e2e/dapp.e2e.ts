@@ -1,7 +1,7 @@
 // The dApp in a real headless Chromium against a real anvil: one user's journey through the UI
 // while a separate Python process (tests/frontend/chain_driver.py) plays everyone else.
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import type { Page } from 'playwright-core';
 import { createPublicClient, http, parseEther, type Address } from 'viem';
 import { ARTIFACTS, WALLET_KEY, chromiumMissing, driver, startStack, steppedDriver, type Stack } from './harness';
@@ -47,6 +47,13 @@ describe.skipIf(!!missing)('Pollen dApp in Chromium against anvil', () => {
     page.on('pageerror', (e) => console.error('page error:', e.message));
     await wallet.install(page);
     await page.goto(stack.url);
+  });
+
+  // A failing scenario leaves a picture of the page behind, to see what the user would have seen.
+  afterEach(async (ctx) => {
+    if (ctx.task.result?.state !== 'fail' || !page) return;
+    const name = `FAILED-${ctx.task.name.replace(/[^a-z0-9]+/gi, '-').slice(0, 60)}`;
+    await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true }).catch(() => {});
   });
 
   afterAll(async () => {
@@ -170,6 +177,14 @@ describe.skipIf(!!missing)('Pollen dApp in Chromium against anvil', () => {
     expect(row).toContain('2.5 ETH');
     expect(row).toContain('you');
     await shot('swarm-registered');
+
+    // Updating the span moves the server in the picture (a new registry term).
+    await go('account');
+    await page.fill('#srv-first', '5');
+    await page.click('#register-btn'); // now labelled "Update server"
+    expect((await settle('server-status')).phase).toBe('confirmed');
+    await go('swarm');
+    await page.waitForFunction(() => Array.from(document.querySelectorAll('[data-version="1"] svg.coverage .block .count')).map((e) => e.textContent).join('') === '22333433');
   });
 
   test('open a dispute from a receipt file and watch its timeline advance as another process votes', async () => {
@@ -267,5 +282,12 @@ describe.skipIf(!!missing)('Pollen dApp in Chromium against anvil', () => {
     await page.waitForFunction(() => !document.querySelector('#stat-credits')?.textContent?.startsWith('0 ETH'));
     expect(await page.textContent('#audit-2')).toContain('You voted with the majority');
     await shot('account-audit-revealed');
+  });
+
+  test('when the chain node goes away the page says so', async () => {
+    stack.stopNode();
+    await page.waitForSelector('.banner.error', { timeout: 15_000 });
+    expect(await page.textContent('.banner.error')).toContain(`Cannot read the chain at ${stack.rpc}`);
+    expect(await page.textContent('.banner.error')).toContain('Is the node running?');
   });
 });

@@ -102,6 +102,8 @@ export interface Stack {
   workDir: string;
   url: string;
   browser: Browser;
+  /** Stop the chain node (the page should then say it cannot reach it). */
+  stopNode(): void;
   stop(): Promise<void>;
 }
 
@@ -129,7 +131,7 @@ export async function startStack(): Promise<Stack> {
       args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
     });
     cleanups.push(() => browser.close());
-    return { rpc, deploymentFile, workDir, url: server.url, browser, stop };
+    return { rpc, deploymentFile, workDir, url: server.url, browser, stop, stopNode: () => anvil.kill('SIGTERM') };
   } catch (err) {
     await stop();
     throw err;

@@ -55,6 +55,9 @@ export class ChainData {
   private listeners = new Set<() => void>();
   private blockTimes = new Map<bigint, number>();
   private busy = false;
+  private headRescanned = false;
+  private at: bigint | undefined = undefined;
+  private seenLogs = new Set<string>();
   private timer: ReturnType<typeof setInterval> | null = null;
 
   constructor(readonly client: PublicClient, readonly deployment: Deployment, readonly c: Contracts) {}
@@ -84,18 +87,24 @@ export class ChainData {
     this.busy = true;
     try {
       const latest = await this.client.getBlockNumber({ cacheTime: 0 });
-      if (latest === this.latestBlock && !this.error) return;
+      const sameHead = latest === this.latestBlock;
+      if (sameHead && this.headRescanned && !this.error) return;
       const first = this.latestBlock === null;
-      const from = first ? this.deployment.deployedAtBlock : this.latestBlock! + 1n;
+      // The previous head is scanned once more (a node may answer for a block a moment before
+      // its logs are queryable); entries already seen are skipped.
+      const from = first ? this.deployment.deployedAtBlock : this.latestBlock!;
+      this.at = latest; // every record is read at this block: one consistent snapshot
       const dirty = await this.ingest(from, latest);
       if (first) await this.readParams();
       await this.reread(dirty);
       const block = await this.client.getBlock({ blockNumber: latest });
       this.chainTime = Number(block.timestamp);
       this.seenAt = Date.now();
+      const changed = !sameHead || dirty.count > 0 || this.error !== null;
       this.latestBlock = latest;
+      this.headRescanned = sameHead;
       this.error = null;
-      this.emit();
+      if (changed) this.emit();
     } catch (err) {
       const msg = `Cannot read the chain at ${this.deployment.rpc}: ${(err as Error).message.split('\n')[0]}. Is the node running? Retrying every second.`;
       if (msg !== this.error) {
@@ -118,7 +127,7 @@ export class ChainData {
   private async ingest(from: bigint, to: bigint) {
     const dirty = {
       models: new Set<bigint>(), versions: new Set<bigint>(), adapters: new Set<bigint>(),
-      servers: new Set<Address>(), disputes: new Set<bigint>(), params: false,
+      servers: new Set<Address>(), disputes: new Set<bigint>(), params: false, count: 0,
     };
     const addresses = Object.values(this.deployment.contracts);
     for (let start = from; start <= to; start += MAX_LOG_RANGE) {
@@ -126,6 +135,10 @@ export class ChainData {
       const logs = await this.client.getLogs({ address: addresses, fromBlock: start, toBlock: end });
       const events = parseEventLogs({ abi: allEventsAbi, logs, strict: false });
       for (const ev of events) {
+        const key = `${ev.transactionHash}:${ev.logIndex}`;
+        if (this.seenLogs.has(key)) continue;
+        this.seenLogs.add(key);
+        dirty.count++;
         const args = (ev.args ?? {}) as Record<string, unknown>;
         const name = ev.eventName as string;
         switch (name) {
@@ -168,9 +181,9 @@ export class ChainData {
   private async readParams(): Promise<void> {
     const { vault, court } = this.c;
     const [minStake, unbonding, p] = await Promise.all([
-      this.client.readContract({ ...vault, functionName: 'minStake' }),
-      this.client.readContract({ ...vault, functionName: 'unbondingPeriod' }),
-      this.client.readContract({ ...court, functionName: 'params' }),
+      this.client.readContract({ ...vault, functionName: 'minStake', blockNumber: this.at }),
+      this.client.readContract({ ...vault, functionName: 'unbondingPeriod', blockNumber: this.at }),
+      this.client.readContract({ ...court, functionName: 'params', blockNumber: this.at }),
     ]);
     this.minStake = minStake;
     this.unbondingPeriod = Number(unbonding);
@@ -188,18 +201,18 @@ export class ChainData {
     if (dirty.params) await this.readParams();
     await Promise.all([
       ...[...dirty.models].map(async (id) => {
-        const m = await client.readContract({ ...mv, functionName: 'getModel', args: [id] });
+        const m = await client.readContract({ ...mv, functionName: 'getModel', args: [id], blockNumber: this.at });
         this.models.set(id, { id, owner: m.owner, name: m.name });
       }),
       ...[...dirty.versions].map(async (id) => {
-        const v = await client.readContract({ ...mv, functionName: 'getVersion', args: [id] });
+        const v = await client.readContract({ ...mv, functionName: 'getVersion', args: [id], blockNumber: this.at });
         this.versions.set(id, {
           id, modelId: v.modelId, parentId: v.parentId, supersededBy: v.supersededBy, numBlocks: v.numBlocks,
           toleranceMicros: v.toleranceMicros, deprecated: v.deprecated, publisher: v.publisher, manifestCid: v.manifestCid,
         });
       }),
       ...[...dirty.adapters].map(async (id) => {
-        const a = await client.readContract({ ...mv, functionName: 'getAdapter', args: [id] });
+        const a = await client.readContract({ ...mv, functionName: 'getAdapter', args: [id], blockNumber: this.at });
         this.adapters.set(id, { id, baseVersionId: a.baseVersionId, publisher: a.publisher, cid: a.cid, name: a.name, tags: a.tags });
       }),
       ...[...dirty.servers].map((op) => this.readServer(op)),
@@ -209,10 +222,10 @@ export class ChainData {
     for (const [, e] of pending) e.time = await this.blockTime(e.block);
     await Promise.all([...dirty.disputes].map(async (id) => {
       const [d, auditors] = await Promise.all([
-        client.readContract({ ...court, functionName: 'getDispute', args: [id] }),
-        client.readContract({ ...court, functionName: 'auditorsOf', args: [id] }),
+        client.readContract({ ...court, functionName: 'getDispute', args: [id], blockNumber: this.at }),
+        client.readContract({ ...court, functionName: 'auditorsOf', args: [id], blockNumber: this.at }),
       ]);
-      const votes = await Promise.all(auditors.map((a) => client.readContract({ ...court, functionName: 'voteOf', args: [id, a] })));
+      const votes = await Promise.all(auditors.map((a) => client.readContract({ ...court, functionName: 'voteOf', args: [id, a], blockNumber: this.at })));
       const prev = this.disputes.get(id);
       const timeline = [...(prev?.timeline ?? []), ...pending.filter(([pid]) => pid === id).map(([, e]) => e)]
         .sort((a, b) => Number(a.block - b.block) || a.logIndex - b.logIndex);
@@ -237,21 +250,26 @@ export class ChainData {
     await Promise.all([...touched].map((op) => this.readServer(op)));
   }
 
-  async readServer(operator: Address): Promise<void> {
-    const { registry, vault } = this.c;
-    const [s, t, stake] = await Promise.all([
-      this.client.readContract({ ...registry, functionName: 'getServer', args: [operator] }),
-      this.client.readContract({ ...registry, functionName: 'currentTerm', args: [operator] }),
-      this.client.readContract({ ...vault, functionName: 'stakeOf', args: [operator] }),
-    ]);
-    this.servers.set(operator, {
-      operator, signer: t.signer, versionId: t.versionId, firstBlock: t.firstBlock, lastBlock: t.lastBlock,
-      endpoint: s.endpoint, throughput: Number(s.throughput), status: SERVER_STATUS[s.status], stake,
-    });
+  /** Only the indexer writes the shared map, one refresh at a time, so no stale read lands last. */
+  private async readServer(operator: Address): Promise<void> {
+    this.servers.set(operator, await fetchServer(this.client, this.c, operator, this.at));
   }
 
   /** Disputes (any stage) against an operator. */
   disputesAgainst(operator: Address): DisputeInfo[] {
     return [...this.disputes.values()].filter((d) => d.accused.toLowerCase() === operator.toLowerCase());
   }
+}
+
+/** One server's record, current term and active stake. */
+export async function fetchServer(client: PublicClient, c: Contracts, operator: Address, blockNumber?: bigint): Promise<ServerInfo> {
+  const [s, t, stake] = await Promise.all([
+    client.readContract({ ...c.registry, functionName: 'getServer', args: [operator], blockNumber }),
+    client.readContract({ ...c.registry, functionName: 'currentTerm', args: [operator], blockNumber }),
+    client.readContract({ ...c.vault, functionName: 'stakeOf', args: [operator], blockNumber }),
+  ]);
+  return {
+    operator, signer: t.signer, versionId: t.versionId, firstBlock: t.firstBlock, lastBlock: t.lastBlock,
+    endpoint: s.endpoint, throughput: Number(s.throughput), status: SERVER_STATUS[s.status], stake,
+  };
 }

@@ -2,7 +2,7 @@
 // receipt file, and (as a drawn auditor) commit and reveal votes.
 import { isAddress, maxUint256, type Address } from 'viem';
 import type { Ctx, View } from '../app';
-import type { DisputeInfo } from '../chainData';
+import { fetchServer, type DisputeInfo, type ServerInfo } from '../chainData';
 import { fill, h } from '../dom';
 import { countdown, formatAmount, formatDuration, formatSpan, formatTimestamp, parseAmount, shortAddress } from '../format';
 import { domainMismatch, parseReceiptFile, type SignedReceipt } from '../receiptFile';
@@ -69,6 +69,8 @@ class AccountPanel {
   el: HTMLElement;
   private numbers: AccountNumbers | null = null;
   private reading = false;
+  private readAgain = false;
+  private server: ServerInfo | null = null;
   private seenRevision = -1;
   private live = { stats: h('div', { class: 'stats' }), withdrawHint: h('p', { class: 'hint' }), server: h('div'), audits: h('div'), mine: h('div') };
   private auditsKey: string | null = null;
@@ -100,18 +102,27 @@ class AccountPanel {
     this.renderNumbers();
   }
 
+  /** Re-read this account; a request that arrives mid-read runs once more afterwards, so the
+   *  last read always starts after the last change. */
   private async read(): Promise<void> {
-    if (this.reading) return;
+    if (this.reading) {
+      this.readAgain = true;
+      return;
+    }
     this.reading = true;
     const { client, c } = this.ctx;
     try {
-      const [balance, acct, credits] = await Promise.all([
-        client.getBalance({ address: this.account }),
-        client.readContract({ ...c.vault, functionName: 'accountOf', args: [this.account] }),
-        client.readContract({ ...c.vault, functionName: 'credits', args: [this.account] }),
-      ]);
-      this.numbers = { balance, staked: acct.staked, unbonding: acct.unbonding, releaseAt: Number(acct.releaseAt), frozen: acct.frozenCount, credits };
-      await this.ctx.data.readServer(this.account);
+      do {
+        this.readAgain = false;
+        const [balance, acct, credits, server] = await Promise.all([
+          client.getBalance({ address: this.account }),
+          client.readContract({ ...c.vault, functionName: 'accountOf', args: [this.account] }),
+          client.readContract({ ...c.vault, functionName: 'credits', args: [this.account] }),
+          fetchServer(client, c, this.account),
+        ]);
+        this.numbers = { balance, staked: acct.staked, unbonding: acct.unbonding, releaseAt: Number(acct.releaseAt), frozen: acct.frozenCount, credits };
+        this.server = server;
+      } while (this.readAgain);
     } catch {
       /* the chain banner already says the RPC is down */
     } finally {
@@ -184,7 +195,7 @@ class AccountPanel {
   }
 
   private renderServer(): void {
-    const s = this.ctx.data.servers.get(this.account);
+    const s = this.server;
     if (!s || s.status === 'None') {
       fill(this.live.server, h('p', { class: 'muted', id: 'server-state' }, `No server registered. Stake at least ${formatAmount(this.ctx.data.minStake, this.ctx.chain.symbol)}, then register below.`));
     } else {
