@@ -119,6 +119,7 @@ describe.skipIf(!!missing)('Pollen dApp in Chromium against anvil', () => {
 
   test('a reverted transaction shows its custom error name in plain words', async () => {
     const sent = wallet.calls.filter((m) => m === 'eth_sendTransaction').length;
+    await page.selectOption('#srv-version', '1');
     await page.fill('#srv-endpoint', 'grpc://127.0.0.1:41000');
     await page.fill('#srv-first', '6');
     await page.fill('#srv-last', '8');

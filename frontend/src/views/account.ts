@@ -407,7 +407,7 @@ class ServerForm {
   }
 
   refreshVersions(): void {
-    const versions = [...this.ctx.data.versions.values()].filter((v) => !v.deprecated);
+    const versions = [...this.ctx.data.versions.values()].filter((v) => !v.deprecated).sort((a, b) => Number(a.id - b.id));
     const key = versions.map((v) => v.id).join(',');
     if (key === this.versionKey) return;
     this.versionKey = key;
