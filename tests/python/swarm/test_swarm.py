@@ -190,3 +190,27 @@ def test_bf16_and_int8_servers_in_one_route(smollm2, hf_models, tmp_path):
         mixed.close()
     finally:
         procs.stop_all(servers + bf16 + int8)
+
+
+def test_generation_options(swarm_smollm2, smollm2, hf_models):
+    routes, _ = swarm_smollm2
+    model = AutoDistributedModelForCausalLM.from_pretrained(smollm2, initial_peers=routes[2])
+    hf = hf_models(smollm2)
+    try:
+        ids = model.tokenizer(PROMPT, return_tensors="pt").input_ids
+        # repetition penalty + min_new_tokens through transformers' own processors: same as HF
+        got = model.generate(ids, max_new_tokens=10, repetition_penalty=1.3, min_new_tokens=10)
+        want = hf.generate(ids, max_new_tokens=10, repetition_penalty=1.3, min_new_tokens=10, do_sample=False)
+        assert got.tolist() == want.tolist()
+        # stop strings end generation early, at a prefix of the unconstrained greedy output
+        full = hf.generate(ids, max_new_tokens=24, do_sample=False)
+        stopped = model.generate(ids, max_new_tokens=24, stop_strings=["Paris"])
+        assert stopped.shape[1] < full.shape[1]
+        assert stopped.tolist()[0] == full.tolist()[0][:stopped.shape[1]]
+        assert "Paris" in model.tokenizer.decode(stopped[0, ids.shape[1]:])
+        # sampling is reproducible with a seeded generator
+        runs = [model.generate(ids, max_new_tokens=8, do_sample=True, temperature=0.9, top_k=20, top_p=0.95,
+                               generator=torch.Generator().manual_seed(s)).tolist() for s in (1, 1)]
+        assert runs[0] == runs[1]
+    finally:
+        model.close()
