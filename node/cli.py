@@ -38,6 +38,9 @@ def _parse_blocks(ctx, param, value: str) -> tuple[int, int] | None:
               help="hex private key for receipts (env POLLEN_SIGNER_KEY); default: random dev key")
 @click.option("--operator", default="", help="operator address in receipts (default: signer)")
 @click.option("--version-id", default=0, show_default=True)
+@click.option("--fault-rate", default=0.0, show_default=True,
+              help="FAULT INJECTION for tests/demos: fraction of outputs corrupted (still signed)")
+@click.option("--fault-scale", default=0.1, show_default=True, help="relative size of injected errors")
 def serve(model_path, blocks, span_length, peers, max_message_mb, **kwargs):
     """Serve blocks START:END of a model over gRPC."""
     from node.config import ServerConfig

@@ -32,6 +32,10 @@ class ServerConfig:
     signer_key: str = ""  # hex private key signing receipts; empty = fresh random dev key
     operator: str = ""  # registered operator address in receipts; empty = signer address
     version_id: int = 0  # ModelVersionRegistry id of the served model version
+    # FAULT INJECTION (tests and the demo only; off by default): fraction of responses whose
+    # output is corrupted (relative noise `fault_scale`) and still signed, so cheating can be shown.
+    fault_rate: float = 0.0
+    fault_scale: float = 0.1  # relative L2 size of the injected error
 
     def validate(self) -> "ServerConfig":
         if not 0 <= self.start < self.end:
@@ -43,6 +47,8 @@ class ServerConfig:
         for name in ("max_length", "max_batch", "max_sessions", "workers", "max_tokens_per_request"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")
+        if not 0.0 <= self.fault_rate <= 1.0 or self.fault_scale < 0:
+            raise ConfigError(f"fault_rate must be in [0, 1] and fault_scale >= 0")
         if not 0 <= self.port < 65536:
             raise ConfigError(f"invalid port {self.port}")
         return self

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import random
 import signal
 import statistics
 import sys
@@ -89,6 +90,7 @@ class BlockServicer(pb_grpc.BlockServerServicer):
         self.lock = threading.Lock()
         self.cache_bytes_budget = int(config.cache_memory_mb * (1 << 20))
         self.cache_bytes_used = 0
+        self.fault_rng = random.Random()  # fault injection only
         kv_heads, head_dim = span.family.kv_heads_dim(span.config)
         self.bytes_per_token = SpanCache.nbytes(len(span.blocks), 1, kv_heads, head_dim, 1, self.dtype)
 
@@ -131,11 +133,18 @@ class BlockServicer(pb_grpc.BlockServerServicer):
                           input_hash=r.input_hash, output_hash=r.output_hash,
                           issued_at=r.issued_at, signature=self.signer.sign(r))
 
-    @staticmethod
-    def _reply_tensor(y: torch.Tensor, compress: bool) -> tuple[pb.Tensor, bytes]:
+    def _reply_tensor(self, y: torch.Tensor, compress: bool) -> tuple[pb.Tensor, bytes]:
         """(message, hash of the tensor the client will decode from it)."""
-        msg = wire.encode(y, compress)
+        msg = wire.encode(self._inject_fault(y), compress)
         return msg, wire.message_hash(msg)
+
+    def _inject_fault(self, y: torch.Tensor) -> torch.Tensor:
+        """FAULT INJECTION (off unless config.fault_rate > 0): corrupt this output, still signed."""
+        if self.cfg.fault_rate <= 0 or self.fault_rng.random() >= self.cfg.fault_rate:
+            return y
+        noise = torch.randn(y.shape, generator=torch.Generator().manual_seed(self.fault_rng.randrange(2**31)))
+        scale = self.cfg.fault_scale * y.float().norm() / max(1, y.numel()) ** 0.5
+        return (y.float() + noise * scale).to(y.dtype)
 
     # ---- RPCs ----------------------------------------------------------------------------------
     @guarded
