@@ -65,7 +65,7 @@ test-contracts: setup compile
 test-python: setup compile
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -p no:ape_test -p no:warnings tests/python
 
-demo: setup compile
+demo: setup compile frontend-build
 	$(PY) -m pollen.tour --port $(ANVIL_PORT)
 
 gas: setup

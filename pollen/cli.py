@@ -12,6 +12,7 @@ LAZY_COMMANDS = {
     "generate": "client.cli:generate",
     "chat": "client.cli:chat",
     "prepare-smollm2": "pollen.model.cli:prepare_smollm2",
+    "ui": "pollen.ui:main",
 }
 
 

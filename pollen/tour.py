@@ -6,6 +6,7 @@ addresses, and what to try next. Ctrl-C stops the chain.
 
 from __future__ import annotations
 
+import signal
 import time
 
 import click
@@ -13,13 +14,17 @@ import click
 from pollen.anvil import AnvilError, start_anvil
 from pollen.chain import ChainError
 from pollen.deploy import deploy_all
+from pollen.ui import UiError, start_ui
 
 
 @click.command()
 @click.option("--port", default=8546, show_default=True, help="anvil port (loopback)")
 @click.option("--out", default="deployments/demo.json", show_default=True)
+@click.option("--ui-port", default=5173, show_default=True, help="web UI port")
 @click.option("--exit-after-deploy", is_flag=True, help="stop the chain after printing the tour")
-def main(port: int, out: str, exit_after_deploy: bool) -> None:
+def main(port: int, out: str, ui_port: int, exit_after_deploy: bool) -> None:
+    ui = None
+    signal.signal(signal.SIGTERM, _interrupt)  # stop children on `kill` too, not only Ctrl-C
     click.echo(f"==> starting anvil on 127.0.0.1:{port}")
     try:
         node = start_anvil(port)
@@ -33,15 +38,23 @@ def main(port: int, out: str, exit_after_deploy: bool) -> None:
         click.echo(TOUR.format(rpc=node.rpc, out=out))
         if exit_after_deploy:
             return
-        click.echo("anvil keeps running; Ctrl-C stops it.")
+        ui, url = start_ui(out, ui_port)
+        click.echo(f"\n==> web UI for this chain: {url}")
+        click.echo("anvil and the UI keep running; Ctrl-C stops them.")
         while node.process.poll() is None:
             time.sleep(1)
-    except ChainError as exc:
+    except (ChainError, UiError) as exc:
         raise click.ClickException(str(exc)) from exc
     except KeyboardInterrupt:
-        click.echo("\nstopping anvil")
+        click.echo("\nstopping anvil and the UI")
     finally:
+        if ui is not None:
+            ui.terminate()
         node.stop()
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 TOUR = """Try, in another terminal (anvil's dev accounts are Ape's TEST::0..9):
@@ -50,7 +63,6 @@ TOUR = """Try, in another terminal (anvil's dev accounts are Ape's TEST::0..9):
       --model-name SmolLM2-135M --cid bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku --blocks 30
   .venv/bin/ape run register --network {rpc} --account TEST::1 --deployment {out} \\
       --version 1 --blocks 0:15 --endpoint grpc://127.0.0.1:31330
-  make ui DEPLOYMENT={out}        # the web UI against this chain
 Python: Chain.connect(Deployment.load("{out}"), private_key=...)  (pollen.chain)"""
 
 
