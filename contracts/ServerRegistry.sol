@@ -40,6 +40,10 @@ contract ServerRegistry is IServerRegistry, IServerRegistryHook {
     }
 
     uint256 public constant MAX_ENDPOINT_LENGTH = 256;
+    /// @notice A receipt may be dated up to this long before its term started (the server's
+    ///         clock may lag the block that registered it); without it a freshly registered
+    ///         server could back-date its first receipts out of reach of any dispute.
+    uint64 public constant START_GRACE = 5 minutes;
 
     IStakeVault public immutable vault;
     IModelVersions public immutable versions;
@@ -194,7 +198,7 @@ contract ServerRegistry is IServerRegistry, IServerRegistryHook {
         if (termIndex >= _servers[operator].termCount) return false;
         Term storage t = _terms[operator][termIndex];
         return t.signer == signer && t.versionId == versionId && t.firstBlock <= firstBlock
-            && lastBlock <= t.lastBlock && firstBlock < lastBlock && t.startedAt <= issuedAt
+            && lastBlock <= t.lastBlock && firstBlock < lastBlock && t.startedAt <= uint256(issuedAt) + START_GRACE
             && (t.endedAt == 0 || issuedAt <= t.endedAt);
     }
 

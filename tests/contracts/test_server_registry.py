@@ -107,3 +107,11 @@ def test_swap_pop_keeps_indices(registry, staked_server, operators, signer_keys,
     assert remaining == {operators[1].address, operators[2].address}
     registry.leave(sender=operators[2])
     assert registry.activeServerAt(version_id, 0) == operators[1].address
+
+
+def test_receipt_dated_slightly_before_registration_is_accountable(registry, staked_server, operator, signer_keys, version_id, chain):
+    staked_server(operator, signer_keys[0])
+    start = registry.getTerm(operator, 0).startedAt
+    grace = registry.START_GRACE()
+    assert registry.signedFor(operator, signer_keys[0].address, version_id, 0, 8, start - grace, 0)
+    assert not registry.signedFor(operator, signer_keys[0].address, version_id, 0, 8, start - grace - 1, 0)
