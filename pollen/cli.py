@@ -12,6 +12,8 @@ LAZY_COMMANDS = {
     "generate": "client.cli:generate",
     "chat": "client.cli:chat",
     "prepare-smollm2": "pollen.model.cli:prepare_smollm2",
+    "node": "node.daemon_cli:node",
+    "hunt": "client.hunt:hunt_command",
     "ui": "pollen.ui:main",
 }
 

@@ -1,0 +1,108 @@
+"""`pollen hunt`: a bounty hunter. Each round it picks a random registered server, sends it one
+of its own prompts (as hidden states for that server's span), gets a signed receipt, replays
+the same input on other servers of the span (client.spotcheck) and disputes what fails.
+Finder's rewards are credited by the court; `--withdraw` collects them at the end.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+
+import click
+import torch
+
+from client.spotcheck import HopLog, SpotChecker
+from pollen import wire
+from pollen.routing import Hop
+
+log = logging.getLogger("pollen.client.hunt")
+
+PROMPTS = ["The quick brown fox", "In the beginning", "def fibonacci(n):", "Once upon a time, a bee",
+           "The capital of France is", "Pollen carries", "1, 2, 3, 4,", "Dear diary, today"]
+
+
+def probe_input(model, start: int, rng: random.Random) -> torch.Tensor:
+    """Hidden states entering block `start` for one of the hunter's prompts."""
+    tok = model.tokenizer
+    if tok is not None:
+        ids = tok(rng.choice(PROMPTS), return_tensors="pt").input_ids
+    else:
+        ids = torch.tensor([[rng.randrange(int(model.config.vocab_size)) for _ in range(8)]])
+    with torch.no_grad():
+        x = model.parts.embed(ids)
+        if start > 0:
+            x, _ = model.runner.forward(x, 0, start)
+    return x
+
+
+def probe(model, checker: SpotChecker, address: str, rng: random.Random):
+    """One round against one server: returns the CheckResult."""
+    view = model.swarm.views[address]
+    start, end = view.state.start, view.state.end
+    x = probe_input(model, start, rng)
+    y = model.runner.forward_hop(Hop(address, start, end), x)
+    record = model.runner.receipts[-1]
+    sent = wire.roundtrip(x.to(y.dtype), model.compress)
+    return checker.check_hop(HopLog(address, start, end, [sent], [y], [record]))
+
+
+def hunt(model, members, checker: SpotChecker, challenger, rounds: int, rng: random.Random,
+         say=print, follow: bool = True) -> list:
+    """Run `rounds` probes; returns [(CheckResult, Timeline | None)]."""
+    from client.onchain import act_on
+
+    results = []
+    for i in range(rounds):
+        model.swarm.refresh()
+        if not model.swarm.views:
+            say("no registered server answers; stopping")
+            break
+        address = rng.choice(sorted(model.swarm.views))
+        result = probe(model, checker, address, rng)
+        say(f"round {i + 1}: {address} blocks [{result.span[0]}, {result.span[1]}) -> {result.verdict}"
+            + (f" (max error {result.max_error:.3g})" if result.max_error is not None else "")
+            + (f": {result.note}" if result.note else ""))
+        opened = act_on([result], model, members, challenger)
+        timeline = challenger.follow(opened[0]) if opened and follow else (opened[0] if opened else None)
+        results.append((result, timeline))
+    return results
+
+
+@click.command("hunt")
+@click.option("--deployment", default="deployments/demo.json", show_default=True)
+@click.option("--rpc", default="", help="JSON-RPC URL (default: the deployment's)")
+@click.option("--key-file", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="file holding the hunter's hex private key (pays bonds, receives rewards)")
+@click.option("--version-id", required=True, type=int)
+@click.option("--rounds", default=10, show_default=True)
+@click.option("--store", default=".cache/store", show_default=True, help="content store folder or Kubo URL")
+@click.option("--cache-dir", default=".cache/client", show_default=True)
+@click.option("--seed", default=None, type=int, help="random seed (default: fresh)")
+@click.option("--withdraw", is_flag=True, help="withdraw credited rewards at the end")
+def hunt_command(deployment, rpc, key_file, version_id, rounds, store, cache_dir, seed, withdraw):
+    """Probe random servers with your own prompts and dispute wrong answers."""
+    from pathlib import Path
+
+    from client.disputes import Challenger
+    from client.onchain import open_model, tolerance_of
+    from pollen.chain import Chain, Deployment
+    from pollen.errors import PollenError
+    from pollen.store import open_store
+
+    logging.basicConfig(level=logging.WARNING)
+    try:
+        chain = Chain.connect(Deployment.load(deployment), private_key=Path(key_file).read_text().strip(),
+                              rpc=rpc or None)
+        content = open_store(store)
+        model, members = open_model(chain, version_id, content, cache_dir)
+        rng = random.Random(seed)
+        checker = SpotChecker(model, tolerance_of(chain, version_id), 1.0, rng)
+        hunt(model, members, checker, Challenger(chain, content, click.echo), rounds, rng, click.echo)
+        credits = chain.credits_of(chain.address)
+        click.echo(f"credited rewards: {credits / 1e18:g}")
+        if withdraw and credits:
+            chain.withdraw()
+            click.echo("withdrawn")
+    except (PollenError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc

@@ -1,0 +1,374 @@
+"""`pollen node`: the operator daemon.
+
+Start-up: connect with the operator key, stake up to the configured amount (saying how much),
+pick a span (block selection over the chain's membership + live Info probes), fetch only that
+span's shards by CID, serve them (in-process gRPC block server signing receipts with the hot
+key), register (or update the endpoint after a restart). Then watch the chain (node.watcher):
+
+    ServerDeactivated(me)  -> stop serving; re-stake + re-register if `restake`, else leave, exit
+    Slashed(me)            -> report it (deactivation follows from the registry)
+    DisputeOpened(me)      -> report that we are accused
+    AuditorsDrawn(me in)   -> queue an audit; the tick fetches evidence, recomputes, commits, reveals
+    DisputeResolved        -> record the outcome of our audits
+    VersionDeprecated      -> announce it (moving to the successor is left to the operator)
+    SIGTERM / SIGINT       -> leave the registry and request unstake (configurable), exit cleanly
+
+Progress goes to stdout as JSON lines ({"event": ...}) for supervisors (the demo, tests);
+human-readable logs go to stderr. Private keys are never printed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+
+from node import auditor as aud
+from node.daemon_config import DaemonConfig, parse_blocks
+from node.errors import ConfigError
+from node.state import COMMITTED, DECIDED, DONE, DRAWN, REVEALED, StateStore
+from node.watcher import Watcher
+from pollen.chain import Chain, ChainError, ContractReverted, Deployment
+from pollen.receipts import Receipt
+
+log = logging.getLogger("pollen.node.daemon")
+WEI = 10**18
+VOTE_COMMITTED, VOTE_REVEALED = 2, 3  # DisputeCourt.VoteState: >= these mean done
+
+
+def emit(event: str, **fields) -> None:
+    print(json.dumps({"event": event, "t": round(time.time(), 3), **fields}), flush=True)
+
+
+class CountingSigner:
+    """Wraps the server's ReceiptSigner to count receipts and sessions for `pollen node status`."""
+
+    def __init__(self, inner):
+        self.inner, self.address, self.domain = inner, inner.address, inner.domain
+        self.receipts, self.sessions = 0, set()
+
+    def sign(self, receipt: Receipt) -> bytes:
+        self.receipts += 1
+        if len(self.sessions) < 1_000_000:
+            self.sessions.add(receipt.session_id)
+        return self.inner.sign(receipt)
+
+
+class Daemon:
+    def __init__(self, cfg: DaemonConfig):
+        from pollen.store import open_store
+
+        self.cfg = cfg
+        self.chain = Chain.connect(Deployment.load(cfg.deployment), private_key=cfg.operator_key(),
+                                   rpc=cfg.rpc or None)
+        self.me = self.chain.address
+        self.store = open_store(cfg.store)
+        self.states = StateStore(cfg.state_dir or os.path.join(".cache", "node", self.me))
+        self.state = self.states.load()
+        self.state.operator = self.me
+        self.version = self.chain.version(cfg.version_id)
+        self.tolerance = self.version["tolerance_micros"] / 1e6
+        self.stop = threading.Event()
+        self.server = self.servicer = self.signer = None
+        self.span: tuple[int, int] | None = None
+        self.exit_reason = ""
+
+    # ---- start-up ---------------------------------------------------------------------------
+    def ensure_stake(self) -> None:
+        target = int(self.cfg.stake * WEI) or self.chain.min_stake()
+        have = self.chain.stake_of(self.me)
+        if have < target:
+            emit("staking", operator=self.me, amount_wei=target - have, have_wei=have)
+            log.info("staking %.4f (have %.4f, want %.4f)", (target - have) / WEI, have / WEI, target / WEI)
+            self.chain.stake(target - have)
+
+    def pick_span(self) -> tuple[int, int]:
+        if self.cfg.blocks != "auto":
+            return parse_blocks(self.cfg.blocks)
+        from node.discovery import pick_span
+        from pollen.chain_membership import ChainMembership
+
+        n = int(self.version["num_blocks"])
+        members = ChainMembership(self.chain, self.cfg.version_id, deny=[self.me])
+        return pick_span(members, n, self.cfg.span_length or n)
+
+    def serve(self, first: int, last: int) -> None:
+        from node.config import ServerConfig
+        from node.server import build_server
+        from pollen.shards import fetch_version_span
+
+        files = fetch_version_span(self.store, self.chain, self.cfg.version_id, first, last, self.cfg.cache_dir)
+        config = ServerConfig(model_path=str(files.folder), start=first, end=last, host=self.cfg.host,
+                              port=self.cfg.port, dtype=self.cfg.dtype, torch_threads=self.cfg.torch_threads,
+                              chain_id=self.chain.deployment.chain_id, court=self.chain.court.address,
+                              signer_key=self.cfg.signer_key(), operator=self.me,
+                              version_id=self.cfg.version_id, fault_rate=self.cfg.fault_rate,
+                              fault_scale=self.cfg.fault_scale)
+        self.server, self.servicer, port = build_server(config)
+        self.signer = self.servicer.signer = CountingSigner(self.servicer.signer)
+        if self.cfg.advertise_throughput:
+            self.servicer.throughput = self.cfg.advertise_throughput
+        self.span, self.port = (first, last), port
+        self.endpoint = f"grpc://{self.cfg.public_host or self.cfg.host}:{port}"
+
+    def register(self) -> None:
+        first, last = self.span
+        tp = max(1, int(self.servicer.throughput))
+        info = self.chain.server(self.me)
+        args = (self.signer.address, self.endpoint, self.cfg.version_id, first, last, tp)
+        if info["status"] == "active":
+            same = (info["endpoint"], info["signer"], info["first_block"], info["last_block"]) == \
+                (self.endpoint, self.signer.address, first, last) and info["version_id"] == self.cfg.version_id
+            if not same:
+                self.chain.update_server(*args)
+        else:
+            self.chain.register(*args)
+        emit("registered", operator=self.me, endpoint=self.endpoint, blocks=[first, last],
+             signer=self.signer.address, throughput=tp)
+
+    def start(self) -> None:
+        self.ensure_stake()
+        first, last = self.pick_span()
+        if self.state.last_block < 0:
+            self.state.last_block = self.chain.w3.eth.block_number
+        self.serve(first, last)
+        self.register()
+        self.save()
+        emit("ready", operator=self.me, port=self.port, blocks=[first, last], version_id=self.cfg.version_id,
+             fault_rate=self.cfg.fault_rate)
+
+    # ---- handlers: thin, one per event ----------------------------------------------------------
+    def handlers(self) -> dict:
+        return {("ServerRegistry", "ServerDeactivated"): self.on_deactivated,
+                ("ServerRegistry", "ServerLeft"): self.on_left,
+                ("StakeVault", "Slashed"): self.on_slashed,
+                ("DisputeCourt", "DisputeOpened"): self.on_dispute_opened,
+                ("DisputeCourt", "AuditorsDrawn"): self.on_auditors_drawn,
+                ("DisputeCourt", "DisputeResolved"): self.on_resolved,
+                ("ModelVersionRegistry", "VersionDeprecated"): self.on_deprecated}
+
+    def on_deactivated(self, e) -> None:
+        if e["args"]["operator"] == self.me and self.chain.server(self.me)["status"] == "inactive":
+            emit("deactivated", operator=self.me, stake_wei=e["args"]["stake"])
+            self.drop_out("deactivated (stake under the minimum)")
+
+    def on_left(self, e) -> None:
+        if e["args"]["operator"] == self.me and not self.stop.is_set():
+            self.drop_out("left the registry")
+
+    def on_slashed(self, e) -> None:
+        if e["args"]["operator"] == self.me:
+            taken = e["args"]["fromStake"] + e["args"]["fromUnbonding"]
+            self.state.stats["slashed_wei"] = self.state.stats.get("slashed_wei", 0) + taken
+            emit("slashed", operator=self.me, amount_wei=taken)
+
+    def on_dispute_opened(self, e) -> None:
+        if e["args"]["accused"] == self.me:
+            emit("accused", dispute_id=e["args"]["disputeId"], challenger=e["args"]["challenger"])
+
+    def on_auditors_drawn(self, e) -> None:
+        if self.me in e["args"]["auditors"]:
+            audit = self.state.audit(e["args"]["disputeId"])
+            self.save()
+            emit("drawn", operator=self.me, dispute_id=audit.dispute_id)
+
+    def on_resolved(self, e) -> None:
+        key = str(e["args"]["disputeId"])
+        if key in self.state.audits:
+            outcome = {1: "faulty", 2: "honest", 3: "no_quorum"}.get(e["args"]["outcome"], "?")
+            self.state.audits[key].outcome = outcome
+            self.state.audits[key].stage = DONE
+            self.save()
+
+    def on_deprecated(self, e) -> None:
+        if e["args"]["versionId"] == self.cfg.version_id:
+            emit("version_deprecated", version_id=self.cfg.version_id, superseded_by=e["args"]["supersededBy"])
+            log.warning("version %d is deprecated (successor %d): still serving it until restarted with "
+                        "the successor", self.cfg.version_id, e["args"]["supersededBy"])
+
+    # ---- reactions ------------------------------------------------------------------------------
+    def drop_out(self, why: str) -> None:
+        self.stop_serving()
+        if self.cfg.restake and why.startswith("deactivated"):
+            self.ensure_stake()
+            self.serve(*self.span)
+            self.register()
+            return
+        self.exit_reason = why
+        self.stop.set()
+
+    def stop_serving(self) -> None:
+        if self.server is not None:
+            self.server.stop(grace=1.0).wait()
+            self.record_stats()
+            self.server = None
+            emit("stopped_serving", operator=self.me)
+
+    # ---- audits (advanced every tick; safe to repeat after a crash) ------------------------------
+    def tick(self) -> None:
+        self.record_stats()
+        for audit in list(self.state.audits.values()):
+            if audit.stage != DONE:
+                try:
+                    self.advance(audit)
+                except ContractReverted as exc:
+                    log.warning("dispute %d: %s", audit.dispute_id, exc)
+                    self.reconcile(audit)
+                self.save()
+
+    def advance(self, audit) -> None:
+        d = self.chain.dispute(audit.dispute_id)
+        if d["stage"] == "resolved":
+            audit.stage, audit.outcome = DONE, d["outcome"]
+            return
+        now = self.chain.w3.eth.get_block("latest")["timestamp"]
+        if audit.stage == DRAWN:
+            self.decide(audit, d)
+        if audit.stage == DECIDED and now <= d["commit_deadline"]:
+            self.commit(audit)
+        if audit.stage == COMMITTED and self.reveal_open(d, now):
+            self.reveal(audit)
+        if audit.stage in (DECIDED, DRAWN) and now > d["commit_deadline"]:
+            audit.stage, audit.note = DONE, audit.note + " (commit window missed)"
+        if audit.stage == REVEALED:
+            self.push_resolve(audit, self.chain.dispute(audit.dispute_id), now)
+
+    def decide(self, audit, d) -> None:
+        opened = self.opened_event(audit.dispute_id)
+        spans = aud.SpanProvider(self.chain, self.store, self.cfg.version_id, self.cfg.cache_dir, self.own_span())
+        verdict = aud.audit(self.store, d, opened["evidenceCid"], receipt_of(opened["receipt"]), spans,
+                            self.tolerance)
+        audit.faulty, audit.error, audit.note = verdict.faulty, verdict.error, verdict.note
+        audit.salt = os.urandom(32).hex()
+        audit.stage = DECIDED
+        self.save()  # the salt is on disk before the commitment can reach the chain
+        emit("audited", operator=self.me, dispute_id=audit.dispute_id, faulty=verdict.faulty,
+             error=verdict.error, note=verdict.note)
+
+    def commit(self, audit) -> None:
+        if self.vote_state(audit.dispute_id) < VOTE_COMMITTED:
+            self.chain.commit_vote(audit.dispute_id, audit.faulty, bytes.fromhex(audit.salt))
+        audit.stage = COMMITTED
+        emit("committed", operator=self.me, dispute_id=audit.dispute_id)
+
+    def reveal(self, audit) -> None:
+        if self.vote_state(audit.dispute_id) < VOTE_REVEALED:
+            self.chain.reveal_vote(audit.dispute_id, audit.faulty, bytes.fromhex(audit.salt))
+        audit.stage = REVEALED
+        emit("revealed", operator=self.me, dispute_id=audit.dispute_id, faulty=audit.faulty)
+
+    def push_resolve(self, audit, d, now: int) -> None:
+        revealed = d["faulty_votes"] + d["honest_votes"]
+        if d["stage"] == "voting" and (revealed >= d["drawn_count"] or now > d["reveal_deadline"]):
+            try:
+                outcome = self.chain.resolve(audit.dispute_id)
+            except ChainError as exc:  # someone else resolved it first
+                log.info("resolve %d: %s", audit.dispute_id, exc)
+                return
+            audit.stage, audit.outcome = DONE, outcome
+            emit("resolved", dispute_id=audit.dispute_id, outcome=outcome, by=self.me)
+
+    def reconcile(self, audit) -> None:
+        """After a revert: align the local stage with what the chain says happened."""
+        state = self.vote_state(audit.dispute_id)
+        if state >= VOTE_REVEALED:
+            audit.stage = max(audit.stage, REVEALED, key=_STAGES.index)
+        elif state == VOTE_COMMITTED and audit.stage in (DRAWN, DECIDED):
+            audit.stage = COMMITTED
+
+    @staticmethod
+    def reveal_open(d, now: int) -> bool:
+        return (d["committed_count"] >= d["drawn_count"] or now > d["commit_deadline"]) and now <= d["reveal_deadline"]
+
+    def vote_state(self, dispute_id: int) -> int:
+        return int(self.chain.court.functions.voteOf(dispute_id, self.me).call()[1])
+
+    def opened_event(self, dispute_id: int):
+        logs = self.chain.court.events.DisputeOpened().get_logs(
+            from_block=self.chain.deployment.deployed_at_block, argument_filters={"disputeId": dispute_id})
+        if not logs:
+            raise ChainError(f"no DisputeOpened event for dispute {dispute_id}")
+        return logs[0]["args"]
+
+    def own_span(self):
+        if self.servicer is None or self.cfg.dtype != "float32" or self.server is None:
+            return None
+        return self.servicer.span, self.span[0], self.span[1]
+
+    # ---- bookkeeping ---------------------------------------------------------------------------
+    def record_stats(self) -> None:
+        if self.signer is not None:
+            base = self.state.stats.setdefault("base", {"receipts": 0, "sessions": 0})
+            self.state.stats["receipts_signed"] = base["receipts"] + self.signer.receipts
+            self.state.stats["sessions_served"] = base["sessions"] + len(self.signer.sessions)
+        self.state.status = {"span": list(self.span or ()), "endpoint": getattr(self, "endpoint", ""),
+                             "pid": os.getpid(), "updated": int(time.time()), "running": not self.stop.is_set()}
+
+    def save(self) -> None:
+        self.states.save(self.state)
+
+    def save_cursor(self, block: int) -> None:
+        self.state.last_block = block
+        self.save()
+
+    # ---- lifecycle --------------------------------------------------------------------------------
+    def run(self) -> None:
+        self.state.stats["base"] = {"receipts": self.state.stats.get("receipts_signed", 0),
+                                    "sessions": self.state.stats.get("sessions_served", 0)}
+        self.start()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self._on_signal())
+        watcher = Watcher(self.chain, self.handlers(), lambda: self.state.last_block, self.save_cursor,
+                          self.cfg.poll_interval_s)
+        watcher.run(self.stop, self.tick)
+        self.shutdown()
+
+    def _on_signal(self) -> None:
+        self.exit_reason = self.exit_reason or "signal"
+        self.stop.set()
+
+    def shutdown(self) -> None:
+        self.stop_serving()
+        status = self.chain.server(self.me)["status"]
+        if self.cfg.leave_on_exit and status in ("active", "inactive"):
+            self._try(self.chain.leave, "leave")
+        if self.cfg.unstake_on_exit and (staked := self.chain.account_of(self.me)["staked"]):
+            self._try(lambda: self.chain.request_unstake(staked), "request unstake")
+        self.record_stats()
+        self.save()
+        emit("exit", operator=self.me, reason=self.exit_reason or "stopped")
+
+    def _try(self, action, what: str) -> None:
+        try:
+            action()
+            emit(what.replace(" ", "_"), operator=self.me)
+        except ChainError as exc:
+            log.warning("%s failed: %s", what, exc)
+
+
+_STAGES = [DRAWN, DECIDED, COMMITTED, REVEALED, DONE]
+
+
+def receipt_of(struct) -> Receipt:
+    """The Receipt from a DisputeOpened event's struct (a dict or a tuple in ABI order)."""
+    names = ["server", "versionId", "firstBlock", "lastBlock", "sessionId", "step", "inputHash",
+             "outputHash", "issuedAt"]
+    values = [struct[n] for n in names] if hasattr(struct, "keys") else list(struct)
+    return Receipt(server=values[0], version_id=int(values[1]), first_block=int(values[2]),
+                   last_block=int(values[3]), session_id=bytes(values[4]), step=int(values[5]),
+                   input_hash=bytes(values[6]), output_hash=bytes(values[7]), issued_at=int(values[8]))
+
+
+def main(cfg: DaemonConfig) -> int:
+    logging.basicConfig(level=cfg.log_level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log.info("pollen node starting: %s", cfg.redacted())
+    try:
+        Daemon(cfg).run()
+    except ConfigError:
+        raise
+    return 0

@@ -1,0 +1,81 @@
+"""`pollen node` (run the operator daemon) and `pollen node status`."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import click
+
+# flag name -> DaemonConfig field; every flag defaults to None so file/env values survive.
+_FLAGS = [
+    ("--deployment", str, "deployment file (contract addresses)"),
+    ("--rpc", str, "JSON-RPC URL (default: the deployment's)"),
+    ("--network", str, "network name: anvil, gnosis-chiado, gnosis"),
+    ("--operator-key-file", str, "file holding the operator's hex private key (or env POLLEN_OPERATOR_KEY)"),
+    ("--keystore", str, "eth-account/Ape keystore JSON (password: env POLLEN_KEYSTORE_PASSWORD)"),
+    ("--signer-key-file", str, "hot receipt-signing key file (default: the operator key)"),
+    ("--version-id", int, "model version id to serve"),
+    ("--blocks", str, "START:END or auto"),
+    ("--span-length", int, "with --blocks auto: blocks to serve (0 = all)"),
+    ("--host", str, "interface to listen on"),
+    ("--port", int, "block server port (0 = free)"),
+    ("--public-host", str, "host registered on chain (default: --host)"),
+    ("--dtype", click.Choice(["float32", "bfloat16"]), "compute dtype"),
+    ("--torch-threads", int, "torch threads (0 = default)"),
+    ("--store", str, "content store folder or Kubo RPC URL"),
+    ("--cache-dir", str, "verified shard cache"),
+    ("--state-dir", str, "daemon state folder"),
+    ("--stake", float, "stake to hold (native currency; 0 = minimum)"),
+    ("--poll-interval-s", float, "chain polling period"),
+    ("--restake/--no-restake", None, "after a slash: top up and re-register instead of leaving"),
+    ("--leave-on-exit/--stay-on-exit", None, "leave the registry on SIGTERM"),
+    ("--unstake-on-exit/--keep-stake-on-exit", None, "request unstake on SIGTERM"),
+    ("--advertise-throughput", float, "announce this throughput instead of the measured one"),
+    ("--fault-rate", float, "FAULT INJECTION (tests/demo): fraction of outputs corrupted, still signed"),
+    ("--fault-scale", float, "relative size of injected errors"),
+    ("--log-level", click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]), "log level"),
+]
+
+
+def _options(f):
+    for flag, kind, text in reversed(_FLAGS):
+        f = click.option(flag, type=kind, default=None, help=text)(f) if kind is not None else \
+            click.option(flag, default=None, help=text)(f)
+    return f
+
+
+@click.group("node", invoke_without_command=True)
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML or JSON config file")
+@_options
+@click.pass_context
+def node(ctx, config_file, **flags):
+    """Run the operator daemon: stake, register, serve a span, answer audits."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from node.daemon import main
+    from node.daemon_config import DaemonConfig
+    from pollen.errors import PollenError
+
+    try:
+        main(DaemonConfig.load(config_file, **flags))
+    except PollenError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@node.command("status")
+@click.option("--deployment", default="deployments/demo.json", show_default=True)
+@click.option("--operator", default="", help="operator address (default: from --state-dir's state)")
+@click.option("--state-dir", default="", help="daemon state folder (default .cache/node/<operator>)")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+def status(deployment, operator, state_dir, as_json):
+    """Stake, span, sessions served, receipts signed, audits and rewards of one operator."""
+    from node.daemon_status import collect, render
+    from pollen.errors import PollenError
+
+    try:
+        info = collect(deployment, operator, state_dir)
+    except PollenError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(json.dumps(info, indent=1, default=str) if as_json else render(info))
