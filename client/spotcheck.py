@@ -74,7 +74,7 @@ class CheckResult:
     max_error: float | None
     verdict: str  # "ok" | "faulty" | "unresolved" | "skipped"
     accused: str | None = None  # address of the server found faulty (may be the checker)
-    evidence: Evidence | None = None
+    evidence: Evidence | None = field(default=None, repr=False)
     note: str = ""
 
 

@@ -1,0 +1,1 @@
+"""`python -m demo`: the whole trust story on a local chain (see demo/__main__.py)."""
