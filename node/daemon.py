@@ -169,6 +169,8 @@ class Daemon:
     def on_dispute_opened(self, e) -> None:
         if e["args"]["accused"] == self.me:
             emit("accused", dispute_id=e["args"]["disputeId"], challenger=e["args"]["challenger"])
+        elif receipt_of(e["args"]["receipt"]).version_id == self.cfg.version_id and e["args"]["disputeId"] not in self.state.draws:
+            self.state.draws.append(e["args"]["disputeId"])  # anyone may push the draw: we help
 
     def on_auditors_drawn(self, e) -> None:
         if self.me in e["args"]["auditors"]:
@@ -211,6 +213,7 @@ class Daemon:
     # ---- audits (advanced every tick; safe to repeat after a crash) ------------------------------
     def tick(self) -> None:
         self.record_stats()
+        self.push_draws()
         for audit in list(self.state.audits.values()):
             if audit.stage != DONE:
                 try:
@@ -236,6 +239,19 @@ class Daemon:
             audit.stage, audit.note = DONE, audit.note + " (commit window missed)"
         if audit.stage == REVEALED:
             self.push_resolve(audit, self.chain.dispute(audit.dispute_id), now)
+
+    def push_draws(self) -> None:
+        """Draw auditors for disputes whose draw block is mined (staggered so helpers rarely race)."""
+        block = self.chain.w3.eth.block_number
+        for dispute_id in list(self.state.draws):
+            d = self.chain.dispute(dispute_id)
+            if d["stage"] != "awaiting_draw":
+                self.state.draws.remove(dispute_id)
+            elif block > d["draw_block"] + int(self.me, 16) % 3:
+                try:
+                    self.chain.draw_auditors(dispute_id)
+                except ChainError as exc:  # someone else drew first
+                    log.info("draw %d: %s", dispute_id, exc)
 
     def decide(self, audit, d) -> None:
         opened = self.opened_event(audit.dispute_id)

@@ -41,6 +41,7 @@ class NodeState:
     operator: str = ""
     last_block: int = -1
     audits: dict[str, Audit] = field(default_factory=dict)
+    draws: list[int] = field(default_factory=list)  # disputes of our version awaiting their draw
     stats: dict = field(default_factory=dict)
     status: dict = field(default_factory=dict)  # last snapshot for `pollen node status`
 

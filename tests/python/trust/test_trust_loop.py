@@ -1,0 +1,168 @@
+"""The trust loop on a real anvil with five `pollen node` processes (tiny random Llama):
+
+d1, d2, d3 honest fp32; d4 honest bf16; d5 injects faults (100 % of outputs, still signed) and
+advertises a huge throughput so the client routes through it. The tests run in file order and
+share the stack: caught -> disputed -> audited -> slashed -> deactivated -> routed around;
+a frivolous dispute (against the bf16 server) loses the bond, with an auditor killed between
+commit and reveal that reveals after restart; a silent auditor is penalised and the dispute
+still resolves; SIGTERM leaves and requests unstake; `pollen node status` reports.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from client.disputes import Challenger
+from client.onchain import act_on, tolerance_of
+from client.spotcheck import SpotChecker
+from demo.procs import ROOT, start_stack
+from pollen.evidence import Evidence
+from trusthelp import ETH, FAULT, PARAMS, TOLERANCE, open_client, session_via
+
+HONEST = ["--advertise-throughput", "50"]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    from pollen.model.tiny import make_checkpoint
+
+    work = tmp_path_factory.mktemp("trust")
+    ckpt = make_checkpoint("llama", work / "tiny", seed=1)
+    s = start_stack(work, ckpt, PARAMS, TOLERANCE)
+    try:
+        flags = {"d1": HONEST, "d2": HONEST, "d3": HONEST, "d4": HONEST + ["--dtype", "bfloat16"],
+                 "d5": FAULT + ["--advertise-throughput", "100000"]}
+        daemons = {name: s.daemon(name, i + 1, *f) for i, (name, f) in enumerate(flags.items())}
+        for d in daemons.values():
+            d.start()
+        for d in daemons.values():
+            d.wait_event("ready", 150)
+        s.by_name = daemons
+        yield s
+    finally:
+        s.stop()
+
+
+@pytest.fixture(scope="module")
+def challenger_key():
+    return 6  # anvil dev account 6: not an operator
+
+
+def test_cheater_caught_disputed_slashed_and_routed_around(stack, challenger_key):
+    d = stack.by_name
+    chain, store, model, members = open_client(stack, challenger_key)
+    cheater = d["d5"].operator
+    before = chain.account_of(cheater)["staked"]
+    session, _ = session_via(model)
+    assert [h.address for h in session.route] == [members.servers[cheater].endpoint]
+    assert len(session.receipts) == 5  # every step's receipt verified as it arrived
+
+    results = SpotChecker(model, tolerance_of(chain, stack.version_id), 1.0).check_session(session)
+    assert [r.verdict for r in results] == ["faulty"]
+    assert results[0].accused == members.servers[cheater].endpoint
+    challenger = Challenger(chain, store)
+    (timeline,) = act_on(results, model, members, challenger)
+    challenger.follow(timeline, timeout_s=120)
+    assert timeline.outcome == "faulty"
+
+    exit_event = d["d5"].wait_event("exit", 60)
+    assert exit_event["reason"].startswith("deactivated")
+    assert chain.server(cheater)["status"] == "left"
+    assert chain.account_of(cheater)["staked"] == 0 and chain.account_of(cheater)["unbonding"] == before // 2
+
+    session2, _ = session_via(model, seed=1)  # generation goes on, around the cheater
+    assert cheater not in {members.operator_of(h.address) for h in session2.route}
+    assert SpotChecker(model, TOLERANCE, 1.0).check_session(session2)[0].verdict == "ok"
+
+    dispute = chain.dispute(timeline.dispute_id)
+    assert dispute["faulty_votes"] == 3
+    bond, slashed = PARAMS.bond, before // 2
+    assert chain.credits_of(chain.address) == bond + slashed * PARAMS.finder_bps // 10_000
+    balance = chain.w3.eth.get_balance(chain.address)
+    chain.withdraw()
+    assert chain.w3.eth.get_balance(chain.address) > balance + bond  # minus gas
+    for auditor in dispute["auditors"]:
+        key = next(i for i in range(1, 6) if stack.keys[i] and d[f"d{i}"].operator == auditor)
+        auditor_chain = stack.chain(key)
+        assert auditor_chain.credits_of(auditor) == slashed * PARAMS.auditor_bps // 10_000 // 3
+        auditor_chain.withdraw()
+        assert auditor_chain.credits_of(auditor) == 0
+    model.close()
+
+
+def _frivolous(stack, challenger_key, accused: str):
+    """A session through `accused` only, and a dispute over its honest last receipt."""
+    chain, store, model, members = open_client(stack, challenger_key, allow=[stack.by_name[accused].operator])
+    session, _ = session_via(model, seed=2)
+    (log,) = session.hop_logs()
+    ev = Evidence(log.receipts[-1].receipt, log.receipts[-1].signature, log.inputs, log.outputs)
+    challenger = Challenger(chain, store)
+    timeline = challenger.open(ev)
+    model.close()
+    return chain, challenger, timeline
+
+
+def test_frivolous_dispute_loses_bond_and_killed_auditor_reveals_after_restart(stack, challenger_key):
+    d = stack.by_name
+    chain, challenger, timeline = _frivolous(stack, challenger_key, "d4")  # the bf16 server
+    victim = d["d2"]
+    victim.wait_event("committed", 60, where=lambda e: e["dispute_id"] == timeline.dispute_id)
+    victim.kill9()  # between commit and reveal
+    state = json.loads((stack.workdir / "nodes" / "d2" / "state.json").read_text())
+    assert state["audits"][str(timeline.dispute_id)]["stage"] == "committed"
+    restarted = time.time()
+    victim.start()
+    challenger.follow(timeline, timeout_s=150)
+    victim.wait_event("revealed", 30, where=lambda e: e["t"] > restarted)
+    assert timeline.outcome == "honest"
+    dispute = chain.dispute(timeline.dispute_id)
+    assert (dispute["honest_votes"], dispute["faulty_votes"]) == (3, 0)  # bf16 judged honest by fp32
+    assert chain.credits_of(chain.address) == 0  # the bond is lost...
+    assert chain.credits_of(d["d4"].operator) == PARAMS.bond * PARAMS.accused_share_bps // 10_000  # ...to d4
+
+
+def test_silent_auditor_is_penalised_and_dispute_resolves(stack, challenger_key):
+    d = stack.by_name
+    silent = d["d4"]
+    staked = stack.chain().account_of(silent.operator)["staked"]
+    silent.signal(signal.SIGSTOP)  # drawn, but never answers
+    try:
+        chain, challenger, timeline = _frivolous(stack, challenger_key, "d1")
+        for name in ("d2", "d3"):
+            d[name].wait_event("committed", 60, where=lambda e: e["dispute_id"] == timeline.dispute_id)
+        stack.advance_time(PARAMS.commit_period + 1)  # dev chain: move past the commit deadline
+        for name in ("d2", "d3"):
+            d[name].wait_event("revealed", 60, where=lambda e: e["dispute_id"] == timeline.dispute_id)
+        stack.advance_time(PARAMS.reveal_period + 1)
+        challenger.follow(timeline, timeout_s=60)
+        assert timeline.outcome == "honest"
+        assert silent.operator in chain.dispute(timeline.dispute_id)["auditors"]
+        assert stack.chain().account_of(silent.operator)["staked"] == staked - PARAMS.no_reveal_penalty
+    finally:
+        silent.signal(signal.SIGCONT)
+    # under the minimum stake now: its daemon wakes up, sees the deactivation and drops out
+    assert silent.wait_event("exit", 60)["reason"].startswith("deactivated")
+
+
+def test_node_status_then_sigterm_leaves_and_unstakes(stack):
+    d2 = stack.by_name["d2"]
+    out = subprocess.run([sys.executable, "-m", "pollen.cli", "node", "status", "--deployment",
+                          str(stack.deployment_path), "--state-dir", str(stack.workdir / "nodes" / "d2"),
+                          "--json"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    info = json.loads(out.stdout)
+    assert info["operator"] == d2.operator and info["server_status"] == "active"
+    assert info["staked"] == 1.0 and info["withdrawable_credits"] > 0
+    assert len(info["audits"]) >= 2 and all(a["stage"] == "done" for a in info["audits"])
+    staked = stack.chain().account_of(d2.operator)["staked"]
+    d2.signal(signal.SIGTERM)
+    assert d2.wait_event("exit", 30)["reason"] == "signal"
+    chain = stack.chain()
+    assert chain.server(d2.operator)["status"] == "left"
+    assert chain.account_of(d2.operator)["unbonding"] == staked

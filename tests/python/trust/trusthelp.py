@@ -1,0 +1,34 @@
+"""Helpers for tests/python/trust: a trust stack on a tiny random Llama, client sessions."""
+
+from __future__ import annotations
+
+import torch
+
+from pollen.deploy import Parameters
+
+# Measured honest spread on these models: bf16 vs fp32 ~7 % relative L2 (tiny Llama), 5 %
+# (SmolLM2-135M); thread counts 0. Tolerance 25 % keeps a 3x margin; injected faults are 100 %.
+TOLERANCE = 0.25
+FAULT = ["--fault-rate", "1.0", "--fault-scale", "1.0"]
+PARAMS = Parameters(draw_delay_blocks=1)
+ETH = 10**18
+
+
+def session_via(model, n_new: int = 5, seed: int = 0):
+    """Generate n_new tokens greedily in a recorded session; returns (session, ids)."""
+    ids = torch.randint(0, int(model.config.vocab_size), (1, 6), generator=torch.Generator().manual_seed(seed))
+    session = model.inference_session(max_length=ids.shape[1] + n_new)
+    out = model.generate(ids, max_new_tokens=n_new, session=session)
+    session.close()
+    return session, out
+
+
+def open_client(stack, key_index: int, allow=(), deny=()):
+    from client.onchain import open_model
+    from pollen.store import LocalStore
+
+    chain = stack.chain(key_index)
+    store = LocalStore(stack.store_path)
+    model, members = open_model(chain, stack.version_id, store, str(stack.workdir / f"client{key_index}"),
+                                allow=allow, deny=deny)
+    return chain, store, model, members
