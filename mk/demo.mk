@@ -1,0 +1,13 @@
+# The trust demo (demo/): anvil, contracts, SmolLM2-135M published to the embedded store and
+# registered, four `pollen node` daemons (one cheating via fault injection), streamed generation,
+# spot check, dispute, audit, slash, reroute, summary. `demo-trust` until the Makefile's interim
+# `demo` target (pollen.tour) is replaced by it.
+
+.PHONY: demo-trust test-trust
+
+demo-trust: setup compile $(SMOLLM2)
+	HF_HUB_OFFLINE=1 $(PY) -m demo
+
+# only the trust-layer tests (they also run inside test-python)
+test-trust: setup compile
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -p no:ape_test -p no:warnings tests/python/trust
