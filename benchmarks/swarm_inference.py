@@ -282,7 +282,7 @@ def main():
     ap.add_argument("--new-tokens", type=int, default=32)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--servers", default="1,2,3")
-    ap.add_argument("--threads", type=int, default=1, help="torch threads in every process")
+    ap.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads in every process")
     ap.add_argument("--quick", action="store_true", help="16 tokens, 3 runs")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--path", help=argparse.SUPPRESS)

@@ -25,6 +25,7 @@ import torch
 
 from node.config import ServerConfig
 from node.errors import BadRequest, NodeError, SessionLimit, SessionProtocolError, SpanMismatch
+from node.runtime import ComputeLoop, direct
 from node.signing import ReceiptSigner
 from pollen import wire
 from pollen.model import SpanCache, SpanModel, load_span
@@ -84,6 +85,7 @@ def guarded(method):
 class BlockServicer(pb_grpc.BlockServerServicer):
     def __init__(self, config: ServerConfig, span: SpanModel, signer: ReceiptSigner, throughput: float):
         self.cfg, self.span, self.signer, self.throughput = config, span, signer, throughput
+        self.compute = direct  # replaced by ComputeLoop.submit when serving (see run())
         self.dtype = wire.WIRE_DTYPES[config.dtype]
         self.hidden = span.hidden_size
         self.sessions: dict[int, Session] = {}
@@ -146,6 +148,18 @@ class BlockServicer(pb_grpc.BlockServerServicer):
         scale = self.cfg.fault_scale * y.float().norm() / max(1, y.numel()) ** 0.5
         return (y.float() + noise * scale).to(y.dtype)
 
+    # ---- tensor work: everything below runs on the compute loop's thread (node/runtime.py) --
+    def _no_grad(self, x, cache, first, last):
+        with torch.no_grad():
+            return self.span(x, cache, first, last)
+
+    def _input_grad(self, x, g, first, last):
+        with torch.enable_grad():
+            x = x.clone().requires_grad_(True)
+            y = self.span(x, None, first, last)
+            (grad,) = torch.autograd.grad(y, x, grad_outputs=g)
+        return grad
+
     # ---- RPCs ----------------------------------------------------------------------------------
     @guarded
     def Info(self, request, context):
@@ -165,28 +179,30 @@ class BlockServicer(pb_grpc.BlockServerServicer):
 
     @guarded
     def Forward(self, request, context):
+        return self.compute(lambda: self._forward(request))
+
+    @guarded
+    def Backward(self, request, context):
+        return self.compute(lambda: self._backward(request))
+
+    def _forward(self, request) -> pb.ForwardResponse:
         first, last = self._local_span(request.start, request.end)
         session_id = self._session_id(request.session_id)
         x = self._hidden(request.hidden)
-        with torch.no_grad():
-            y = self.span(x, None, first, last)
+        y = self._no_grad(x, None, first, last)
         msg, out_hash = self._reply_tensor(y, request.compress_output)
         input_hash = chain_input_hash(ZERO_HASH, wire.message_hash(request.hidden))
         return pb.ForwardResponse(hidden=msg, receipt=self._receipt(session_id, first, last, 0, input_hash, out_hash))
 
-    @guarded
-    def Backward(self, request, context):
+    def _backward(self, request) -> pb.BackwardResponse:
         first, last = self._local_span(request.start, request.end)
         session_id = self._session_id(request.session_id)
         x = self._hidden(request.hidden)
         g = self._hidden(request.grad_output, batch=x.shape[0])
         if g.shape != x.shape:
             raise BadRequest(f"grad_output shape {tuple(g.shape)} != hidden shape {tuple(x.shape)}")
-        with torch.enable_grad():
-            x = x.clone().requires_grad_(True)
-            y = self.span(x, None, first, last)
-            (grad,) = torch.autograd.grad(y, x, grad_outputs=g)
-        input_hash = chain_input_hash(chain_input_hash(ZERO_HASH, hash_tensor(x.detach())), hash_tensor(g))
+        grad = self._input_grad(x, g, first, last)
+        input_hash = chain_input_hash(chain_input_hash(ZERO_HASH, hash_tensor(x)), hash_tensor(g))
         msg = wire.encode(grad)
         return pb.BackwardResponse(grad_input=msg, receipt=self._receipt(session_id, first, last, 0, input_hash,
                                                                          wire.message_hash(msg)))
@@ -197,10 +213,10 @@ class BlockServicer(pb_grpc.BlockServerServicer):
         try:
             for request in request_iterator:
                 if session is None:
-                    session = self._open(request, context)
+                    session = self.compute(lambda: self._open(request, context))
                 elif request.HasField("open"):
                     raise SessionProtocolError("`open` sent twice")
-                yield self._step(session, request)
+                yield self.compute(lambda: self._step(session, request))
         finally:
             if session is not None:
                 self._close(session)
@@ -247,8 +263,7 @@ class BlockServicer(pb_grpc.BlockServerServicer):
         if session.cache.length + x.shape[1] > session.max_length:
             raise SessionLimit(f"{session.cache.length} + {x.shape[1]} tokens exceed the session's "
                                f"max_length {session.max_length}")
-        with torch.no_grad():
-            y = self.span(x, session.cache, session.first, session.last)
+        y = self._no_grad(x, session.cache, session.first, session.last)
         msg, out_hash = self._reply_tensor(y, session.compress)
         session.input_hash = chain_input_hash(session.input_hash, wire.message_hash(request.hidden))
         receipt = self._receipt(session.session_id, session.first, session.last, session.step,
@@ -315,10 +330,12 @@ def run(config: ServerConfig) -> None:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    loop = ComputeLoop()
+    servicer.compute = loop.submit
     print(json.dumps({"event": "ready", "host": config.host, "port": port,
                       "blocks": [config.start, config.end], "signer": servicer.signer.address,
                       "throughput": round(servicer.throughput, 2)}), flush=True)
-    while not stop.wait(0.5):
-        servicer.expire_idle()
+    loop.run(stop, servicer.expire_idle)  # tensor compute on the main thread until SIGTERM
+    servicer.compute = direct
     server.stop(grace=1.0).wait()
     sys.stdout.flush()
