@@ -5,7 +5,8 @@
 
 .PHONY: demo-trust test-trust
 
-demo-trust: setup compile $(SMOLLM2)
+# (the checkpoint rule lives in mk/swarm.mk; spelled out here as mk files load in any order)
+demo-trust: setup compile .cache/models/smollm2-135m/model.safetensors
 	HF_HUB_OFFLINE=1 $(PY) -m demo
 
 # only the trust-layer tests (they also run inside test-python)
