@@ -52,13 +52,15 @@ def hunt(model, members, checker: SpotChecker, challenger, rounds: int, rng: ran
     """Run `rounds` probes; returns [(CheckResult, Timeline | None)]."""
     from client.onchain import act_on
 
-    results = []
+    results, probed = [], set()
     for i in range(rounds):
         model.swarm.refresh()
         if not model.swarm.views:
             say("no registered server answers; stopping")
             break
-        address = rng.choice(sorted(model.swarm.views))
+        fresh = sorted(set(model.swarm.views) - probed) or sorted(model.swarm.views)
+        address = rng.choice(fresh)  # random order, every server once before any twice
+        probed = set() if len(fresh) == 1 else probed | {address}
         result = probe(model, checker, address, rng)
         say(f"round {i + 1}: {address} blocks [{result.span[0]}, {result.span[1]}) -> {result.verdict}"
             + (f" (max error {result.max_error:.3g})" if result.max_error is not None else "")
@@ -80,7 +82,8 @@ def hunt(model, members, checker: SpotChecker, challenger, rounds: int, rng: ran
 @click.option("--cache-dir", default=".cache/client", show_default=True)
 @click.option("--seed", default=None, type=int, help="random seed (default: fresh)")
 @click.option("--withdraw", is_flag=True, help="withdraw credited rewards at the end")
-def hunt_command(deployment, rpc, key_file, version_id, rounds, store, cache_dir, seed, withdraw):
+@click.option("--tolerance", default=None, type=float, help="override the version's tolerance (stricter hunting)")
+def hunt_command(deployment, rpc, key_file, version_id, rounds, store, cache_dir, seed, withdraw, tolerance):
     """Probe random servers with your own prompts and dispute wrong answers."""
     from pathlib import Path
 
@@ -97,7 +100,7 @@ def hunt_command(deployment, rpc, key_file, version_id, rounds, store, cache_dir
         content = open_store(store)
         model, members = open_model(chain, version_id, content, cache_dir)
         rng = random.Random(seed)
-        checker = SpotChecker(model, tolerance_of(chain, version_id), 1.0, rng)
+        checker = SpotChecker(model, tolerance or tolerance_of(chain, version_id), 1.0, rng)
         hunt(model, members, checker, Challenger(chain, content, click.echo), rounds, rng, click.echo)
         credits = chain.credits_of(chain.address)
         click.echo(f"credited rewards: {credits / 1e18:g}")
