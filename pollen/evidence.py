@@ -83,14 +83,28 @@ def receipt_from_json(data: dict, where: str) -> Receipt:
         raise EvidenceError(where, f"bad receipt ({exc})") from exc
 
 
-def to_bytes(ev: Evidence) -> bytes:
-    from safetensors.torch import save
+_ST_DTYPES = {torch.float32: "F32", torch.bfloat16: "BF16", torch.float16: "F16"}
 
-    tensors = {f"input.{i}": x.contiguous() for i, x in enumerate(ev.inputs)}
-    tensors.update({f"output.{i}": y.contiguous() for i, y in enumerate(ev.outputs)})
-    meta = {"schema": SCHEMA, "receipt": json.dumps(receipt_to_json(ev.receipt)),
-            "signature": "0x" + ev.signature.hex(), "steps": str(len(ev.inputs))}
-    return save(tensors, metadata=meta)
+
+def to_bytes(ev: Evidence) -> bytes:
+    """Deterministic safetensors bytes (sorted header, tensors in name order): the same bundle
+    always gets the same CID. Readable by any safetensors loader."""
+    tensors = {f"input.{i}": x for i, x in enumerate(ev.inputs)}
+    tensors.update({f"output.{i}": y for i, y in enumerate(ev.outputs)})
+    header: dict = {"__metadata__": {"schema": SCHEMA, "receipt": json.dumps(receipt_to_json(ev.receipt), sort_keys=True),
+                                     "signature": "0x" + ev.signature.hex(), "steps": str(len(ev.inputs))}}
+    blobs, offset = [], 0
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu().contiguous()
+        if t.dtype not in _ST_DTYPES:
+            raise EvidenceError("(writing)", f"{name} has dtype {t.dtype}, not a wire dtype")
+        raw = (t.view(torch.int16) if t.dtype == torch.bfloat16 else t).numpy().tobytes()
+        header[name] = {"dtype": _ST_DTYPES[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + len(raw)]}
+        blobs.append(raw)
+        offset += len(raw)
+    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    return len(text).to_bytes(8, "little") + text + b"".join(blobs)
 
 
 def from_bytes(data: bytes, where: str = "(bytes)") -> Evidence:
