@@ -33,6 +33,7 @@ from node.errors import ConfigError
 from node.state import COMMITTED, DECIDED, DONE, DRAWN, REVEALED, StateStore
 from node.watcher import Watcher
 from pollen.chain import Chain, ChainError, ContractReverted, Deployment
+from pollen.errors import PollenError
 from pollen.receipts import Receipt
 
 log = logging.getLogger("pollen.node.daemon")
@@ -221,6 +222,8 @@ class Daemon:
                 except ContractReverted as exc:
                     log.warning("dispute %d: %s", audit.dispute_id, exc)
                     self.reconcile(audit)
+                except PollenError as exc:  # chain/store trouble: the next tick tries again
+                    log.warning("dispute %d: %s (will retry)", audit.dispute_id, exc)
                 self.save()
 
     def advance(self, audit) -> None:

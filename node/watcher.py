@@ -18,6 +18,7 @@ from web3.exceptions import Web3Exception
 
 from pollen import artifacts
 from pollen.chain import ChainError
+from pollen.errors import PollenError
 from pollen.retry import retry
 
 log = logging.getLogger("pollen.node.watcher")
@@ -83,4 +84,6 @@ class Watcher:
                 tick()
             except TRANSIENT as exc:
                 log.error("chain unreachable after retries (%s); trying again", exc)
+            except PollenError as exc:  # a handler failed: the window is replayed next poll
+                log.error("event handling failed (%s); retrying", exc)
             stop.wait(self.poll_interval_s)
