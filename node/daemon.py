@@ -77,6 +77,7 @@ class Daemon:
         self.server = self.servicer = self.signer = None
         self.span: tuple[int, int] | None = None
         self.exit_reason = ""
+        self._next_rebalance = 0.0
 
     # ---- start-up ---------------------------------------------------------------------------
     def ensure_stake(self) -> None:
@@ -211,10 +212,30 @@ class Daemon:
             self.server = None
             emit("stopped_serving", operator=self.me)
 
+    def maybe_rebalance(self) -> None:
+        """Move the span when the swarm's coverage is too uneven (pollen.selection.should_move)."""
+        if not self.cfg.rebalance_interval_s or self.server is None or time.monotonic() < self._next_rebalance:
+            return
+        self._next_rebalance = time.monotonic() + self.cfg.rebalance_interval_s
+        from node.discovery import swarm_spans
+        from pollen.chain_membership import ChainMembership
+        from pollen.selection import should_move
+
+        n = int(self.version["num_blocks"])
+        others = swarm_spans(ChainMembership(self.chain, self.cfg.version_id, deny=[self.me]), n)
+        first, last = self.span
+        move, start = should_move((first, last, self.servicer.throughput), others, n)
+        if move:
+            emit("moving", operator=self.me, blocks=[first, last], to=[start, start + last - first])
+            self.stop_serving()
+            self.serve(start, start + last - first)
+            self.register()
+
     # ---- audits (advanced every tick; safe to repeat after a crash) ------------------------------
     def tick(self) -> None:
         self.record_stats()
         self.push_draws()
+        self.maybe_rebalance()
         for audit in list(self.state.audits.values()):
             if audit.stage != DONE:
                 try:

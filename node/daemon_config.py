@@ -42,6 +42,7 @@ class DaemonConfig:
     restake: bool = False  # after a slash/deactivation: top up and re-register (else leave and exit)
     leave_on_exit: bool = True  # on SIGTERM: leave the registry
     unstake_on_exit: bool = True  # on SIGTERM: request unstake of the whole stake
+    rebalance_interval_s: float = 0.0  # check swarm coverage this often and move the span if too uneven; 0 = never
     advertise_throughput: float = 0.0  # tokens/s announced in Info and the registry; 0 = measured
     fault_rate: float = 0.0  # FAULT INJECTION (tests/demo): fraction of outputs corrupted, still signed
     fault_scale: float = 0.1  # relative size of injected errors
@@ -71,8 +72,8 @@ class DaemonConfig:
             raise ConfigError(f"dtype must be float32 or bfloat16, not {self.dtype!r}")
         if not 0.0 <= self.fault_rate <= 1.0:
             raise ConfigError("fault_rate must be in [0, 1]")
-        if self.poll_interval_s <= 0 or self.stake < 0 or self.span_length < 0:
-            raise ConfigError("poll_interval_s must be > 0; stake and span_length >= 0")
+        if self.poll_interval_s <= 0 or min(self.stake, self.span_length, self.rebalance_interval_s) < 0:
+            raise ConfigError("poll_interval_s must be > 0; stake, span_length, rebalance_interval_s >= 0")
         if not (self.operator_key_file or self.keystore or os.environ.get("POLLEN_OPERATOR_KEY")):
             raise ConfigError("no operator key: set operator_key_file, keystore or env POLLEN_OPERATOR_KEY")
         return self

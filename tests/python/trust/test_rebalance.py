@@ -1,0 +1,40 @@
+"""Rebalancing with real processes: two daemons hold blocks [0, 3) of a 6-block model, a third
+starts on [0, 3) too with rebalancing on; it sees blocks [3, 6) uncovered and moves there,
+updating the registry; the client's chain membership then routes a full generation."""
+
+from __future__ import annotations
+
+import pytest
+
+from demo.procs import start_stack
+from trusthelp import PARAMS, TOLERANCE, open_client, session_via
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    from pollen.model.tiny import make_checkpoint
+
+    work = tmp_path_factory.mktemp("rebalance")
+    s = start_stack(work, make_checkpoint("llama", work / "tiny", seed=4), PARAMS, TOLERANCE)
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+def test_uneven_coverage_moves_the_span_and_updates_the_registry(stack):
+    fixed = [stack.daemon(f"r{i}", i, "--blocks", "0:3") for i in (1, 2)]
+    mover = stack.daemon("r3", 3, "--blocks", "0:3", "--rebalance-interval-s", "1")
+    for d in fixed + [mover]:
+        d.start()
+    for d in fixed + [mover]:
+        d.wait_event("ready", 150)
+    moved = mover.wait_event("moving", 60)
+    assert moved["blocks"] == [0, 3] and moved["to"] == [3, 6]
+    mover.wait_event("registered", 60, where=lambda e: e["blocks"] == [3, 6])
+    chain, _, model, members = open_client(stack, 6)
+    assert (chain.server(mover.operator)["first_block"], chain.server(mover.operator)["last_block"]) == (3, 6)
+    session, out = session_via(model)
+    assert out.shape[1] == 6 + 5 and [(h.start, h.end) for h in session.route] == [(0, 3), (3, 6)]
+    assert members.operator_of(session.route[1].address) == mover.operator
+    model.close()
