@@ -38,7 +38,9 @@ def stack(tmp_path_factory):
     try:
         flags = {"d1": HONEST, "d2": HONEST, "d3": HONEST, "d4": HONEST + ["--dtype", "bfloat16"],
                  "d5": FAULT + ["--advertise-throughput", "100000"]}
-        daemons = {name: s.daemon(name, i + 1, *f) for i, (name, f) in enumerate(flags.items())}
+        threads = {"d3": 2}  # a different thread count must not look faulty either
+        daemons = {name: s.daemon(name, i + 1, *f, threads=threads.get(name, 1))
+                   for i, (name, f) in enumerate(flags.items())}
         for d in daemons.values():
             d.start()
         for d in daemons.values():
@@ -102,6 +104,10 @@ def _frivolous(stack, challenger_key, accused: str):
     session, _ = session_via(model, seed=2)
     (log,) = session.hop_logs()
     ev = Evidence(log.receipts[-1].receipt, log.receipts[-1].signature, log.inputs, log.outputs)
+    _, _, everyone, _ = open_client(stack, challenger_key)
+    check = SpotChecker(everyone, TOLERANCE, 1.0).check_hop(log)  # replayed on another server
+    assert check.verdict == "ok" and check.max_error <= TOLERANCE, check
+    everyone.close()
     challenger = Challenger(chain, store)
     timeline = challenger.open(ev)
     model.close()
