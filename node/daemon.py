@@ -191,8 +191,27 @@ class Daemon:
     def on_deprecated(self, e) -> None:
         if e["args"]["versionId"] == self.cfg.version_id:
             emit("version_deprecated", version_id=self.cfg.version_id, superseded_by=e["args"]["supersededBy"])
-            log.warning("version %d is deprecated (successor %d): still serving it until restarted with "
-                        "the successor", self.cfg.version_id, e["args"]["supersededBy"])
+            successor = int(e["args"]["supersededBy"])
+            if self.cfg.follow_successor and successor:
+                self.move_to_version(successor)
+            else:
+                log.warning("version %d is deprecated (successor %d): still serving it (--follow-successor "
+                            "moves automatically)", self.cfg.version_id, successor)
+
+    def move_to_version(self, version_id: int) -> None:
+        """Serve the same span of the successor version (clipped to its size) and update the registry."""
+        version = self.chain.version(version_id)
+        first, last = self.span
+        n = int(version["num_blocks"])
+        length = min(last - first, n)
+        first = min(first, n - length)
+        emit("moving_version", operator=self.me, from_version=self.cfg.version_id, to_version=version_id,
+             blocks=[first, first + length])
+        self.stop_serving()
+        self.cfg.version_id, self.version = version_id, version
+        self.tolerance = version["tolerance_micros"] / 1e6
+        self.serve(first, first + length)
+        self.register()
 
     # ---- reactions ------------------------------------------------------------------------------
     def drop_out(self, why: str) -> None:

@@ -32,6 +32,7 @@ _FLAGS = [
     ("--restake/--no-restake", None, "after a slash: top up and re-register instead of leaving"),
     ("--leave-on-exit/--stay-on-exit", None, "leave the registry on SIGTERM"),
     ("--unstake-on-exit/--keep-stake-on-exit", None, "request unstake on SIGTERM"),
+    ("--follow-successor/--stay-on-version", None, "move to the successor when the version is deprecated"),
     ("--rebalance-interval-s", float, "check coverage this often and move the span if uneven (0 = never)"),
     ("--advertise-throughput", float, "announce this throughput instead of the measured one"),
     ("--fault-rate", float, "FAULT INJECTION (tests/demo): fraction of outputs corrupted, still signed"),

@@ -42,6 +42,7 @@ class DaemonConfig:
     restake: bool = False  # after a slash/deactivation: top up and re-register (else leave and exit)
     leave_on_exit: bool = True  # on SIGTERM: leave the registry
     unstake_on_exit: bool = True  # on SIGTERM: request unstake of the whole stake
+    follow_successor: bool = False  # when our version is deprecated with a successor: move to it
     rebalance_interval_s: float = 0.0  # check swarm coverage this often and move the span if too uneven; 0 = never
     advertise_throughput: float = 0.0  # tokens/s announced in Info and the registry; 0 = measured
     fault_rate: float = 0.0  # FAULT INJECTION (tests/demo): fraction of outputs corrupted, still signed
