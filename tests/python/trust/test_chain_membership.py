@@ -59,3 +59,29 @@ def test_allow_and_deny_lists(chains):
 def test_bad_registered_endpoints_are_named(bad):
     with pytest.raises(MembershipError, match="not grpc://host:port"):
         endpoint_address(bad)
+
+
+def test_publish_cli_registers_a_version(chains, tmp_path):
+    import subprocess
+    import sys
+
+    from demo.procs import ROOT
+    from pollen.model.tiny import make_checkpoint
+    from pollen.shards import manifest_cid_of
+
+    owner, _, _ = chains
+    deployment = tmp_path / "d.json"
+    owner.deployment.save(deployment)
+    key = tmp_path / "k"
+    key.write_text(dev_keys(1)[0])
+    ckpt = make_checkpoint("llama", tmp_path / "tiny", seed=9)
+    args = [sys.executable, "-m", "pollen.cli", "publish", str(ckpt), "--deployment", str(deployment),
+            "--key-file", str(key), "--store", str(tmp_path / "store"), "--tolerance", "0.2"]
+    first = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0, first.stderr[-2000:]
+    version = int(first.stdout.split("version ")[-1])
+    cid, blocks = manifest_cid_of(owner, version)
+    assert f"manifest {cid}" in first.stdout and owner.version(version)["tolerance_micros"] == 200_000
+    again = subprocess.run(args + ["--model-id", str(owner.version(version)["model_id"])], cwd=ROOT,
+                           capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0 and int(again.stdout.split("version ")[-1]) == version  # idempotent
