@@ -214,7 +214,7 @@ def main(tokens, threads, workdir, model_path):
     if not (Path(model_path) / "model.safetensors").exists():
         raise click.ClickException(f"{model_path} missing: run `make prepare-smollm2` first")
     shutil.rmtree(workdir / "nodes", ignore_errors=True)  # state of a previous chain is meaningless
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    signal.signal(signal.SIGTERM, _interrupt)
     say("Pollen trust demo -- local dev chain (anvil), embedded content store, real processes over loopback")
     params = Parameters(draw_delay_blocks=1)
     stack = start_stack(workdir, Path(model_path), params, TOLERANCE, log=lambda line: say("  " + line.strip()))
@@ -228,6 +228,10 @@ def main(tokens, threads, workdir, model_path):
         say("stopping daemons (they leave and request unstake) and anvil...")
         stack.stop()
         say(f"done in {time.time() - T0:.0f}s")
+
+
+def _interrupt(*_):
+    raise KeyboardInterrupt
 
 
 def quiet_libraries() -> None:

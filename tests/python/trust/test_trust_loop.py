@@ -166,6 +166,11 @@ def test_node_status_then_sigterm_leaves_and_unstakes(stack):
     assert info["operator"] == d2.operator and info["server_status"] == "active"
     assert info["staked"] == 1.0 and info["withdrawable_credits"] > 0
     assert len(info["audits"]) >= 2 and all(a["stage"] == "done" for a in info["audits"])
+    text = subprocess.run([sys.executable, "-m", "pollen.cli", "node", "status", "--deployment",
+                           str(stack.deployment_path), "--state-dir", str(stack.workdir / "nodes" / "d2")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60).stdout
+    assert f"operator          {d2.operator}" in text and "receipts signed" in text
+    assert text.count("audit #") == len(info["audits"])
     staked = stack.chain().account_of(d2.operator)["staked"]
     d2.signal(signal.SIGTERM)
     assert d2.wait_event("exit", 30)["reason"] == "signal"
