@@ -308,13 +308,25 @@ class Daemon:
         emit("audited", operator=self.me, dispute_id=audit.dispute_id, faulty=verdict.faulty,
              error=verdict.error, note=verdict.note)
 
+    def settled_nonce(self, timeout_s: float = 60.0) -> None:
+        """Wait until none of our transactions is in flight (e.g. one sent just before a crash),
+        so the vote state read next is final and nothing is sent twice."""
+        deadline = time.monotonic() + timeout_s
+        eth = self.chain.w3.eth
+        while eth.get_transaction_count(self.me, "pending") > eth.get_transaction_count(self.me, "latest"):
+            if time.monotonic() > deadline:
+                raise ChainError(f"a transaction from {self.me} is still pending after {timeout_s:.0f} s")
+            time.sleep(0.2)
+
     def commit(self, audit) -> None:
+        self.settled_nonce()
         if self.vote_state(audit.dispute_id) < VOTE_COMMITTED:
             self.chain.commit_vote(audit.dispute_id, audit.faulty, bytes.fromhex(audit.salt))
         audit.stage = COMMITTED
         emit("committed", operator=self.me, dispute_id=audit.dispute_id)
 
     def reveal(self, audit) -> None:
+        self.settled_nonce()
         if self.vote_state(audit.dispute_id) < VOTE_REVEALED:
             self.chain.reveal_vote(audit.dispute_id, audit.faulty, bytes.fromhex(audit.salt))
         audit.stage = REVEALED

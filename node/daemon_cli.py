@@ -81,3 +81,26 @@ def status(deployment, operator, state_dir, as_json):
     except PollenError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(json.dumps(info, indent=1, default=str) if as_json else render(info))
+
+
+@node.command("withdraw")
+@click.option("--deployment", default="deployments/demo.json", show_default=True)
+@click.option("--rpc", default="", help="JSON-RPC URL (default: the deployment's)")
+@click.option("--operator-key-file", default="", help="operator key file (or env POLLEN_OPERATOR_KEY)")
+@click.option("--keystore", default="", help="keystore JSON (password: env POLLEN_KEYSTORE_PASSWORD)")
+def withdraw(deployment, rpc, operator_key_file, keystore):
+    """Withdraw credited rewards/refunds and matured unbonding stake (pull payment)."""
+    from node.daemon_config import DaemonConfig
+    from pollen.chain import Chain, Deployment
+    from pollen.errors import PollenError
+
+    try:
+        cfg = DaemonConfig(deployment=deployment, rpc=rpc, operator_key_file=operator_key_file,
+                           keystore=keystore)
+        chain = Chain.connect(Deployment.load(deployment), private_key=cfg.operator_key(), rpc=rpc or None)
+        credits, account = chain.credits_of(chain.address), chain.account_of(chain.address)
+        chain.withdraw()
+    except PollenError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"withdrew {credits / 1e18:g} in credits plus matured unbonding stake "
+               f"(of {account['unbonding'] / 1e18:g} unbonding) to {chain.address}")
