@@ -38,3 +38,17 @@ def test_uneven_coverage_moves_the_span_and_updates_the_registry(stack):
     assert out.shape[1] == 6 + 5 and [(h.start, h.end) for h in session.route] == [(0, 3), (3, 6)]
     assert members.operator_of(session.route[1].address) == mover.operator
     model.close()
+
+
+def test_deactivated_daemon_with_restake_stakes_again_and_reregisters(stack):
+    d = stack.daemon("r4", 4, "--blocks", "0:6", "--restake")
+    d.start()
+    d.wait_event("ready", 150)
+    operator = stack.chain(4)  # the operator's own key, used from outside the daemon
+    operator.request_unstake(operator.stake_of(operator.address))  # stake under the minimum
+    deactivated = d.wait_event("deactivated", 60)
+    again = d.wait_event("registered", 60, where=lambda e: e["t"] >= deactivated["t"])
+    assert again["blocks"] == [0, 6]
+    assert operator.server(operator.address)["status"] == "active"
+    assert operator.stake_of(operator.address) == operator.min_stake()
+    assert d.alive()
