@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from node.errors import ConfigError
@@ -48,7 +48,6 @@ class DaemonConfig:
     fault_rate: float = 0.0  # FAULT INJECTION (tests/demo): fraction of outputs corrupted, still signed
     fault_scale: float = 0.1  # relative size of injected errors
     log_level: str = "INFO"  # DEBUG | INFO | WARNING
-    extra: dict = field(default_factory=dict)  # unknown file keys are refused, this stays empty
 
     # ---- loading ---------------------------------------------------------------------------
     @classmethod
@@ -81,7 +80,7 @@ class DaemonConfig:
 
     def redacted(self) -> dict:
         """Printable settings (paths to key files, never key material)."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
     # ---- keys ------------------------------------------------------------------------------
     def operator_key(self) -> str:
