@@ -72,6 +72,10 @@ class Challenger:
 
     def _report_votes(self, tl: Timeline, d, block: int, seen: dict) -> None:
         revealed = d["faulty_votes"] + d["honest_votes"]
+        if d["stage"] == "voting" and not seen.get("drawn"):  # whoever pushed the draw
+            seen["drawn"] = True
+            tl.add(block, "auditors drawn: " + ", ".join(d["auditors"]))
+            self.say(tl.events[-1][2])
         if d["committed_count"] > seen["committed"]:
             seen["committed"] = d["committed_count"]
             tl.add(block, f"{d['committed_count']}/{d['drawn_count']} auditors committed")
@@ -85,10 +89,7 @@ class Challenger:
     def _push(self, tl: Timeline, d, block: int) -> None:
         try:
             if d["stage"] == "awaiting_draw" and block > d["draw_block"]:
-                auditors = self.chain.draw_auditors(tl.dispute_id)
-                if auditors:
-                    tl.add(self.chain.w3.eth.block_number, "auditors drawn: " + ", ".join(auditors))
-                    self.say(tl.events[-1][2])
+                self.chain.draw_auditors(tl.dispute_id)
             elif d["stage"] == "voting" and self._resolvable(d):
                 self.chain.resolve(tl.dispute_id)
         except ChainError as exc:  # another party pushed first, or the stage moved on

@@ -134,6 +134,13 @@ def story(stack: Stack, args) -> None:
     say(f"client {chain.address}: {len(members.peers())} active servers from ServerRegistry, "
         f"receipts checked against DisputeCourt {chain.court.address}")
     accounts = {names[a]: a for a in names}
+    endpoints = {s.endpoint: names[s.operator] for s in members.servers.values()}
+
+    def named(text: str) -> str:
+        for key, name in [*names.items(), *endpoints.items()]:
+            text = text.replace(key, name)
+        return text
+
     before = balances(chain, accounts)
     tolerance = tolerance_of(chain, stack.version_id)
     checker = SpotChecker(model, tolerance, probability=1.0)
@@ -154,14 +161,12 @@ def story(stack: Stack, args) -> None:
     results = checker.check_session(session)
     for r in results:
         who = names.get(members.operator_of(r.address), r.address)
-        note = r.note
-        for addr in {r.address, r.checker, r.accused} - {None}:
-            note = note.replace(addr, names.get(members.operator_of(addr), addr))
+        note = named(r.note)
         say(f"  {who} blocks [{r.span[0]}, {r.span[1]}): {r.verdict}"
             + (f", max relative error {r.max_error:.3g}" if r.max_error is not None else "")
             + (f" ({note})" if note else ""))
     printer.live.set()
-    challenger = Challenger(chain, store, on_progress=lambda text: say("  court    " + text))
+    challenger = Challenger(chain, store, on_progress=lambda text: say("  court    " + named(text)))
     timelines = act_on(results, model, members, challenger)
     if not timelines:
         say("no cheating found in this session")
