@@ -6,6 +6,7 @@ revealed or the reveal deadline passed) and report each step as it happens.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -41,6 +42,7 @@ class Challenger:
                  poll_s: float = 0.5):
         self.chain, self.store, self.poll_s = chain, store, poll_s
         self.say = on_progress or (lambda text: log.info("%s", text))
+        self._lock = threading.Lock()
 
     def open(self, evidence: ev.Evidence) -> Timeline:
         cid = ev.put(self.store, evidence)
@@ -87,6 +89,10 @@ class Challenger:
             self.say(tl.events[-1][2])
 
     def _push(self, tl: Timeline, d, block: int) -> None:
+        with self._lock:  # one transaction at a time per account (disputes followed in threads)
+            self._push_locked(tl, d, block)
+
+    def _push_locked(self, tl: Timeline, d, block: int) -> None:
         try:
             if d["stage"] == "awaiting_draw" and block > d["draw_block"]:
                 self.chain.draw_auditors(tl.dispute_id)

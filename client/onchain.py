@@ -10,6 +10,8 @@ findings turned into disputes.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 
 from client.spotcheck import CheckedModel, CheckResult
 from pollen.chain_membership import ChainMembership
@@ -48,3 +50,58 @@ def act_on(results: list[CheckResult], model, members: ChainMembership, challeng
         if challenger is not None:
             opened.append(challenger.open(r.evidence))
     return opened
+
+
+class TrustedClient:
+    """`generate()` through the on-chain swarm, spot-checking each session with probability p;
+    a server caught is routed around at once and disputed, the dispute followed in the background.
+
+        client = TrustedClient(chain, version_id, store, ".cache/client", probability=0.1)
+        ids = client.generate(input_ids, max_new_tokens=32)
+        client.reports, client.timelines   # spot-check results, disputes opened
+    """
+
+    def __init__(self, chain, version_id: int, store, cache_dir: str, probability: float = 0.1,
+                 allow=(), deny=(), dispute: bool = True, rng=None, on_progress=None):
+        from client.disputes import Challenger
+        from client.spotcheck import SpotChecker
+
+        self.model, self.members = open_model(chain, version_id, store, cache_dir, allow, deny)
+        self.checker = SpotChecker(self.model, tolerance_of(chain, version_id), probability, rng)
+        self.challenger = Challenger(chain, store, on_progress) if dispute else None
+        self.reports: list[CheckResult] = []
+        self.timelines: list = []
+        self.last_session = None
+        self._threads: list[threading.Thread] = []
+
+    def generate(self, input_ids, max_new_tokens: int = 20, **kwargs):
+        session = self.model.inference_session(input_ids.shape[1] + max_new_tokens, input_ids.shape[0])
+        try:
+            out = self.model.generate(input_ids, max_new_tokens=max_new_tokens, session=session, **kwargs)
+        finally:
+            session.close()
+        self.last_session = session
+        results = self.checker.check_session(session)
+        self.reports += results
+        for timeline in act_on(results, self.model, self.members, self.challenger):
+            self.timelines.append(timeline)
+            thread = threading.Thread(target=self._follow, args=(timeline,), daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return out
+
+    def _follow(self, timeline) -> None:
+        try:
+            self.challenger.follow(timeline)
+        except Exception as exc:  # noqa: BLE001 - reported on the timeline, the client goes on
+            timeline.outcome = f"not followed: {exc}"
+            log.error("dispute %d: %s", timeline.dispute_id, exc)
+
+    def wait_disputes(self, timeout_s: float = 600.0) -> list:
+        deadline = time.monotonic() + timeout_s
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return self.timelines
+
+    def close(self) -> None:
+        self.model.close()

@@ -17,9 +17,9 @@ import sys
 import time
 
 import pytest
+import torch
 
 from client.disputes import Challenger
-from client.onchain import act_on, tolerance_of
 from client.spotcheck import SpotChecker
 from demo.procs import ROOT, start_stack
 from pollen.evidence import Evidence
@@ -57,20 +57,25 @@ def challenger_key():
 
 
 def test_cheater_caught_disputed_slashed_and_routed_around(stack, challenger_key):
+    from client.onchain import TrustedClient
+    from pollen.store import LocalStore
+
     d = stack.by_name
-    chain, store, model, members = open_client(stack, challenger_key)
+    chain = stack.chain(challenger_key)
+    client = TrustedClient(chain, stack.version_id, LocalStore(stack.store_path),
+                           str(stack.workdir / "trusted"), probability=1.0)
+    model, members = client.model, client.members
     cheater = d["d5"].operator
     before = chain.account_of(cheater)["staked"]
-    session, _ = session_via(model)
+    ids = torch.tensor([[5, 6, 7, 8, 9, 10]])
+    client.generate(ids, max_new_tokens=5)
+    session = client.last_session
     assert [h.address for h in session.route] == [members.servers[cheater].endpoint]
     assert len(session.receipts) == 5  # every step's receipt verified as it arrived
 
-    results = SpotChecker(model, tolerance_of(chain, stack.version_id), 1.0).check_session(session)
-    assert [r.verdict for r in results] == ["faulty"]
-    assert results[0].accused == members.servers[cheater].endpoint
-    challenger = Challenger(chain, store)
-    (timeline,) = act_on(results, model, members, challenger)
-    challenger.follow(timeline, timeout_s=120)
+    assert [r.verdict for r in client.reports] == ["faulty"]
+    assert client.reports[0].accused == members.servers[cheater].endpoint
+    (timeline,) = client.wait_disputes(120)
     assert timeline.outcome == "faulty"
 
     exit_event = d["d5"].wait_event("exit", 60)
@@ -98,7 +103,7 @@ def test_cheater_caught_disputed_slashed_and_routed_around(stack, challenger_key
                              cwd=ROOT, capture_output=True, text=True, timeout=60)
         assert out.returncode == 0 and "withdrew 0.0333" in out.stdout, out.stderr[-2000:]
         assert chain.credits_of(auditor) == 0
-    model.close()
+    client.close()
 
 
 def _frivolous(stack, challenger_key, accused: str):
