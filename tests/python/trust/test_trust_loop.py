@@ -23,7 +23,7 @@ from client.disputes import Challenger
 from client.spotcheck import SpotChecker
 from demo.procs import ROOT, start_stack
 from pollen.evidence import Evidence
-from trusthelp import ETH, FAULT, PARAMS, TOLERANCE, open_client, session_via
+from trusthelp import FAULT, PARAMS, TOLERANCE, open_client, session_via
 
 HONEST = ["--advertise-throughput", "50"]
 
