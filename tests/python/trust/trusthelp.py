@@ -11,7 +11,6 @@ from pollen.deploy import Parameters
 TOLERANCE = 0.25
 FAULT = ["--fault-rate", "1.0", "--fault-scale", "1.0"]
 PARAMS = Parameters(draw_delay_blocks=1)
-ETH = 10**18
 
 
 def session_via(model, n_new: int = 5, seed: int = 0):
