@@ -30,6 +30,7 @@ import time
 from node import auditor as aud
 from node.daemon_config import DaemonConfig, parse_blocks
 from node.errors import ConfigError
+from node.runtime import ComputeLoop, direct
 from node.state import COMMITTED, DECIDED, DONE, DRAWN, REVEALED, StateStore
 from node.watcher import Watcher
 from pollen.chain import Chain, ChainError, ContractReverted, Deployment
@@ -78,6 +79,7 @@ class Daemon:
         self.span: tuple[int, int] | None = None
         self.exit_reason = ""
         self._next_rebalance = 0.0
+        self.compute = direct  # the compute loop's submit once serving (see run())
 
     # ---- start-up ---------------------------------------------------------------------------
     def ensure_stake(self) -> None:
@@ -110,7 +112,8 @@ class Daemon:
                               signer_key=self.cfg.signer_key(), operator=self.me,
                               version_id=self.cfg.version_id, fault_rate=self.cfg.fault_rate,
                               fault_scale=self.cfg.fault_scale)
-        self.server, self.servicer, port = build_server(config)
+        self.server, self.servicer, port = self.compute(lambda: build_server(config))
+        self.servicer.compute = self.compute
         self.signer = self.servicer.signer = CountingSigner(self.servicer.signer)
         if self.cfg.advertise_throughput:
             self.servicer.throughput = self.cfg.advertise_throughput
@@ -299,8 +302,8 @@ class Daemon:
     def decide(self, audit, d) -> None:
         opened = self.opened_event(audit.dispute_id)
         spans = aud.SpanProvider(self.chain, self.store, self.cfg.version_id, self.cfg.cache_dir, self.own_span())
-        verdict = aud.audit(self.store, d, opened["evidenceCid"], receipt_of(opened["receipt"]), spans,
-                            self.tolerance)
+        verdict = self.compute(lambda: aud.audit(self.store, d, opened["evidenceCid"],
+                                                 receipt_of(opened["receipt"]), spans, self.tolerance))
         audit.faulty, audit.error, audit.note = verdict.faulty, verdict.error, verdict.note
         audit.salt = os.urandom(32).hex()
         audit.stage = DECIDED
@@ -393,10 +396,33 @@ class Daemon:
         self.start()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self._on_signal())
-        watcher = Watcher(self.chain, self.handlers(), lambda: self.state.last_block, self.save_cursor,
-                          self.cfg.poll_interval_s)
-        watcher.run(self.stop, self.tick)
-        self.shutdown()
+        # All tensor work runs on the main thread (node/runtime.py explains why); the chain
+        # watcher runs beside it and stops the compute loop only after its own shutdown.
+        loop, loop_stop = ComputeLoop(), threading.Event()
+        self.compute = self.servicer.compute = loop.submit
+        watcher = threading.Thread(target=self._watch, args=(loop_stop,), name="chain-watcher")
+        watcher.start()
+        loop.run(loop_stop, self.housekeeping)
+        watcher.join()
+        if self.failure is not None:
+            raise self.failure
+
+    failure: BaseException | None = None
+
+    def _watch(self, loop_stop: threading.Event) -> None:
+        try:
+            watcher = Watcher(self.chain, self.handlers(), lambda: self.state.last_block, self.save_cursor,
+                              self.cfg.poll_interval_s)
+            watcher.run(self.stop, self.tick)
+            self.shutdown()
+        except BaseException as exc:  # re-raised on the main thread: the process fails visibly
+            self.failure = exc
+        finally:
+            loop_stop.set()
+
+    def housekeeping(self) -> None:
+        if self.servicer is not None and self.server is not None:
+            self.servicer.expire_idle()
 
     def _on_signal(self) -> None:
         self.exit_reason = self.exit_reason or "signal"
