@@ -181,8 +181,21 @@ def story(stack: Stack, args) -> None:
     run_session(1)
     after = balances(chain, accounts)
     summary(stack, chain, stats, timelines, before, after, names)
+    show_status(stack, "bob")
     model.close()
     printer.stop.set()
+
+
+def show_status(stack: Stack, name: str) -> None:
+    """What an operator sees: `pollen node status` for one daemon (a separate process)."""
+    import subprocess
+
+    state = stack.workdir / "nodes" / name
+    out = subprocess.run([sys.executable, "-m", "pollen.cli", "node", "status", "--deployment",
+                          str(stack.deployment_path), "--state-dir", str(state)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=60)
+    say(f"== `pollen node status --state-dir {state.relative_to(ROOT) if state.is_relative_to(ROOT) else state}` ==")
+    print("\n".join("    " + line for line in (out.stdout or out.stderr).splitlines()), flush=True)
 
 
 def summary(stack, chain, stats, timelines, before, after, names) -> None:
