@@ -15,11 +15,12 @@ export APE_DATA_FOLDER ?= $(CURDIR)/.cache/ape
 
 TEST_TARGETS := test-contracts test-python
 
-.PHONY: setup demo test test-contracts test-python compile deploy-anvil gas clean
+.PHONY: setup demo chain test test-contracts test-python compile gas clean
 .DEFAULT_GOAL := help
 
 help:
-	@echo "make demo   — start anvil, deploy the contracts, print the tour"
+	@echo "make demo   — the whole story: chain, swarm of daemons, a cheater caught and slashed, web UI"
+	@echo "make chain  — just a local anvil with the contracts deployed and the web UI"
 	@echo "make test   — install what is missing and run every test suite"
 	@echo "make gas    — measure gas per operation on anvil (benchmarks/gas.py)"
 
@@ -65,7 +66,8 @@ test-contracts: setup compile
 test-python: setup compile
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -p no:ape_test -p no:warnings tests/python
 
-demo: setup compile frontend-build
+# A local anvil with the contracts deployed and the web UI, nothing else (for UI work, scripts).
+chain: setup compile frontend-build
 	$(PY) -m pollen.tour --port $(ANVIL_PORT)
 
 gas: setup

@@ -22,6 +22,7 @@ import click
 
 from demo.procs import ROOT, Stack, start_stack
 from pollen.deploy import Parameters
+from pollen.ui import UiError, start_ui
 
 NAMES = ["alice", "bob", "carol", "mallory"]  # mallory cheats
 PROMPTS = ["The honey bee is", "In a quiet village by the sea,"]
@@ -224,7 +225,10 @@ def summary(stack, chain, stats, timelines, before, after, names) -> None:
 @click.option("--threads", default=1, show_default=True, help="torch threads per daemon")
 @click.option("--workdir", default=".cache/demo", show_default=True)
 @click.option("--model", "model_path", default=".cache/models/smollm2-135m", show_default=True)
-def main(tokens, threads, workdir, model_path):
+@click.option("--ui-port", default=5173, show_default=True, help="web UI port (0: no UI)")
+@click.option("--keep/--no-keep", default=None,
+              help="keep the chain and UI up after the story until Enter (default: when interactive)")
+def main(tokens, threads, workdir, model_path, ui_port, keep):
     """The Pollen trust demo on a local anvil chain."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     quiet_libraries()
@@ -236,16 +240,36 @@ def main(tokens, threads, workdir, model_path):
     say("Pollen trust demo -- local dev chain (anvil), embedded content store, real processes over loopback")
     params = Parameters(draw_delay_blocks=1)
     stack = start_stack(workdir, Path(model_path), params, TOLERANCE, log=lambda line: say("  " + line.strip()))
+    ui = None
     try:
         say(f"anvil at {stack.anvil.rpc}; SmolLM2-135M published: manifest {stack.manifest_cid}, "
             f"version #{stack.version_id} on chain (tolerance {TOLERANCE:g} max relative L2)")
+        ui, url = serve_ui(stack.deployment_path, ui_port)
         story(stack, _Args(tokens, threads))
-    except KeyboardInterrupt:
+        if keep if keep is not None else sys.stdin.isatty():
+            say(f"the chain and the web UI ({url}) stay up for exploring: press Enter to stop")
+            input()
+    except (KeyboardInterrupt, EOFError):
         say("interrupted")
     finally:
-        say("stopping daemons (they leave and request unstake) and anvil...")
+        say("stopping daemons (they leave and request unstake), the UI and anvil...")
+        if ui is not None:
+            ui.terminate()
         stack.stop()
         say(f"done in {time.time() - T0:.0f}s")
+
+
+def serve_ui(deployment_path: Path, port: int):
+    """Serve the web UI for the demo's chain (if built); returns (process or None, url)."""
+    if not port:
+        return None, "(disabled)"
+    try:
+        proc, url = start_ui(deployment_path, port)
+    except UiError as exc:
+        say(f"web UI not served: {exc}")
+        return None, "(not served)"
+    say(f"web UI for this chain: {url}  (watch the dispute appear in the Disputes tab)")
+    return proc, url
 
 
 def _interrupt(*_):
