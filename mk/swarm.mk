@@ -27,7 +27,7 @@ test-swarm: setup $(SMOLLM2)
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -p no:ape_test tests/python/swarm
 
 bench-swarm: setup $(SMOLLM2)
-	HF_HUB_OFFLINE=1 $(PY) benchmarks/swarm_inference.py
+	HF_HUB_OFFLINE=1 $(PY) benchmarks/inference.py
 
 # regenerate the committed gRPC code after editing pollen/proto/swarm.proto
 swarm-proto: setup

@@ -4,8 +4,8 @@ Every configuration runs in its own worker process (so no process carries anothe
 memory), and each repetition measures all configurations back to back (interleaved), so machine
 noise hits them alike. Numbers are medians. Prints markdown tables and the command.
 
-    .venv/bin/python benchmarks/swarm_inference.py            # SmolLM2-135M + 58M tiny Llama
-    .venv/bin/python benchmarks/swarm_inference.py --quick    # fewer tokens / repetitions
+    .venv/bin/python benchmarks/inference.py            # SmolLM2-135M + 58M tiny Llama
+    .venv/bin/python benchmarks/inference.py --quick    # fewer tokens / repetitions
 """
 
 from __future__ import annotations
@@ -295,7 +295,7 @@ def main():
     if args.quick:
         args.new_tokens, args.runs = 16, 3
     args.servers = [int(s) for s in args.servers.split(",")]
-    cmd = " ".join(["python benchmarks/swarm_inference.py"] + sys.argv[1:])
+    cmd = " ".join(["python benchmarks/inference.py"] + sys.argv[1:])
     print(f"# Pollen swarm benchmark\n\n`{cmd}` — {platform.machine()}, {os.cpu_count()} CPUs, "
           f"torch {torch.__version__}, {args.threads} torch thread(s) per process, fp32, greedy; "
           f"median of {args.runs} interleaved runs, each configuration in its own process\n")
