@@ -9,16 +9,13 @@ import sys
 
 import pytest
 
-from demo.procs import ROOT, start_stack
-from trusthelp import FAULT, PARAMS, TOLERANCE
+from demo.procs import ROOT
+from trusthelp import tiny_stack, FAULT, PARAMS, TOLERANCE
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    from pollen.model.tiny import make_checkpoint
-
-    work = tmp_path_factory.mktemp("hunt")
-    s = start_stack(work, make_checkpoint("llama", work / "tiny", seed=3), PARAMS, TOLERANCE)
+    s = tiny_stack(tmp_path_factory, "hunt", 3)
     try:
         daemons = [s.daemon("h1", 1), s.daemon("h2", 2), s.daemon("h3", 3, *FAULT)]
         for d in daemons:

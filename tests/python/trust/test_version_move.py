@@ -6,16 +6,12 @@ from __future__ import annotations
 
 import pytest
 
-from demo.procs import start_stack
-from trusthelp import PARAMS, TOLERANCE
+from trusthelp import tiny_stack, PARAMS, TOLERANCE
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    from pollen.model.tiny import make_checkpoint
-
-    work = tmp_path_factory.mktemp("versions")
-    s = start_stack(work, make_checkpoint("llama", work / "tiny", seed=5), PARAMS, TOLERANCE)
+    s = tiny_stack(tmp_path_factory, "versions", 5)
     try:
         yield s
     finally:

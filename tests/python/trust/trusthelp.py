@@ -13,6 +13,15 @@ FAULT = ["--fault-rate", "1.0", "--fault-scale", "1.0"]
 PARAMS = Parameters(draw_delay_blocks=1)
 
 
+def tiny_stack(tmp_path_factory, name: str, seed: int):
+    """anvil + contracts + a tiny random Llama published and registered (no daemons yet)."""
+    from demo.procs import start_stack
+    from pollen.model.tiny import make_checkpoint
+
+    work = tmp_path_factory.mktemp(name)
+    return start_stack(work, make_checkpoint("llama", work / "tiny", seed=seed), PARAMS, TOLERANCE)
+
+
 def session_via(model, n_new: int = 5, seed: int = 0):
     """Generate n_new tokens greedily in a recorded session; returns (session, ids)."""
     ids = torch.randint(0, int(model.config.vocab_size), (1, 6), generator=torch.Generator().manual_seed(seed))
