@@ -282,20 +282,28 @@ class Chain:
             receipt.issued_at).call()
         return None if index == 2**256 - 1 else index
 
-    def open_dispute(self, receipt: Receipt, signature: bytes, evidence_cid: str,
-                     term_index: int | None = None) -> int:
-        """Open a dispute, posting the court's bond; returns the dispute id."""
-        if term_index is None:
-            from pollen.receipts import recover_signer
+    def term(self, operator: str, index: int) -> dict[str, Any] | None:
+        """One registry term of an operator (None if it has no such term)."""
+        if index >= self.registry.functions.getServer(operator).call()[2]:
+            return None
+        signer, first, last, version_id, started, ended = self.registry.functions.getTerm(operator, index).call()
+        return {"signer": signer, "first_block": first, "last_block": last, "version_id": version_id,
+                "started_at": started, "ended_at": ended}
 
-            signer = recover_signer(receipt, self.receipt_domain(), signature)
-            term_index = self.find_term(receipt, signer)
-            if term_index is None:
-                raise ChainError(f"{signer} was not {receipt.server}'s registered signer for "
-                                 f"blocks [{receipt.first_block}, {receipt.last_block}) of "
-                                 f"version {receipt.version_id} at {receipt.issued_at}")
+    def open_dispute(self, receipt: Receipt, signature: bytes, evidence_cid: str, block: int) -> int:
+        """Open a dispute over `receipt`, naming the first faulty `block` (global index in the
+        receipt's span), posting the court's bond; returns the dispute id. The registry term is
+        the receipt's own `term` field: a receipt whose term does not match is refused here."""
+        from pollen.receipts import recover_signer
+
+        signer = recover_signer(receipt, self.receipt_domain(), signature)
+        if not self.registry.functions.signedFor(receipt.server, signer, receipt.version_id, receipt.first_block,
+                                                 receipt.last_block, receipt.issued_at, receipt.term).call():
+            raise ChainError(f"{signer} was not {receipt.server}'s registered signer for blocks "
+                             f"[{receipt.first_block}, {receipt.last_block}) of version {receipt.version_id} "
+                             f"in term {receipt.term} at {receipt.issued_at}")
         bond = self.court_params()["bond"]
-        fn = self.court.functions.openDispute(receipt.as_tuple(), signature, evidence_cid, term_index)
+        fn = self.court.functions.openDispute(receipt.as_tuple(), signature, evidence_cid, block)
         receipt_tx = self.transact(fn, "openDispute", value=bond)
         return self._events(self.court, "DisputeOpened", receipt_tx)[0]["args"]["disputeId"]
 
@@ -304,15 +312,19 @@ class Chain:
         drawn = self._events(self.court, "AuditorsDrawn", receipt)
         return list(drawn[0]["args"]["auditors"]) if drawn else []
 
-    def commitment(self, dispute_id: int, faulty: bool, salt: bytes) -> bytes:
-        return self.court.functions.commitmentOf(dispute_id, self.address, faulty, salt).call()
+    def commitment(self, dispute_id: int, verdict: str, fingerprint: bytes, salt: bytes) -> bytes:
+        return self.court.functions.commitmentOf(dispute_id, self.address, VERDICTS[verdict], fingerprint,
+                                                 salt).call()
 
-    def commit_vote(self, dispute_id: int, faulty: bool, salt: bytes) -> Any:
-        fn = self.court.functions.commitVote(dispute_id, self.commitment(dispute_id, faulty, salt))
+    def commit_vote(self, dispute_id: int, verdict: str, fingerprint: bytes, salt: bytes) -> Any:
+        """Commit `verdict` ("faulty" | "honest" | "abstain") bound to the `fingerprint` (32 bytes:
+        the hash of what this auditor recomputed)."""
+        fn = self.court.functions.commitVote(dispute_id, self.commitment(dispute_id, verdict, fingerprint, salt))
         return self.transact(fn, "commitVote")
 
-    def reveal_vote(self, dispute_id: int, faulty: bool, salt: bytes) -> Any:
-        return self.transact(self.court.functions.revealVote(dispute_id, faulty, salt), "revealVote")
+    def reveal_vote(self, dispute_id: int, verdict: str, fingerprint: bytes, salt: bytes) -> Any:
+        fn = self.court.functions.revealVote(dispute_id, VERDICTS[verdict], fingerprint, salt)
+        return self.transact(fn, "revealVote")
 
     def resolve(self, dispute_id: int) -> str:
         receipt = self.transact(self.court.functions.resolve(dispute_id), "resolve")
@@ -322,7 +334,8 @@ class Chain:
         d = self.court.functions.getDispute(dispute_id).call()
         keys = ["accused", "version_id", "stage", "outcome", "drawn_count", "committed_count",
                 "challenger", "bond", "faulty_votes", "first_block", "last_block", "draw_block",
-                "commit_deadline", "reveal_deadline", "honest_votes"]
+                "commit_deadline", "reveal_deadline", "honest_votes", "abstain_votes", "block", "step",
+                "kind"]
         out = dict(zip(keys, d))
         out["stage"] = _STAGE[out["stage"]]
         out["outcome"] = _OUTCOME[out["outcome"]]
@@ -348,3 +361,4 @@ class Chain:
 _STATUS = {0: "none", 1: "active", 2: "inactive", 3: "left"}
 _STAGE = {0: "none", 1: "awaiting_draw", 2: "voting", 3: "resolved"}
 _OUTCOME = {0: "pending", 1: "faulty", 2: "honest", 3: "no_quorum"}
+VERDICTS = {"faulty": 1, "honest": 2, "abstain": 3}  # DisputeCourt.revealVote's verdict codes

@@ -1,14 +1,17 @@
 """Signed service receipts (EIP-712), exactly as DisputeCourt verifies them, and tensor hashing.
 
-A server signs one receipt per forward / inference step:
+A server signs one receipt per inference step, forward and backward:
 
     Receipt(address server, uint256 versionId, uint32 firstBlock, uint32 lastBlock,
-            bytes32 sessionId, uint64 step, bytes32 inputHash, bytes32 outputHash,
-            uint64 issuedAt)
+            uint32 term, uint8 kind, bytes32 sessionId, uint64 step, bytes32 inputHash,
+            bytes32 outputHash, bytes32 blocksRoot, uint64 issuedAt)
 
-under the domain (name "PollenDisputeCourt", version "1", chainId, verifyingContract = court).
-`server` is the operator address the server is registered under; the signature comes from the
-server's registered signer key (which may equal the operator key).
+under the domain (name "PollenDisputeCourt", version "2", chainId, verifyingContract = court).
+`server` is the operator address the server is registered under, `term` the index of its
+ServerRegistry term (signer, version, span) in force at `issuedAt`; the signature comes from
+that term's signer key (which may equal the operator key). `kind` says what was served
+(KIND_INFERENCE, KIND_FORWARD, KIND_BACKWARD). `blocksRoot` is the Merkle root over the
+per-block sketches of the step (pollen.judgment), so a dispute can name one block.
 
 Tensors are hashed over a canonical serialisation (dtype name, shape, little-endian bytes), and
 `inputHash` chains the session's inputs so a receipt for step t commits to steps 0..t.
@@ -29,16 +32,20 @@ from eth_utils import keccak, to_checksum_address
 from pollen.errors import PollenError
 
 DOMAIN_NAME = "PollenDisputeCourt"
-DOMAIN_VERSION = "1"
+DOMAIN_VERSION = "2"
 RECEIPT_TYPE = (
-    "Receipt(address server,uint256 versionId,uint32 firstBlock,uint32 lastBlock,"
-    "bytes32 sessionId,uint64 step,bytes32 inputHash,bytes32 outputHash,uint64 issuedAt)"
+    "Receipt(address server,uint256 versionId,uint32 firstBlock,uint32 lastBlock,uint32 term,"
+    "uint8 kind,bytes32 sessionId,uint64 step,bytes32 inputHash,bytes32 outputHash,"
+    "bytes32 blocksRoot,uint64 issuedAt)"
 )
+KIND_INFERENCE, KIND_FORWARD, KIND_BACKWARD = 0, 1, 2
+KIND_NAMES = {KIND_INFERENCE: "inference", KIND_FORWARD: "forward", KIND_BACKWARD: "backward"}
 RECEIPT_TYPEHASH = keccak(text=RECEIPT_TYPE)
 _DOMAIN_TYPEHASH = keccak(
     text="EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
 )
 ZERO_HASH = b"\x00" * 32
+_HASH_FIELDS = ("session_id", "input_hash", "output_hash", "blocks_root")
 
 
 class ReceiptError(PollenError):
@@ -85,14 +92,17 @@ class Receipt:
     version_id: int  # ModelVersionRegistry version id
     first_block: int  # span served, [first_block, last_block)
     last_block: int
+    term: int  # ServerRegistry term index in force at issued_at
+    kind: int  # KIND_INFERENCE | KIND_FORWARD | KIND_BACKWARD
     session_id: bytes  # 32 bytes, chosen by the client
     step: int  # 0-based step within the session
     input_hash: bytes  # hash chain over the session's inputs up to this step
     output_hash: bytes  # tensor_hash of this step's output
+    blocks_root: bytes  # Merkle root over the step's per-block sketches
     issued_at: int
 
     def __post_init__(self) -> None:
-        for name in ("session_id", "input_hash", "output_hash"):
+        for name in _HASH_FIELDS:
             value = getattr(self, name)
             if not isinstance(value, (bytes, bytearray)) or len(value) != 32:
                 raise ReceiptError(f"{name} must be 32 bytes, got {value!r:.80}")
@@ -101,11 +111,15 @@ class Receipt:
         for name in ("step", "issued_at"):
             if not 0 <= getattr(self, name) < 2**64:
                 raise ReceiptError(f"{name} out of uint64 range")
+        if not 0 <= self.term < 2**32:
+            raise ReceiptError("term out of uint32 range")
+        if self.kind not in KIND_NAMES:
+            raise ReceiptError(f"unknown kind {self.kind} (expected one of {sorted(KIND_NAMES)})")
         if not 0 <= self.version_id < 2**256:
             raise ReceiptError("version_id out of uint256 range")
 
     def struct_hash(self) -> bytes:
-        # Every field is a static ABI type, so abi.encode is 10 left-padded 32-byte words;
+        # Every field is a static ABI type, so abi.encode is 13 left-padded 32-byte words;
         # packing them directly is byte-identical to eth_abi and ~10x faster (signing path).
         words = (RECEIPT_TYPEHASH, _address_word(self.server), self.version_id.to_bytes(32, "big"),
                  self.first_block.to_bytes(32, "big"), self.last_block.to_bytes(32, "big"),
@@ -120,12 +134,13 @@ class Receipt:
     def as_tuple(self) -> tuple:
         """Positional form for the contract's `Receipt` struct argument."""
         return (to_checksum_address(self.server), self.version_id, self.first_block,
-                self.last_block, bytes(self.session_id), self.step, bytes(self.input_hash),
-                bytes(self.output_hash), self.issued_at)
+                self.last_block, self.term, self.kind, bytes(self.session_id), self.step,
+                bytes(self.input_hash), bytes(self.output_hash), bytes(self.blocks_root),
+                self.issued_at)
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
-        for name in ("session_id", "input_hash", "output_hash"):
+        for name in _HASH_FIELDS:
             out[name] = "0x" + bytes(out[name]).hex()
         return out
 
@@ -133,8 +148,10 @@ class Receipt:
     def from_json(cls, data: dict[str, Any]) -> "Receipt":
         try:
             fields = dict(data)
-            for name in ("session_id", "input_hash", "output_hash"):
+            for name in _HASH_FIELDS:
                 fields[name] = bytes.fromhex(str(fields[name]).removeprefix("0x"))
+            for name in ("version_id", "first_block", "last_block", "term", "kind", "step", "issued_at"):
+                fields[name] = int(fields[name])
             return cls(**{k: fields[k] for k in cls.__dataclass_fields__})
         except (KeyError, ValueError, TypeError) as exc:
             raise ReceiptError(f"cannot parse receipt JSON ({exc})") from exc
@@ -154,10 +171,13 @@ class Receipt:
                     {"name": "versionId", "type": "uint256"},
                     {"name": "firstBlock", "type": "uint32"},
                     {"name": "lastBlock", "type": "uint32"},
+                    {"name": "term", "type": "uint32"},
+                    {"name": "kind", "type": "uint8"},
                     {"name": "sessionId", "type": "bytes32"},
                     {"name": "step", "type": "uint64"},
                     {"name": "inputHash", "type": "bytes32"},
                     {"name": "outputHash", "type": "bytes32"},
+                    {"name": "blocksRoot", "type": "bytes32"},
                     {"name": "issuedAt", "type": "uint64"},
                 ],
             },
@@ -168,9 +188,10 @@ class Receipt:
             "message": {
                 "server": to_checksum_address(self.server), "versionId": self.version_id,
                 "firstBlock": self.first_block, "lastBlock": self.last_block,
+                "term": self.term, "kind": self.kind,
                 "sessionId": bytes(self.session_id), "step": self.step,
                 "inputHash": bytes(self.input_hash), "outputHash": bytes(self.output_hash),
-                "issuedAt": self.issued_at,
+                "blocksRoot": bytes(self.blocks_root), "issuedAt": self.issued_at,
             },
         }
 

@@ -5,7 +5,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from typing import Callable
+
 from pollen.model.family import Family
+
+# (local block index, block input (B, T, C), honest computation) -> block output (B, T, C)
+Tamper = Callable[[int, torch.Tensor, Callable[[], torch.Tensor]], torch.Tensor]
 
 
 class SpanCache:
@@ -45,15 +50,29 @@ class SpanModel(nn.Module):
         return int(self.config.hidden_size)
 
     def forward(self, x: torch.Tensor, cache: SpanCache | None = None,
-                first: int = 0, last: int | None = None) -> torch.Tensor:
-        """x: (B, T, C) -> (B, T, C) through local blocks [first, last) of this span."""
+                first: int = 0, last: int | None = None, trace: list | None = None,
+                tamper: Tamper | None = None) -> torch.Tensor:
+        """x: (B, T, C) -> (B, T, C) through local blocks [first, last) of this span.
+
+        trace: if a list, each block's output sketch (B, T, K) is appended (pollen.judgment).
+        tamper: FAULT INJECTION / cheat simulation only: tamper(i, x, run) returns block i's
+        output given its input x and `run()` (the honest computation); None = honest.
+        """
+        from pollen.judgment import sketch
+
         last = len(self.blocks) if last is None else last
         offset = cache.length if cache is not None else 0
         B, T, _ = x.shape
         pos = (offset + torch.arange(T, device=x.device)).unsqueeze(0).expand(B, T)
         ctx = self.positions(x, pos)
         for i in range(first, last):
-            x = self.blocks[i](x, ctx, cache.layer(i) if cache is not None else None, offset)
+            kv = cache.layer(i) if cache is not None else None
+            if tamper is None:
+                x = self.blocks[i](x, ctx, kv, offset)
+            else:
+                x = tamper(i, x, lambda x=x, i=i, kv=kv: self.blocks[i](x, ctx, kv, offset))
+            if trace is not None:
+                trace.append(sketch(x))
         if cache is not None:
             cache.length += T
         return x
