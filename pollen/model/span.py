@@ -9,7 +9,7 @@ from typing import Callable
 
 from pollen.model.family import Family
 
-# (local block index, block input (B, T, C), honest computation) -> block output (B, T, C)
+# (local block index, block input (B, T, C), run(j=None) computing the block) -> output (B, T, C)
 Tamper = Callable[[int, torch.Tensor, Callable[[], torch.Tensor]], torch.Tensor]
 
 
@@ -56,7 +56,8 @@ class SpanModel(nn.Module):
 
         trace: if a list, each block's output sketch (B, T, K) is appended (pollen.judgment).
         tamper: FAULT INJECTION / cheat simulation only: tamper(i, x, run) returns block i's
-        output given its input x and `run()` (the honest computation); None = honest.
+        output given its input x and `run()` (the honest computation; `run(j)` runs block j's
+        weights in block i's place); None = honest.
         """
         from pollen.judgment import sketch
 
@@ -70,7 +71,9 @@ class SpanModel(nn.Module):
             if tamper is None:
                 x = self.blocks[i](x, ctx, kv, offset)
             else:
-                x = tamper(i, x, lambda x=x, i=i, kv=kv: self.blocks[i](x, ctx, kv, offset))
+                def run(j: int | None = None, x=x, i=i, kv=kv) -> torch.Tensor:
+                    return self.blocks[i if j is None else j](x, ctx, kv, offset)
+                x = tamper(i, x, run)
             if trace is not None:
                 trace.append(sketch(x))
         if cache is not None:
