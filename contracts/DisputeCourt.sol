@@ -9,16 +9,23 @@ import {IServerRegistry} from "./interfaces/IServerRegistry.sol";
 import {IDisputeWindow} from "./interfaces/IDisputeWindow.sol";
 
 /// @title DisputeCourt
-/// @notice Disputes over signed service receipts. A challenger submits a server's EIP-712
-///         receipt with its signature, the CID of an evidence bundle (receipt, input history,
-///         claimed output) and a bond. After a delay K auditors are drawn among the version's
-///         active servers; they recompute the span off chain, commit hash(verdict, salt), then
-///         reveal. The majority of reveals decides: faulty -> the accused is slashed, the
-///         challenger gets the bond back plus a finder's reward and the majority auditors are
-///         paid; honest -> the bond pays the accused and the auditors; no quorum -> the bond
-///         is returned. Drawn auditors who never reveal are penalised. Every stage has a
-///         deadline and anyone may push a dispute to its next stage. Payouts are credits in
-///         the StakeVault (pull payments).
+/// @notice Disputes over signed service receipts (receipt v2). A server signs one EIP-712
+///         receipt per served step: an inference step, a training forward or a backward
+///         (`kind`), naming its registry `term` and committing to a Merkle root of per-block
+///         fingerprints (`blocksRoot`, opaque here). A challenger submits the receipt with its
+///         signature, the CID of an evidence bundle, the first block of the span it says is
+///         faulty, and a bond. After a delay K auditors are drawn among the version's active
+///         servers; they recompute the named block off chain and commit
+///         hash(verdict, fingerprint, salt), where the fingerprint is the hash of what they
+///         computed (so a vote is accountable off chain), then reveal. Verdicts: faulty, honest,
+///         or abstain (the evidence could not be fetched or used). A decision needs more than
+///         half of the whole drawn panel to have judged (faulty or honest) and no tie:
+///         faulty -> the accused is slashed, the challenger gets the bond back plus a finder's
+///         reward and the majority auditors are paid; honest -> the bond pays the accused and
+///         the auditors; otherwise no quorum -> the bond is returned to the challenger.
+///         Drawn auditors who never reveal are penalised; abstainers are neither penalised nor
+///         paid. Every stage has a deadline and anyone may push a dispute to its next stage.
+///         Payouts are credits in the StakeVault (pull payments).
 /// @dev Randomness: auditors are drawn from blockhash(drawBlock), a block mined after the
 ///      dispute opened, so neither side can know the draw when opening. Bias: the proposer of
 ///      drawBlock can see the outcome and withhold its block (losing its reward) to re-roll once
@@ -31,10 +38,13 @@ contract DisputeCourt is IDisputeWindow, EIP712, Ownable {
         uint256 versionId;
         uint32 firstBlock;
         uint32 lastBlock;
+        uint32 term; // the accused's ServerRegistry term index the receipt falls in
+        uint8 kind; // KIND_INFERENCE, KIND_FORWARD or KIND_BACKWARD
         bytes32 sessionId;
         uint64 step;
         bytes32 inputHash;
         bytes32 outputHash;
+        bytes32 blocksRoot; // Merkle root of the step's per-block fingerprints
         uint64 issuedAt;
     }
 
@@ -72,7 +82,8 @@ contract DisputeCourt is IDisputeWindow, EIP712, Ownable {
         Drawn,
         Committed,
         RevealedHonest,
-        RevealedFaulty
+        RevealedFaulty,
+        RevealedAbstain
     }
 
     struct Dispute {
@@ -91,16 +102,27 @@ contract DisputeCourt is IDisputeWindow, EIP712, Ownable {
         uint64 commitDeadline;
         uint64 revealDeadline;
         uint8 honestVotes;
+        uint8 abstainVotes;
+        uint32 block; // first block the challenger names as faulty (global index in the span)
+        uint64 step; // the receipt's step
+        uint8 kind; // the receipt's kind
     }
 
     struct Vote {
         bytes32 commitment;
         VoteState state;
+        bytes32 fingerprint; // revealed: hash of what the auditor computed
     }
 
     bytes32 public constant RECEIPT_TYPEHASH = keccak256(
-        "Receipt(address server,uint256 versionId,uint32 firstBlock,uint32 lastBlock,bytes32 sessionId,uint64 step,bytes32 inputHash,bytes32 outputHash,uint64 issuedAt)"
+        "Receipt(address server,uint256 versionId,uint32 firstBlock,uint32 lastBlock,uint32 term,uint8 kind,bytes32 sessionId,uint64 step,bytes32 inputHash,bytes32 outputHash,bytes32 blocksRoot,uint64 issuedAt)"
     );
+    uint8 public constant KIND_INFERENCE = 0;
+    uint8 public constant KIND_FORWARD = 1;
+    uint8 public constant KIND_BACKWARD = 2;
+    uint8 public constant VERDICT_FAULTY = 1;
+    uint8 public constant VERDICT_HONEST = 2;
+    uint8 public constant VERDICT_ABSTAIN = 3;
     uint256 private constant BPS = 10_000;
 
     IStakeVault public immutable vault;
@@ -133,6 +155,9 @@ contract DisputeCourt is IDisputeWindow, EIP712, Ownable {
     error DisputeCourt_CommitmentMismatch(uint256 disputeId, address auditor);
     error DisputeCourt_NotResolvable(uint256 disputeId, uint64 revealDeadline);
     error DisputeCourt_BadParams(string reason);
+    error DisputeCourt_BadKind(uint8 kind);
+    error DisputeCourt_BadBlock(uint32 blockIndex, uint32 firstBlock, uint32 lastBlock);
+    error DisputeCourt_BadVerdict(uint8 verdict);
 
     event DisputeOpened(
         uint256 indexed disputeId,
@@ -141,13 +166,14 @@ contract DisputeCourt is IDisputeWindow, EIP712, Ownable {
         bytes32 receiptHash,
         Receipt receipt,
         string evidenceCid,
+        uint32 blockIndex,
         uint256 bond,
         uint64 drawBlock
     );
     event DrawRescheduled(uint256 indexed disputeId, uint64 drawBlock);
     event AuditorsDrawn(uint256 indexed disputeId, address[] auditors, uint64 commitDeadline, uint64 revealDeadline);
     event VoteCommitted(uint256 indexed disputeId, address indexed auditor, bytes32 commitment);
-    event VoteRevealed(uint256 indexed disputeId, address indexed auditor, bool faulty);
+    event VoteRevealed(uint256 indexed disputeId, address indexed auditor, uint8 verdict, bytes32 fingerprint);
     event AuditorPenalized(uint256 indexed disputeId, address indexed auditor, uint256 amount);
     event DisputeResolved(
         uint256 indexed disputeId,
@@ -164,7 +190,7 @@ contract DisputeCourt is IDisputeWindow, EIP712, Ownable {
     /// @param params_ Initial parameters (see `setParams` for bounds).
     /// @param owner_ Governance.
     constructor(IStakeVault vault_, IServerRegistry registry_, Params memory params_, address owner_)
-        EIP712("PollenDisputeCourt", "1")
+        EIP712("PollenDisputeCourt", "2")
         Ownable(owner_)
     {
         vault = vault_;
@@ -174,13 +200,15 @@ contract DisputeCourt is IDisputeWindow, EIP712, Ownable {
 
     // ------------------------------------------------------------------ disputes
 
-    /// @notice Open a dispute over a signed receipt, posting exactly `params().bond`.
+    /// @notice Open a dispute over a signed receipt, naming the first block of its span the
+    ///         challenger says is faulty, posting exactly `params().bond`. The registry term
+    ///         checked is the receipt's own `term` field.
     /// @param r The receipt as the server signed it.
     /// @param signature 65-byte ECDSA signature over the receipt's EIP-712 digest.
     /// @param evidenceCid IPFS CID of the evidence bundle (receipt, input history, claimed output).
-    /// @param termIndex The accused's registry term the receipt falls in (see ServerRegistry.findTerm).
+    /// @param blockIndex Global index of the first faulty block, r.firstBlock <= blockIndex < r.lastBlock.
     /// @return disputeId The new dispute's id.
-    function openDispute(Receipt calldata r, bytes calldata signature, string calldata evidenceCid, uint256 termIndex)
+    function openDispute(Receipt calldata r, bytes calldata signature, string calldata evidenceCid, uint32 blockIndex)
         external
         payable
         returns (uint256 disputeId)
@@ -189,7 +217,11 @@ contract DisputeCourt is IDisputeWindow, EIP712, Ownable {
         if (msg.value != bond) revert DisputeCourt_WrongBond(msg.value, bond);
         if (bytes(evidenceCid).length < 8 || bytes(evidenceCid).length > 128) revert DisputeCourt_BadEvidenceCid();
         if (msg.sender == r.server) revert DisputeCourt_SelfDispute();
-        bytes32 structHash = _verifyReceipt(r, signature, termIndex);
+        if (r.kind > KIND_BACKWARD) revert DisputeCourt_BadKind(r.kind);
+        if (blockIndex < r.firstBlock || blockIndex >= r.lastBlock) {
+            revert DisputeCourt_BadBlock(blockIndex, r.firstBlock, r.lastBlock);
+        }
+        bytes32 structHash = _verifyReceipt(r, signature);
 
         disputeId = ++disputeCount;
         uint64 drawBlock = uint64(block.number) + _params.drawDelayBlocks;
@@ -202,8 +234,13 @@ contract DisputeCourt is IDisputeWindow, EIP712, Ownable {
         d.firstBlock = r.firstBlock;
         d.lastBlock = r.lastBlock;
         d.drawBlock = drawBlock;
+        d.block = blockIndex;
+        d.step = r.step;
+        d.kind = r.kind;
         disputeOfReceipt[structHash] = disputeId;
-        emit DisputeOpened(disputeId, r.server, msg.sender, structHash, r, evidenceCid, msg.value, drawBlock);
+        emit DisputeOpened(
+            disputeId, r.server, msg.sender, structHash, r, evidenceCid, blockIndex, msg.value, drawBlock
+        );
 
         vault.freeze(r.server);
         vault.depositEscrow{value: msg.value}();
@@ -234,8 +271,9 @@ contract DisputeCourt is IDisputeWindow, EIP712, Ownable {
     }
 
     /// @notice Commit a vote as a drawn auditor: commitment = keccak256(abi.encode(disputeId,
-    ///         auditor, faulty, salt)) (see `commitmentOf`). Binding the id and auditor stops
-    ///         copying another auditor's commitment.
+    ///         auditor, verdict, fingerprint, salt)) (see `commitmentOf`). Binding the id and
+    ///         auditor stops copying another auditor's commitment; the fingerprint binds the
+    ///         vote to what the auditor computed.
     /// @param disputeId The dispute.
     /// @param commitment The hash.
     function commitVote(uint256 disputeId, bytes32 commitment) external {
@@ -252,11 +290,14 @@ contract DisputeCourt is IDisputeWindow, EIP712, Ownable {
     }
 
     /// @notice Reveal a committed vote, after the commit deadline (or once every auditor
-    ///         committed) and before the reveal deadline.
+    ///         committed) and before the reveal deadline. The fingerprint is stored and emitted.
     /// @param disputeId The dispute.
-    /// @param faulty The verdict: true if the accused's output is outside tolerance.
+    /// @param verdict 1 = faulty (outside tolerance), 2 = honest, 3 = abstain (the evidence could
+    ///        not be fetched or used: the auditor did not judge).
+    /// @param fingerprint The hash of what the auditor computed, as committed.
     /// @param salt The secret used in the commitment.
-    function revealVote(uint256 disputeId, bool faulty, bytes32 salt) external {
+    function revealVote(uint256 disputeId, uint8 verdict, bytes32 fingerprint, bytes32 salt) external {
+        if (verdict == 0 || verdict > VERDICT_ABSTAIN) revert DisputeCourt_BadVerdict(verdict);
         Dispute storage d = _disputes[disputeId];
         if (d.stage != Stage.Voting) revert DisputeCourt_WrongStage(disputeId, d.stage);
         if (block.timestamp <= d.commitDeadline && d.committedCount < d.drawnCount) {
@@ -266,30 +307,34 @@ contract DisputeCourt is IDisputeWindow, EIP712, Ownable {
         Vote storage v = _votes[disputeId][msg.sender];
         if (v.state == VoteState.None) revert DisputeCourt_NotAuditor(disputeId, msg.sender);
         if (v.state != VoteState.Committed) revert DisputeCourt_NotCommitted(disputeId, msg.sender);
-        if (commitmentOf(disputeId, msg.sender, faulty, salt) != v.commitment) {
+        if (commitmentOf(disputeId, msg.sender, verdict, fingerprint, salt) != v.commitment) {
             revert DisputeCourt_CommitmentMismatch(disputeId, msg.sender);
         }
-        if (faulty) {
+        v.fingerprint = fingerprint;
+        if (verdict == VERDICT_FAULTY) {
             v.state = VoteState.RevealedFaulty;
             d.faultyVotes += 1;
-        } else {
+        } else if (verdict == VERDICT_HONEST) {
             v.state = VoteState.RevealedHonest;
             d.honestVotes += 1;
+        } else {
+            v.state = VoteState.RevealedAbstain;
+            d.abstainVotes += 1;
         }
-        emit VoteRevealed(disputeId, msg.sender, faulty);
+        emit VoteRevealed(disputeId, msg.sender, verdict, fingerprint);
     }
 
-    /// @notice Settle a dispute after the reveal deadline (or once every auditor revealed).
-    ///         Anyone may call.
+    /// @notice Settle a dispute after the reveal deadline (or once every drawn auditor revealed,
+    ///         abstentions included). Anyone may call.
     /// @param disputeId The dispute.
     function resolve(uint256 disputeId) external {
         Dispute storage d = _disputes[disputeId];
         if (d.stage != Stage.Voting) revert DisputeCourt_WrongStage(disputeId, d.stage);
-        uint256 revealed = uint256(d.faultyVotes) + d.honestVotes;
+        uint256 revealed = uint256(d.faultyVotes) + d.honestVotes + d.abstainVotes;
         if (block.timestamp <= d.revealDeadline && revealed < d.drawnCount) {
             revert DisputeCourt_NotResolvable(disputeId, d.revealDeadline);
         }
-        Outcome outcome = _outcome(d, revealed);
+        Outcome outcome = _outcome(d);
         d.stage = Stage.Resolved;
         d.outcome = outcome;
         _settle(disputeId, d, outcome);
@@ -332,19 +377,24 @@ contract DisputeCourt is IDisputeWindow, EIP712, Ownable {
         return _votes[disputeId][auditor];
     }
 
-    /// @notice The commitment an auditor must submit for (faulty, salt).
-    function commitmentOf(uint256 disputeId, address auditor, bool faulty, bytes32 salt) public pure returns (bytes32) {
-        return keccak256(abi.encode(disputeId, auditor, faulty, salt));
+    /// @notice The commitment an auditor must submit for (verdict, fingerprint, salt).
+    /// @param disputeId The dispute.
+    /// @param auditor The drawn auditor.
+    /// @param verdict 1 = faulty, 2 = honest, 3 = abstain.
+    /// @param fingerprint Hash of what the auditor computed (32 bytes, opaque to the court).
+    /// @param salt A secret random value, revealed with the vote.
+    function commitmentOf(uint256 disputeId, address auditor, uint8 verdict, bytes32 fingerprint, bytes32 salt)
+        public
+        pure
+        returns (bytes32)
+    {
+        return keccak256(abi.encode(disputeId, auditor, verdict, fingerprint, salt));
     }
 
     /// @notice EIP-712 struct hash of a receipt (the key disputes are recorded under).
     function hashReceipt(Receipt calldata r) public pure returns (bytes32) {
-        return keccak256(
-            abi.encode(
-                RECEIPT_TYPEHASH, r.server, r.versionId, r.firstBlock, r.lastBlock, r.sessionId, r.step,
-                r.inputHash, r.outputHash, r.issuedAt
-            )
-        );
+        // Every field is static: abi.encode(typehash, r) is the 13 words EIP-712 hashes.
+        return keccak256(abi.encode(RECEIPT_TYPEHASH, r));
     }
 
     /// @notice The EIP-712 digest a server signs for a receipt.
@@ -360,7 +410,7 @@ contract DisputeCourt is IDisputeWindow, EIP712, Ownable {
     // ------------------------------------------------------------------ internal
 
     /// @dev Window, uniqueness, signature and registration checks; returns the struct hash.
-    function _verifyReceipt(Receipt calldata r, bytes calldata signature, uint256 termIndex)
+    function _verifyReceipt(Receipt calldata r, bytes calldata signature)
         private
         view
         returns (bytes32 structHash)
@@ -375,7 +425,7 @@ contract DisputeCourt is IDisputeWindow, EIP712, Ownable {
         if (existing != 0) revert DisputeCourt_AlreadyDisputed(existing);
         address signer = _recover(structHash, signature);
         bool registered = r.versionId <= type(uint64).max
-            && registry.signedFor(r.server, signer, uint64(r.versionId), r.firstBlock, r.lastBlock, r.issuedAt, termIndex);
+            && registry.signedFor(r.server, signer, uint64(r.versionId), r.firstBlock, r.lastBlock, r.issuedAt, r.term);
         if (!registered) revert DisputeCourt_SignerNotRegistered(signer, r.server);
     }
 
@@ -419,9 +469,11 @@ contract DisputeCourt is IDisputeWindow, EIP712, Ownable {
         return false;
     }
 
-    /// @dev Quorum: more than half of the drawn auditors revealed, and the reveals are not tied.
-    function _outcome(Dispute storage d, uint256 revealed) private view returns (Outcome) {
-        if (d.drawnCount == 0 || revealed * 2 <= d.drawnCount || d.faultyVotes == d.honestVotes) {
+    /// @dev Quorum: more than half of the whole drawn panel judged (faulty or honest; abstentions
+    ///      and silence do not count), and the judgments are not tied.
+    function _outcome(Dispute storage d) private view returns (Outcome) {
+        uint256 judged = uint256(d.faultyVotes) + d.honestVotes;
+        if (d.drawnCount == 0 || judged * 2 <= d.drawnCount || d.faultyVotes == d.honestVotes) {
             return Outcome.NoQuorum;
         }
         return d.faultyVotes > d.honestVotes ? Outcome.Faulty : Outcome.Honest;
@@ -463,7 +515,7 @@ contract DisputeCourt is IDisputeWindow, EIP712, Ownable {
         address[] storage drawn = _auditors[disputeId];
         for (uint256 i; i < drawn.length; ++i) {
             VoteState state = _votes[disputeId][drawn[i]].state;
-            if (state == VoteState.RevealedFaulty || state == VoteState.RevealedHonest) continue;
+            if (state >= VoteState.RevealedHonest) continue; // revealed (abstaining included)
             uint256 t = penalty == 0 ? 0 : vault.slash(drawn[i], penalty);
             taken += t;
             emit AuditorPenalized(disputeId, drawn[i], t);

@@ -10,15 +10,36 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the project root, for `pollen`
+_ROOT = str(Path(__file__).resolve().parents[2])
+if _ROOT not in sys.path:  # the project root, for `pollen` (after any PYTHONPATH override)
+    sys.path.append(_ROOT)
 
 from pollen.deploy import Parameters  # noqa: E402
-from pollen.receipts import Receipt, ReceiptDomain, sign_receipt  # noqa: E402
+from pollen.receipts import KIND_INFERENCE, Receipt, ReceiptDomain, sign_receipt  # noqa: E402
 
 ETHER = 10**18
 PARAMS = Parameters()
 CID = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
 EVIDENCE = "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi"
+FAULTY, HONEST, ABSTAIN = 1, 2, 3  # DisputeCourt.revealVote verdict codes
+
+
+def verdict_code(v) -> int:
+    """True -> faulty, False -> honest, "abstain" (or a code) as is."""
+    if v is True or v == "faulty":
+        return FAULTY
+    if v is False or v == "honest":
+        return HONEST
+    if v == "abstain":
+        return ABSTAIN
+    return int(v)
+
+
+def fingerprint(auditor: str, verdict=None) -> bytes:
+    """A deterministic stand-in for the hash of what `auditor` recomputed."""
+    from eth_utils import keccak
+
+    return keccak(text=f"fingerprint:{str(auditor).lower()}:{verdict}")
 
 
 @pytest.fixture(scope="session")
@@ -113,10 +134,11 @@ def domain(court, chain):
 def signed_receipt(domain, chain, version_id):
     """Factory: a receipt for `server`, signed by `key` (a hot signer), dated now by default."""
 
-    def make(server, key, first=0, last=8, issued_at=None, step=0, dom=None):
+    def make(server, key, first=0, last=8, issued_at=None, step=0, dom=None, term=0, kind=KIND_INFERENCE):
         r = Receipt(server=server.address, version_id=version_id, first_block=first,
-                    last_block=last, session_id=os.urandom(32), step=step,
+                    last_block=last, term=term, kind=kind, session_id=os.urandom(32), step=step,
                     input_hash=os.urandom(32), output_hash=os.urandom(32),
+                    blocks_root=os.urandom(32),
                     issued_at=issued_at if issued_at is not None else chain.blocks.head.timestamp)
         return r, sign_receipt(r, dom or domain, key.key)
 
@@ -125,10 +147,12 @@ def signed_receipt(domain, chain, version_id):
 
 @pytest.fixture
 def open_dispute(court, chain):
-    """Factory: open a dispute over (receipt, sig) from `who`; returns the dispute id."""
+    """Factory: open a dispute over (receipt, sig) from `who`, naming `block` (default: the
+    receipt's first block); returns the dispute id."""
 
-    def make(receipt, sig, who, term=0, value=PARAMS.bond):
-        court.openDispute(receipt.as_tuple(), sig, EVIDENCE, term, value=value, sender=who)
+    def make(receipt, sig, who, block=None, value=PARAMS.bond):
+        block = receipt.first_block if block is None else block
+        court.openDispute(receipt.as_tuple(), sig, EVIDENCE, block, value=value, sender=who)
         return court.disputeCount()
 
     return make
@@ -145,19 +169,22 @@ def vault_invariant(vault, chain) -> None:
 
 @pytest.fixture
 def vote():
-    """Factory: commit then reveal each auditor's verdict (None = silent: never commits)."""
+    """Factory: commit then reveal each auditor's verdict (True = faulty, False = honest,
+    "abstain", None = silent: never commits), each bound to `fingerprint(auditor, verdict)`."""
 
     def run(court, dispute_id, verdicts: dict, accounts_by_address: dict, reveal=True):
         salts = {}
-        for addr, faulty in verdicts.items():
-            if faulty is None:
+        for addr, v in verdicts.items():
+            if v is None:
                 continue
             salts[addr] = os.urandom(32)
-            c = court.commitmentOf(dispute_id, addr, faulty, salts[addr])
+            c = court.commitmentOf(dispute_id, addr, verdict_code(v), fingerprint(addr, verdict_code(v)),
+                                   salts[addr])
             court.commitVote(dispute_id, c, sender=accounts_by_address[addr])
         if reveal:
             for addr, salt in salts.items():
-                court.revealVote(dispute_id, verdicts[addr], salt, sender=accounts_by_address[addr])
+                code = verdict_code(verdicts[addr])
+                court.revealVote(dispute_id, code, fingerprint(addr, code), salt, sender=accounts_by_address[addr])
         return salts
 
     return run

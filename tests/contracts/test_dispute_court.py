@@ -6,8 +6,10 @@ import ape
 import pytest
 from eth_account import Account
 
-from conftest import ETHER, EVIDENCE, PARAMS, draw, vault_invariant
-from pollen.receipts import ReceiptDomain, sign_receipt
+from conftest import ABSTAIN, ETHER, EVIDENCE, FAULTY, HONEST, PARAMS, draw, fingerprint, vault_invariant
+from pollen.receipts import KIND_BACKWARD, ReceiptDomain, sign_receipt
+
+FP = b"\x42" * 32  # a fingerprint for hand-made votes
 
 
 @pytest.fixture
@@ -77,9 +79,9 @@ def test_receipt_replayed_from_other_domain_rejected(court, chain, swarm, signed
 
 def test_receipt_span_outside_servers_span_rejected(court, swarm, signed_receipt, operators, signer_keys, challenger, registry, version_id):
     registry.update(signer_keys[0].address, "grpc://x:1", version_id, 0, 4, 10, sender=operators[0])
-    r, sig = signed_receipt(operators[0], signer_keys[0], first=2, last=6)
+    r, sig = signed_receipt(operators[0], signer_keys[0], first=2, last=6, term=1)
     with ape.reverts(court.DisputeCourt_SignerNotRegistered):
-        court.openDispute(r.as_tuple(), sig, EVIDENCE, 1, value=PARAMS.bond, sender=challenger)
+        court.openDispute(r.as_tuple(), sig, EVIDENCE, 2, value=PARAMS.bond, sender=challenger)
 
 
 def test_receipt_from_server_after_it_left_rejected_but_before_accepted(court, chain, registry, swarm, signed_receipt, operators, signer_keys, challenger):
@@ -139,35 +141,35 @@ def test_auditor_cannot_vote_twice_or_change_vote(court, chain, faulty_dispute, 
     auditors = draw(court, chain, faulty_dispute)
     a = by_addr[auditors[0]]
     salt = os.urandom(32)
-    court.commitVote(faulty_dispute, court.commitmentOf(faulty_dispute, a, True, salt), sender=a)
+    court.commitVote(faulty_dispute, court.commitmentOf(faulty_dispute, a, FAULTY, FP, salt), sender=a)
     with ape.reverts(court.DisputeCourt_AlreadyCommitted):
-        court.commitVote(faulty_dispute, court.commitmentOf(faulty_dispute, a, False, salt), sender=a)
+        court.commitVote(faulty_dispute, court.commitmentOf(faulty_dispute, a, HONEST, FP, salt), sender=a)
     with ape.reverts(court.DisputeCourt_RevealNotOpen):
-        court.revealVote(faulty_dispute, True, salt, sender=a)
+        court.revealVote(faulty_dispute, FAULTY, FP, salt, sender=a)
     chain.pending_timestamp += PARAMS.commit_period + 1
     chain.mine()
     with ape.reverts(court.DisputeCourt_CommitClosed):
         court.commitVote(faulty_dispute, b"\x01" * 32, sender=by_addr[auditors[1]])
     with ape.reverts(court.DisputeCourt_CommitmentMismatch):
-        court.revealVote(faulty_dispute, False, salt, sender=a)  # a different vote
+        court.revealVote(faulty_dispute, HONEST, FP, salt, sender=a)  # a different vote
     with ape.reverts(court.DisputeCourt_NotCommitted):
-        court.revealVote(faulty_dispute, True, salt, sender=by_addr[auditors[1]])
-    court.revealVote(faulty_dispute, True, salt, sender=a)
+        court.revealVote(faulty_dispute, FAULTY, FP, salt, sender=by_addr[auditors[1]])
+    court.revealVote(faulty_dispute, FAULTY, FP, salt, sender=a)
     with ape.reverts(court.DisputeCourt_NotCommitted):
-        court.revealVote(faulty_dispute, True, salt, sender=a)  # twice
+        court.revealVote(faulty_dispute, FAULTY, FP, salt, sender=a)  # twice
 
 
 def test_copied_commitment_cannot_be_revealed(court, chain, faulty_dispute, by_addr):
     auditors = draw(court, chain, faulty_dispute)
     a, b = by_addr[auditors[0]], by_addr[auditors[1]]
     salt = os.urandom(32)
-    c = court.commitmentOf(faulty_dispute, a, True, salt)
+    c = court.commitmentOf(faulty_dispute, a, FAULTY, FP, salt)
     court.commitVote(faulty_dispute, c, sender=a)
     court.commitVote(faulty_dispute, c, sender=b)  # b copies a's commitment
     chain.pending_timestamp += PARAMS.commit_period + 1
     chain.mine()
     with ape.reverts(court.DisputeCourt_CommitmentMismatch):
-        court.revealVote(faulty_dispute, True, salt, sender=b)  # even knowing a's salt later
+        court.revealVote(faulty_dispute, FAULTY, FP, salt, sender=b)  # even knowing a's salt later
 
 
 def test_reveal_and_resolve_deadlines(court, chain, faulty_dispute, by_addr, vote):
@@ -178,7 +180,8 @@ def test_reveal_and_resolve_deadlines(court, chain, faulty_dispute, by_addr, vot
     chain.pending_timestamp += PARAMS.commit_period + PARAMS.reveal_period + 2
     chain.mine()
     with ape.reverts(court.DisputeCourt_RevealClosed):
-        court.revealVote(faulty_dispute, True, salts[auditors[0]], sender=by_addr[auditors[0]])
+        court.revealVote(faulty_dispute, FAULTY, fingerprint(auditors[0], FAULTY), salts[auditors[0]],
+                         sender=by_addr[auditors[0]])
 
 
 def test_faulty_majority_slashes_and_pays(court, vault, chain, faulty_dispute, operators, challenger, by_addr, vote):
@@ -238,7 +241,8 @@ def test_no_quorum_refunds_and_penalises_silent(court, vault, chain, faulty_disp
     salts = vote(court, faulty_dispute, {auditors[0]: True, auditors[1]: None, auditors[2]: None}, by_addr, reveal=False)
     chain.pending_timestamp += PARAMS.commit_period + 1
     chain.mine()
-    court.revealVote(faulty_dispute, True, salts[auditors[0]], sender=by_addr[auditors[0]])
+    court.revealVote(faulty_dispute, FAULTY, fingerprint(auditors[0], FAULTY), salts[auditors[0]],
+                     sender=by_addr[auditors[0]])
     chain.pending_timestamp += PARAMS.reveal_period + 1
     chain.mine()
     tx = court.resolve(faulty_dispute, sender=operators[4])
@@ -317,3 +321,200 @@ def test_params_owner_only_and_bounded(court, owner, stranger):
     p[0] = PARAMS.unbonding_period  # window must stay shorter than unbonding
     with ape.reverts(court.DisputeCourt_BadParams):
         court.setParams(tuple(p), sender=owner)
+
+
+# ------------------------------------------------------------------ receipt v2: named block, kind, term
+
+
+@pytest.mark.parametrize("block", [1, 5, 6, 0xFFFFFFFF])  # span [2, 5): below, at and past the end
+def test_named_block_outside_span_rejected(court, swarm, signed_receipt, operators, signer_keys, challenger, block):
+    r, sig = signed_receipt(operators[0], signer_keys[0], first=2, last=5)
+    with ape.reverts(court.DisputeCourt_BadBlock, blockIndex=block, firstBlock=2, lastBlock=5):
+        court.openDispute(r.as_tuple(), sig, EVIDENCE, block, value=PARAMS.bond, sender=challenger)
+    assert court.disputeCount() == 0
+    court.openDispute(r.as_tuple(), sig, EVIDENCE, 4, value=PARAMS.bond, sender=challenger)  # last block: fine
+
+
+@pytest.mark.parametrize("kind", [3, 255])
+def test_unknown_receipt_kind_rejected(court, domain, swarm, signed_receipt, operators, signer_keys, challenger, kind):
+    r, _ = signed_receipt(operators[0], signer_keys[0])
+    t = list(r.as_tuple())
+    t[5] = kind  # pollen.receipts refuses to build such a receipt: forge the tuple and sign its digest
+    digest = court.receiptDigest(tuple(t))
+    sig = bytes(Account.unsafe_sign_hash(digest, signer_keys[0].key).signature)
+    assert court.recoverSigner(tuple(t), sig) == signer_keys[0].address
+    with ape.reverts(court.DisputeCourt_BadKind, kind=kind):
+        court.openDispute(tuple(t), sig, EVIDENCE, 0, value=PARAMS.bond, sender=challenger)
+
+
+def test_receipt_naming_another_term_rejected(court, chain, registry, version_id, swarm, signed_receipt, operators, signer_keys, challenger):
+    # op0 moves to [0, 4) under a new signer: term 0 = (key0, [0, 8)), term 1 = (key1', [0, 4))
+    new_key = Account.from_key(b"\x77" * 32)
+    chain.pending_timestamp += 60
+    registry.update(new_key.address, "grpc://x:1", version_id, 0, 4, 10, sender=operators[0])
+    now = chain.blocks.head.timestamp
+    # signed by the new key over [0, 4) but claiming term 0 (whose signer and span differ)
+    r, sig = signed_receipt(operators[0], new_key, first=0, last=4, term=0, issued_at=now)
+    with ape.reverts(court.DisputeCourt_SignerNotRegistered):
+        court.openDispute(r.as_tuple(), sig, EVIDENCE, 0, value=PARAMS.bond, sender=challenger)
+    # signed by the old key over [0, 8) but claiming term 1 (in force now, other signer and span)
+    r, sig = signed_receipt(operators[0], signer_keys[0], first=0, last=8, term=1, issued_at=now)
+    with ape.reverts(court.DisputeCourt_SignerNotRegistered):
+        court.openDispute(r.as_tuple(), sig, EVIDENCE, 0, value=PARAMS.bond, sender=challenger)
+    # a term that does not exist
+    r, sig = signed_receipt(operators[0], new_key, first=0, last=4, term=7, issued_at=now)
+    with ape.reverts(court.DisputeCourt_SignerNotRegistered):
+        court.openDispute(r.as_tuple(), sig, EVIDENCE, 0, value=PARAMS.bond, sender=challenger)
+    # the right term is accepted
+    r, sig = signed_receipt(operators[0], new_key, first=0, last=4, term=1, issued_at=now)
+    court.openDispute(r.as_tuple(), sig, EVIDENCE, 3, value=PARAMS.bond, sender=challenger)
+    assert court.getDispute(1).accused == operators[0].address
+
+
+def test_backward_receipt_disputed_and_slashed(court, vault, chain, swarm, signed_receipt, operators, signer_keys, challenger, by_addr, vote):
+    slashable = vault.slashableOf(operators[0])
+    r, sig = signed_receipt(operators[0], signer_keys[0], first=1, last=7, step=41, kind=KIND_BACKWARD)
+    tx = court.openDispute(r.as_tuple(), sig, EVIDENCE, 5, value=PARAMS.bond, sender=challenger)
+    ev = [e for e in tx.events if e.event_name == "DisputeOpened"][0]
+    assert ev.blockIndex == 5 and tuple(ev.receipt)[1:] == r.as_tuple()[1:]  # term, kind, blocksRoot included
+    assert ev.receiptHash == court.hashReceipt(r.as_tuple())
+    d = court.getDispute(1)
+    assert (d.block, d.step, d.kind, d.firstBlock, d.lastBlock) == (5, 41, KIND_BACKWARD, 1, 7)
+    assert d.abstainVotes == 0
+    auditors = draw(court, chain, 1)
+    vote(court, 1, {a: True for a in auditors}, by_addr)
+    court.resolve(1, sender=challenger)
+    assert court.getDispute(1).outcome == 1
+    assert vault.slashableOf(operators[0]) == slashable - slashable * PARAMS.slash_bps // 10_000
+    vault_invariant(vault, chain)
+
+
+def test_dispute_records_named_block_and_step(court, swarm, signed_receipt, open_dispute, operators, signer_keys, challenger):
+    r, sig = signed_receipt(operators[0], signer_keys[0], first=3, last=8, step=12, kind=1)
+    d = court.getDispute(open_dispute(r, sig, challenger, block=6))
+    assert (d.block, d.step, d.kind) == (6, 12, 1)
+    # positional order pollen/chain.py reads
+    assert list(d)[15:] == [0, 6, 12, 1] and list(d)[9:11] == [3, 8]
+
+
+def test_hash_receipt_covers_every_field(court, swarm, signed_receipt, operators, signer_keys):
+    from eth_abi import encode
+    from eth_utils import keccak
+
+    from pollen.receipts import RECEIPT_TYPE, RECEIPT_TYPEHASH
+
+    assert court.RECEIPT_TYPEHASH() == RECEIPT_TYPEHASH == keccak(text=RECEIPT_TYPE)
+    r, _ = signed_receipt(operators[0], signer_keys[0], term=3, kind=2)
+    types = ["bytes32", "address", "uint256", "uint32", "uint32", "uint32", "uint8", "bytes32", "uint64",
+             "bytes32", "bytes32", "bytes32", "uint64"]
+    expected = keccak(encode(types, [RECEIPT_TYPEHASH, *r.as_tuple()]))
+    assert court.hashReceipt(r.as_tuple()) == expected
+    for i in range(12):  # changing any one field changes the hash
+        t = list(r.as_tuple())
+        t[i] = (b"\x01" * 32 if isinstance(t[i], bytes) else
+                "0x" + "12" * 20 if isinstance(t[i], str) else (t[i] + 1) % 3 if i == 5 else t[i] + 1)
+        assert court.hashReceipt(tuple(t)) != expected, i
+
+
+# ------------------------------------------------------------------ fingerprinted votes and abstention
+
+
+def test_all_abstain_is_no_quorum_and_refunds_in_full(court, vault, chain, faulty_dispute, operators, challenger, by_addr, vote):
+    accused = operators[0]
+    slashable = vault.slashableOf(accused)
+    auditors = draw(court, chain, faulty_dispute)
+    stakes = {a: vault.slashableOf(a) for a in auditors}
+    vote(court, faulty_dispute, {a: "abstain" for a in auditors}, by_addr)
+    d = court.getDispute(faulty_dispute)
+    assert (d.abstainVotes, d.faultyVotes, d.honestVotes) == (3, 0, 0)
+    assert all(court.voteOf(faulty_dispute, a).state == 5 for a in auditors)  # RevealedAbstain
+    tx = court.resolve(faulty_dispute, sender=challenger)  # early: everyone revealed
+    assert not [e for e in tx.events if e.event_name == "AuditorPenalized"]
+    assert court.getDispute(faulty_dispute).outcome == 3
+    assert vault.credits(challenger) == PARAMS.bond
+    assert vault.slashableOf(accused) == slashable and not vault.isFrozen(accused)
+    for a in auditors:
+        assert vault.slashableOf(a) == stakes[a] and vault.credits(a) == 0
+    assert vault.treasury() == 0 and vault.escrow() == 0
+    vault_invariant(vault, chain)
+
+
+def test_one_faulty_and_two_abstain_cannot_slash(court, vault, chain, faulty_dispute, operators, challenger, by_addr, vote):
+    accused = operators[0]
+    slashable = vault.slashableOf(accused)
+    auditors = draw(court, chain, faulty_dispute)
+    vote(court, faulty_dispute, {auditors[0]: True, auditors[1]: "abstain", auditors[2]: "abstain"}, by_addr)
+    court.resolve(faulty_dispute, sender=challenger)
+    assert court.getDispute(faulty_dispute).outcome == 3
+    assert vault.slashableOf(accused) == slashable
+    assert vault.credits(challenger) == PARAMS.bond
+    assert vault.credits(auditors[0]) == 0
+    vault_invariant(vault, chain)
+
+
+def test_two_faulty_and_one_abstain_slashes(court, vault, chain, faulty_dispute, operators, challenger, by_addr, vote):
+    auditors = draw(court, chain, faulty_dispute)
+    vote(court, faulty_dispute, {auditors[0]: True, auditors[1]: "abstain", auditors[2]: True}, by_addr)
+    court.resolve(faulty_dispute, sender=challenger)
+    assert court.getDispute(faulty_dispute).outcome == 1
+    assert vault.credits(auditors[1]) == 0 and vault.credits(auditors[0]) == vault.credits(auditors[2]) > 0
+    vault_invariant(vault, chain)
+
+
+def test_abstainer_not_penalised_but_silent_is(court, vault, chain, faulty_dispute, challenger, by_addr, vote):
+    auditors = draw(court, chain, faulty_dispute)
+    salts = vote(court, faulty_dispute, {auditors[0]: "abstain", auditors[1]: True, auditors[2]: None}, by_addr, reveal=False)
+    chain.pending_timestamp += PARAMS.commit_period + 1
+    chain.mine()
+    for a, code in ((auditors[0], ABSTAIN), (auditors[1], FAULTY)):
+        court.revealVote(faulty_dispute, code, fingerprint(a, code), salts[a], sender=by_addr[a])
+    with ape.reverts(court.DisputeCourt_NotResolvable):
+        court.resolve(faulty_dispute, sender=challenger)  # one drawn auditor has not revealed
+    chain.pending_timestamp += PARAMS.reveal_period + 1
+    chain.mine()
+    tx = court.resolve(faulty_dispute, sender=challenger)
+    assert [e.auditor for e in tx.events if e.event_name == "AuditorPenalized"] == [auditors[2]]
+    assert court.getDispute(faulty_dispute).outcome == 3  # 1 judged of 3 drawn
+    assert vault.credits(challenger) == PARAMS.bond
+    vault_invariant(vault, chain)
+
+
+def test_revealed_fingerprint_stored_and_emitted(court, chain, faulty_dispute, by_addr):
+    auditors = draw(court, chain, faulty_dispute)
+    a = by_addr[auditors[0]]
+    fp, salt = os.urandom(32), os.urandom(32)
+    court.commitVote(faulty_dispute, court.commitmentOf(faulty_dispute, a, HONEST, fp, salt), sender=a)
+    assert court.voteOf(faulty_dispute, a).fingerprint == b"\x00" * 32  # secret until revealed
+    chain.pending_timestamp += PARAMS.commit_period + 1
+    chain.mine()
+    tx = court.revealVote(faulty_dispute, HONEST, fp, salt, sender=a)
+    ev = [e for e in tx.events if e.event_name == "VoteRevealed"][0]
+    assert (ev.auditor, ev.verdict, ev.fingerprint) == (a.address, HONEST, fp)
+    v = court.voteOf(faulty_dispute, a)
+    assert v.fingerprint == fp and v.state == 3
+
+
+def test_reveal_with_other_fingerprint_or_verdict_mismatches(court, chain, faulty_dispute, by_addr):
+    auditors = draw(court, chain, faulty_dispute)
+    a = by_addr[auditors[0]]
+    fp, salt = os.urandom(32), os.urandom(32)
+    court.commitVote(faulty_dispute, court.commitmentOf(faulty_dispute, a, FAULTY, fp, salt), sender=a)
+    chain.pending_timestamp += PARAMS.commit_period + 1
+    chain.mine()
+    with ape.reverts(court.DisputeCourt_CommitmentMismatch):
+        court.revealVote(faulty_dispute, FAULTY, os.urandom(32), salt, sender=a)  # another fingerprint
+    with ape.reverts(court.DisputeCourt_CommitmentMismatch):
+        court.revealVote(faulty_dispute, ABSTAIN, fp, salt, sender=a)  # turn the vote into an abstention
+    court.revealVote(faulty_dispute, FAULTY, fp, salt, sender=a)
+
+
+@pytest.mark.parametrize("verdict", [0, 4, 255])
+def test_bad_verdict_rejected(court, chain, faulty_dispute, by_addr, verdict):
+    auditors = draw(court, chain, faulty_dispute)
+    a = by_addr[auditors[0]]
+    salt = os.urandom(32)
+    court.commitVote(faulty_dispute, court.commitmentOf(faulty_dispute, a, verdict, FP, salt), sender=a)
+    chain.pending_timestamp += PARAMS.commit_period + 1
+    chain.mine()
+    with ape.reverts(court.DisputeCourt_BadVerdict, verdict=verdict):
+        court.revealVote(faulty_dispute, verdict, FP, salt, sender=a)

@@ -1,7 +1,9 @@
 """Random sequences of stake / unstake / withdraw / dispute / draw / vote / resolve / time
 travel. After every step: the vault's books balance, and nobody's slashable stake shrinks
 except by their own withdrawal, a Faulty-majority resolution against them, or the penalty
-for an auditor who was drawn and never revealed."""
+for an auditor who was drawn and never revealed (abstaining counts as revealed). An accused is
+only slashed when more than half of the whole drawn panel judged (abstentions do not count) and
+the faulty verdicts outnumber the honest ones."""
 
 import os
 
@@ -11,10 +13,11 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 
-from conftest import CID, ETHER, PARAMS, vault_invariant
+from conftest import CID, ETHER, PARAMS, fingerprint, vault_invariant
 from pollen.receipts import Receipt, ReceiptDomain, sign_receipt
 
-VERDICT = st.sampled_from([True, False, True, False, None])  # None: the auditor stays silent
+# 1 faulty, 2 honest, 3 abstain; None: the auditor stays silent
+VERDICT = st.sampled_from([1, 2, 1, 2, 3, None])
 vault = registry = court = None  # the current example's contracts (set by Machine.start)
 executed = {"steps": 0, "slashes_checked": 0, "accused_slashed": 0, "silent_penalised": 0,
             "resolved": 0}
@@ -53,7 +56,7 @@ def test_random_sequences_keep_books_and_slash_only_faulty(
             vault, registry, court = deploy_swarm(project, owner, operators, signer_keys)
             self.domain = ReceiptDomain(chain_id=chain.chain_id, court=court.address)
             self.disputes = []  # ids
-            self.salts = {}  # (dispute, auditor) -> (faulty, salt)
+            self.salts = {}  # (dispute, auditor) -> (verdict, fingerprint, salt)
             self.ready = True
 
         def _send(self, call):
@@ -74,6 +77,9 @@ def test_random_sequences_keep_books_and_slash_only_faulty(
             if not slashed:
                 return
             resolved = [e for e in tx.events if e.event_name == "DisputeResolved"]
+            if resolved and resolved[0].outcome == 1:
+                d = court.getDispute(resolved[0].disputeId)
+                executed["abstained_in_faulty"] = executed.get("abstained_in_faulty", 0) + (d.abstainVotes > 0)
             if len(resolved) != 1:
                 raise AssertionError("stake slashed outside a dispute resolution")
             did = resolved[0].disputeId
@@ -82,8 +88,8 @@ def test_random_sequences_keep_books_and_slash_only_faulty(
                 executed["slashes_checked"] += 1
                 vote = court.voteOf(did, e.operator)
                 if e.operator == d.accused:
-                    revealed = d.faultyVotes + d.honestVotes
-                    if not (d.faultyVotes > d.honestVotes and 2 * revealed > d.drawnCount):
+                    judged = d.faultyVotes + d.honestVotes  # abstentions are not judgments
+                    if not (d.faultyVotes > d.honestVotes and 2 * judged > d.drawnCount):
                         raise AssertionError(f"accused slashed without a faulty majority: {d}")
                     executed["accused_slashed"] += 1
                 elif vote.state not in (1, 2):  # Drawn or Committed = never revealed
@@ -104,14 +110,15 @@ def test_random_sequences_keep_books_and_slash_only_faulty(
         def withdraw(self, who):
             self._send(lambda: vault.withdraw(sender=actors[who]))
 
-        @rule(accused=st.sampled_from(range(5)), by=st.sampled_from(range(6)))
-        def dispute(self, accused, by):
+        @rule(accused=st.sampled_from(range(5)), by=st.sampled_from(range(6)), kind=st.integers(0, 2),
+              block=st.integers(0, 7))
+        def dispute(self, accused, by, kind, block):
             r = Receipt(server=operators[accused].address, version_id=1, first_block=0,
-                        last_block=8, session_id=os.urandom(32), step=0,
+                        last_block=8, term=0, kind=kind, session_id=os.urandom(32), step=0,
                         input_hash=os.urandom(32), output_hash=os.urandom(32),
-                        issued_at=chain.blocks.head.timestamp)
+                        blocks_root=os.urandom(32), issued_at=chain.blocks.head.timestamp)
             sig = sign_receipt(r, self.domain, signer_keys[accused].key)
-            tx = self._send(lambda: court.openDispute(r.as_tuple(), sig, "bafy-evidence-x", 0,
+            tx = self._send(lambda: court.openDispute(r.as_tuple(), sig, "bafy-evidence-x", block,
                                                       value=PARAMS.bond, sender=actors[by]))
             if tx is not None:
                 self.disputes.append(court.disputeCount())
@@ -123,8 +130,8 @@ def test_random_sequences_keep_books_and_slash_only_faulty(
                 chain.mine(PARAMS.draw_delay_blocks + 1)
                 self._send(lambda: court.drawAuditors(self.disputes[pick % len(self.disputes)], sender=challenger))
 
-        @rule(pick=st.integers(0, 50), which=st.integers(0, 2), faulty=st.booleans())
-        def commit(self, pick, which, faulty):
+        @rule(pick=st.integers(0, 50), which=st.integers(0, 2), verdict=st.integers(1, 3))
+        def commit(self, pick, which, verdict):
             if not self.disputes:
                 return
             did = self.disputes[pick % len(self.disputes)]
@@ -132,11 +139,14 @@ def test_random_sequences_keep_books_and_slash_only_faulty(
             if not auditors:
                 return
             a = auditors[which % len(auditors)]
-            salt = os.urandom(32)
-            tx = self._send(lambda: court.commitVote(did, court.commitmentOf(did, a, faulty, salt),
+            self._commit(did, a, verdict)
+
+        def _commit(self, did, a, verdict):
+            salt, fp = os.urandom(32), fingerprint(a, verdict)
+            tx = self._send(lambda: court.commitVote(did, court.commitmentOf(did, a, verdict, fp, salt),
                                                      sender=operators[op_index[a]]))
             if tx is not None:
-                self.salts[(did, a)] = (faulty, salt)
+                self.salts[(did, a)] = (verdict, fp, salt)
 
         @rule(pick=st.integers(0, 50), verdicts=st.lists(VERDICT, min_size=3, max_size=3))
         def commit_all(self, pick, verdicts):
@@ -144,14 +154,9 @@ def test_random_sequences_keep_books_and_slash_only_faulty(
             if not self.disputes:
                 return
             did = self.disputes[pick % len(self.disputes)]
-            for a, faulty in zip(court.auditorsOf(did), verdicts):
-                if faulty is None:
-                    continue
-                salt = os.urandom(32)
-                tx = self._send(lambda: court.commitVote(did, court.commitmentOf(did, a, faulty, salt),
-                                                         sender=operators[op_index[a]]))
-                if tx is not None:
-                    self.salts[(did, a)] = (faulty, salt)
+            for a, verdict in zip(court.auditorsOf(did), verdicts):
+                if verdict is not None:
+                    self._commit(did, a, verdict)
 
         @rule(pick=st.integers(0, 50), verdicts=st.lists(VERDICT, min_size=3, max_size=3),
               wait=st.booleans())
@@ -176,15 +181,15 @@ def test_random_sequences_keep_books_and_slash_only_faulty(
             if not self.disputes:
                 return
             did = self.disputes[pick % len(self.disputes)]
-            for (d, a), (faulty, salt) in list(self.salts.items()):
+            for (d, a), (verdict, fp, salt) in list(self.salts.items()):
                 if d == did:
-                    self._send(lambda: court.revealVote(did, faulty, salt, sender=operators[op_index[a]]))
+                    self._send(lambda: court.revealVote(did, verdict, fp, salt, sender=operators[op_index[a]]))
 
         @rule(pick=st.integers(0, 50))
         def reveal(self, pick):
             if self.salts:
-                (did, a), (faulty, salt) = list(self.salts.items())[pick % len(self.salts)]
-                self._send(lambda: court.revealVote(did, faulty, salt, sender=operators[op_index[a]]))
+                (did, a), (verdict, fp, salt) = list(self.salts.items())[pick % len(self.salts)]
+                self._send(lambda: court.revealVote(did, verdict, fp, salt, sender=operators[op_index[a]]))
 
         @rule(pick=st.integers(0, 50))
         def resolve(self, pick):
