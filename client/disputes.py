@@ -32,6 +32,8 @@ class Timeline:
     opened_block: int
     events: list[tuple[float, int, str]] = field(default_factory=list)
     outcome: str = "pending"
+    named_block: int | None = None  # the block the dispute names (bisected by the spot check)
+    step: int | None = None  # the step of the disputed receipt
 
     def add(self, block: int, what: str) -> None:
         self.events.append((time.time() - self.opened_at, block, what))
@@ -48,11 +50,11 @@ class Challenger:
         cid = ev.put(self.store, evidence)
         r = evidence.receipt
         self.say(f"evidence bundle {cid} ({len(evidence.inputs)} step(s)) stored")
-        dispute_id = self.chain.open_dispute(r, evidence.signature, cid)
+        dispute_id = self.chain.open_dispute(r, evidence.signature, cid, evidence.block)
         block = self.chain.w3.eth.block_number
-        tl = Timeline(dispute_id, time.time(), block)
-        tl.add(block, f"opened against {r.server} (blocks [{r.first_block}, {r.last_block}), step {r.step}), "
-                      f"bond {self.chain.court_params()['bond'] / 1e18:g}")
+        tl = Timeline(dispute_id, time.time(), block, named_block=evidence.block, step=r.step)
+        tl.add(block, f"opened against {r.server} (blocks [{r.first_block}, {r.last_block}), block {evidence.block} "
+                      f"named, step {r.step}), bond {self.chain.court_params()['bond'] / 1e18:g}")
         self.say(f"dispute #{dispute_id} opened at block {block}")
         return tl
 
@@ -73,7 +75,7 @@ class Challenger:
         raise DisputeError(tl.dispute_id, f"not resolved within {timeout_s:.0f} s")
 
     def _report_votes(self, tl: Timeline, d, block: int, seen: dict) -> None:
-        revealed = d["faulty_votes"] + d["honest_votes"]
+        revealed = d["faulty_votes"] + d["honest_votes"] + d["abstain_votes"]
         if d["stage"] == "voting" and not seen.get("drawn"):  # whoever pushed the draw
             seen["drawn"] = True
             tl.add(block, "auditors drawn: " + ", ".join(d["auditors"]))
@@ -85,7 +87,7 @@ class Challenger:
         if revealed > seen["revealed"]:
             seen["revealed"] = revealed
             tl.add(block, f"{revealed}/{d['drawn_count']} revealed ({d['faulty_votes']} faulty, "
-                          f"{d['honest_votes']} honest)")
+                          f"{d['honest_votes']} honest, {d['abstain_votes']} abstained)")
             self.say(tl.events[-1][2])
 
     def _push(self, tl: Timeline, d, block: int) -> None:
@@ -103,7 +105,7 @@ class Challenger:
 
     def _resolvable(self, d) -> bool:
         now = self.chain.w3.eth.get_block("latest")["timestamp"]
-        revealed = d["faulty_votes"] + d["honest_votes"]
+        revealed = d["faulty_votes"] + d["honest_votes"] + d["abstain_votes"]
         return revealed >= d["drawn_count"] or now > d["reveal_deadline"]
 
 

@@ -1,6 +1,7 @@
-"""`pollen hunt`: a bounty hunter. Each round it picks a random registered server, sends it one
-of its own prompts (as hidden states for that server's span), gets a signed receipt, replays
-the same input on other servers of the span (client.spotcheck) and disputes what fails.
+"""`pollen hunt`: a bounty hunter. Each round it picks a random registered server, runs a fresh
+prompt through it as an ordinary inference session (hidden states for that server's span,
+step by step), replays the same steps on other servers of the span (client.spotcheck) and
+disputes what fails.
 Finder's rewards are credited by the court; `--withdraw` collects them at the end.
 """
 
@@ -12,39 +13,48 @@ import random
 import click
 import torch
 
-from client.spotcheck import HopLog, SpotChecker
-from pollen import wire
-from pollen.routing import Hop
+from client.spotcheck import SpotChecker
 
 log = logging.getLogger("pollen.client.hunt")
 
-PROMPTS = ["The quick brown fox", "In the beginning", "def fibonacci(n):", "Once upon a time, a bee",
-           "The capital of France is", "Pollen carries", "1, 2, 3, 4,", "Dear diary, today"]
+WORDS = ("the a bee flower honey field summer rain river stone city market song letter garden light "
+         "morning winter road friend window paper story table water mountain wind fire").split()
+
+
+def fresh_ids(model, rng: random.Random) -> torch.Tensor:
+    """A new prompt each round (never a fixed list a server could recognise): random words."""
+    n = rng.randrange(12, 28)
+    tok = model.tokenizer
+    if tok is not None:
+        return tok(" ".join(rng.choice(WORDS) for _ in range(n)), return_tensors="pt").input_ids
+    return torch.tensor([[rng.randrange(int(model.config.vocab_size)) for _ in range(n)]])
 
 
 def probe_input(model, start: int, rng: random.Random) -> torch.Tensor:
-    """Hidden states entering block `start` for one of the hunter's prompts."""
-    tok = model.tokenizer
-    if tok is not None:
-        ids = tok(rng.choice(PROMPTS), return_tensors="pt").input_ids
-    else:
-        ids = torch.tensor([[rng.randrange(int(model.config.vocab_size)) for _ in range(8)]])
+    """Hidden states entering block `start` for a fresh prompt (prefix blocks run by others)."""
     with torch.no_grad():
-        x = model.parts.embed(ids)
+        x = model.parts.embed(fresh_ids(model, rng))
         if start > 0:
             x, _ = model.runner.forward(x, 0, start)
     return x
 
 
 def probe(model, checker: SpotChecker, address: str, rng: random.Random):
-    """One round against one server: returns the CheckResult."""
+    """One round against one server, as an ordinary inference session (a prompt chunk, then one
+    token per step); returns the CheckResult of replaying it elsewhere."""
+    from client.spotcheck import _ReplaySession
+
     view = model.swarm.views[address]
     start, end = view.state.start, view.state.end
     x = probe_input(model, start, rng)
-    y = model.runner.forward_hop(Hop(address, start, end), x)
-    record = model.runner.receipts[-1]
-    sent = wire.roundtrip(x.to(y.dtype), model.compress)
-    return checker.check_hop(HopLog(address, start, end, [sent], [y], [record]))
+    prompt = rng.randrange(4, x.shape[1] - 2)
+    chunks = [x[:, :prompt]] + [x[:, t:t + 1] for t in range(prompt, x.shape[1])]
+    others = set(model.swarm.views) - {address}
+    with _ReplaySession(model.swarm, model.verifier, x.shape[1], 1, model.compress, start=start, end=end,
+                        exclude=others) as session:
+        for chunk in chunks:
+            session.step(chunk)
+    return checker.check_hop(session.hop_logs()[0])
 
 
 def hunt(model, members, checker: SpotChecker, challenger, rounds: int, rng: random.Random,

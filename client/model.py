@@ -36,11 +36,13 @@ class DistributedModelForCausalLM(nn.Module):
     def from_pretrained(cls, model_path: str | Path, initial_peers=None,
                         membership: MembershipSource | None = None, dtype: str = "float32",
                         compress: bool = False, chain_id: int = 31337, court: str = DEFAULT_COURT,
-                        max_clock_skew_s: float = 60.0):
+                        max_clock_skew_s: float = 60.0, terms=None, version_id: int | None = None):
+        """`terms` (client.verify.TermBook over the registry) makes every accepted receipt one
+        the court accepts; without it the servers' own Info is trusted (local dev swarms)."""
         config, family, parts = load_client(model_path, dtype)
         membership = membership or StaticMembership(initial_peers or [])
         swarm = RemoteSwarm(membership, family.num_blocks(config), int(config.hidden_size))
-        verifier = ReceiptVerifier(ReceiptDomain(chain_id, court), max_clock_skew_s)
+        verifier = ReceiptVerifier(ReceiptDomain(chain_id, court), max_clock_skew_s, terms, version_id)
         return cls(config, family, parts, swarm, verifier, compress, _tokenizer(model_path))
 
     # ---- HF-like API -----------------------------------------------------------------------

@@ -26,13 +26,15 @@ def tolerance_of(chain, version_id: int) -> float:
 def open_model(chain, version_id: int, store, cache_dir: str, allow=(), deny=(),
                compress: bool = False) -> tuple[CheckedModel, ChainMembership]:
     """Client parts fetched by CID from the version's manifest; servers from the registry."""
+    from client.verify import TermBook
     from pollen.shards import fetch_client, manifest_cid_of
 
     cid, _ = manifest_cid_of(chain, version_id)
     files = fetch_client(store, cid, cache_dir)
     members = ChainMembership(chain, version_id, allow=allow, deny=deny)
     model = CheckedModel.from_pretrained(files.folder, membership=members, compress=compress,
-                                         chain_id=chain.deployment.chain_id, court=chain.court.address)
+                                         chain_id=chain.deployment.chain_id, court=chain.court.address,
+                                         terms=TermBook(chain), version_id=version_id)
     return model, members
 
 
@@ -41,15 +43,35 @@ def act_on(results: list[CheckResult], model, members: ChainMembership, challeng
     Returns the dispute timelines opened (not yet followed)."""
     opened = []
     for r in results:
-        if r.verdict != "faulty":
+        if r.verdict not in ("faulty", "conflict"):
             continue
-        members.deny(r.accused)
-        model.swarm.fail(r.accused)
-        model.swarm.views.pop(r.accused, None)
-        log.warning("server %s caught: %s", r.accused, r.note)
-        if challenger is not None:
-            opened.append(challenger.open(r.evidence))
+        for accused, evidence in zip(r.accused, r.evidence):
+            if r.verdict == "faulty":  # a conflict's honest side must stay usable
+                members.deny(accused)
+                model.swarm.fail(accused)
+                model.swarm.views.pop(accused, None)
+            log.warning("server %s %s: %s", accused, "caught" if r.verdict == "faulty" else "in conflict", r.note)
+            if challenger is not None:
+                opened.append(challenger.open(evidence))
     return opened
+
+
+def incident_results(session) -> list[CheckResult]:
+    """Signed non-finite outputs seen during a session, as findings to dispute (no replay needed:
+    the claim itself is NaN/inf). The named block is the first whose sketch is not finite."""
+    from client.spotcheck import HopLog
+
+    out = []
+    for inc in session.incidents:
+        r = inc.record.receipt
+        finite = [bool(inc.sketches[i].isfinite().all()) for i in range(inc.sketches.shape[0])]
+        block = r.first_block + (finite.index(False) if False in finite else len(finite) - 1)
+        log_ = HopLog(inc.address, r.first_block, r.last_block, list(inc.inputs), [None] * r.step + [inc.output],
+                      [None] * r.step + [inc.sketches], [None] * r.step + [inc.record])
+        out.append(CheckResult(inc.address, (r.first_block, r.last_block), None, float("inf"), "faulty",
+                               [inc.address], [log_.evidence(r.step, block)], block, r.step,
+                               note=f"non-finite output at step {r.step}"))
+    return out
 
 
 class TrustedClient:
@@ -81,7 +103,7 @@ class TrustedClient:
         finally:
             session.close()
         self.last_session = session
-        results = self.checker.check_session(session)
+        results = incident_results(session) + self.checker.check_session(session)
         self.reports += results
         for timeline in act_on(results, self.model, self.members, self.challenger):
             self.timelines.append(timeline)

@@ -8,10 +8,10 @@ import torch
 
 from client.errors import ServerFailure
 from client.swarm import RemoteSwarm
-from client.verify import Expected, ReceiptRecord, ReceiptVerifier
+from client.verify import Expected, ReceiptRecord, ReceiptVerifier, check_output, decode_sketches
 from pollen import wire
 from pollen.proto import swarm_pb2 as pb
-from pollen.receipts import ZERO_HASH, chain_input_hash, hash_tensor
+from pollen.receipts import KIND_BACKWARD, KIND_FORWARD, ZERO_HASH, chain_input_hash, hash_tensor
 from pollen.routing import Hop
 
 
@@ -23,6 +23,7 @@ class RemoteRunner:
         self.swarm, self.verifier, self.compress = swarm, verifier, compress
         self.max_failures, self.timeout = max_failures, timeout
         self.receipts: list[ReceiptRecord] = []
+        self.traces: list = []  # (record, sketches) per verified hop call, for spot checks
 
     def with_failover(self, fn, start: int, end: int):
         """The one retry helper: fn(hops) on a fresh route, excluding failed servers, with backoff."""
@@ -36,9 +37,19 @@ class RemoteRunner:
                 if failures > self.max_failures:
                     raise
 
-    def _expect(self, hop: Hop, session_id: bytes, input_hash: bytes) -> Expected:
+    def _expect(self, hop: Hop, session_id: bytes, input_hash: bytes, kind: int) -> Expected:
         view = self.swarm.views[hop.address]
-        return Expected(view.signer, view.info.operator, session_id, 0, hop.start, hop.end, input_hash)
+        return Expected(view.signer, view.operator, session_id, 0, hop.start, hop.end, input_hash, kind)
+
+    def _verified(self, hop: Hop, resp, expected: Expected, out: torch.Tensor, exact: bool):
+        """Check the receipt and the sketches of a Forward/Backward response; returns them."""
+        sketches = decode_sketches(hop.address, resp.sketches, hop.end - hop.start,
+                                   tuple(out.shape) if expected.kind == KIND_FORWARD else tuple(out.shape))
+        record = self.verifier.check(hop.address, resp.receipt, expected, out, sketches)
+        self.receipts.append(record)
+        self.traces.append((record, sketches))
+        check_output(hop.address, record, out, sketches, exact=exact)
+        return sketches
 
     def forward_hop(self, hop: Hop, x: torch.Tensor) -> torch.Tensor:
         dtype = wire.WIRE_DTYPES[self.swarm.views[hop.address].info.dtype]
@@ -49,8 +60,7 @@ class RemoteRunner:
         resp = self.swarm.connection(hop.address).call("Forward", req, self.timeout)
         y = _decode(hop.address, resp.hidden, x.shape)
         input_hash = chain_input_hash(ZERO_HASH, hash_tensor(wire.roundtrip(x, self.compress)))
-        self.receipts.append(self.verifier.check(hop.address, resp.receipt,
-                                                 self._expect(hop, sid, input_hash), y))
+        self._verified(hop, resp, self._expect(hop, sid, input_hash, KIND_FORWARD), y, not self.compress)
         return y
 
     def backward_hop(self, hop: Hop, x: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
@@ -62,8 +72,7 @@ class RemoteRunner:
         resp = self.swarm.connection(hop.address).call("Backward", req, self.timeout)
         g = _decode(hop.address, resp.grad_input, x.shape)
         input_hash = chain_input_hash(chain_input_hash(ZERO_HASH, hash_tensor(x)), hash_tensor(grad))
-        self.receipts.append(self.verifier.check(hop.address, resp.receipt,
-                                                 self._expect(hop, sid, input_hash), g))
+        self._verified(hop, resp, self._expect(hop, sid, input_hash, KIND_BACKWARD), g, exact=False)
         return g
 
     def forward(self, x: torch.Tensor, start: int = 0, end: int | None = None):

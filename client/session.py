@@ -15,11 +15,11 @@ import torch
 
 from client.connection import InferenceStream
 from client.errors import RequestRejected, ServerFailure, SessionClosed, SessionTooLong
-from client.verify import Expected, ReceiptRecord, ReceiptVerifier
+from client.verify import Expected, NonFiniteOutput, ReceiptRecord, ReceiptVerifier, check_output, decode_sketches
 from client.swarm import RemoteSwarm
 from pollen import wire
 from pollen.proto import swarm_pb2 as pb
-from pollen.receipts import ZERO_HASH, chain_input_hash
+from pollen.receipts import KIND_INFERENCE, ZERO_HASH, chain_input_hash
 from pollen.routing import Hop
 
 log = logging.getLogger("pollen.client")
@@ -48,6 +48,7 @@ class InferenceSession:
         self.start, self.end = start, swarm.num_blocks if end is None else end
         self.position = 0  # tokens processed so far
         self.receipts: list[ReceiptRecord] = []
+        self.incidents: list[NonFiniteOutput] = []  # signed non-finite outputs (disputable)
         self.failovers = 0
         self.pending_ids: torch.Tensor | None = None  # sampled but not yet sent (generate)
         self._hops: list[HopSession] | None = None
@@ -61,12 +62,15 @@ class InferenceSession:
         if self.position + hidden.shape[1] > self.max_length:
             raise SessionTooLong(self.position, hidden.shape[1], self.max_length)
         if self._hops is None:
-            self._hops = [self._open(h) for h in self.swarm.route(self.start, self.end)]
+            self._hops = [self._open(h) for h in self._route(self.start, self.end)]
         x, i, failures = hidden, 0, 0
         while i < len(self._hops):
             try:
                 y = self._send(self._hops[i], x)
             except ServerFailure as exc:
+                if isinstance(exc, NonFiniteOutput):
+                    exc.inputs = list(self._hops[i].history)  # steps 0..t of that hop
+                    self.incidents.append(exc)
                 failures = self._recover(i, exc, failures)
                 continue
             i, x = i + 1, y
@@ -89,10 +93,13 @@ class InferenceSession:
         self.close()
 
     # ---- internals -------------------------------------------------------------------------
+    def _route(self, start: int, end: int) -> list[Hop]:
+        return self.swarm.route(start, end)
+
     def _open(self, hop: Hop) -> HopSession:
         view = self.swarm.views[hop.address]
         stream = self.swarm.connection(hop.address).open_stream()
-        return HopSession(hop, stream, os.urandom(32), view.signer, view.info.operator,
+        return HopSession(hop, stream, os.urandom(32), view.signer, view.operator,
                           wire.WIRE_DTYPES[view.info.dtype])
 
     def _send(self, hs: HopSession, x: torch.Tensor) -> torch.Tensor:
@@ -110,13 +117,22 @@ class InferenceSession:
             raise ServerFailure(hs.hop.address, str(exc)) from exc
         if y.shape != x.shape:
             raise ServerFailure(hs.hop.address, f"returned shape {tuple(y.shape)} for {tuple(x.shape)}")
+        sketches = decode_sketches(hs.hop.address, response.sketches, hs.hop.end - hs.hop.start, tuple(x.shape))
         input_hash = chain_input_hash(hs.input_hash, wire.message_hash(request.hidden))
-        expected = Expected(hs.signer, hs.operator, hs.session_id, hs.step, hs.hop.start, hs.hop.end, input_hash)
-        self.receipts.append(self.verifier.check(hs.hop.address, response.receipt, expected,
-                                                 wire.message_hash(response.hidden)))
+        expected = Expected(hs.signer, hs.operator, hs.session_id, hs.step, hs.hop.start, hs.hop.end, input_hash,
+                            KIND_INFERENCE)
+        record = self.verifier.check(hs.hop.address, response.receipt, expected,
+                                     wire.message_hash(response.hidden), sketches)
+        self.receipts.append(record)
         hs.input_hash, hs.step = input_hash, hs.step + 1
         hs.history.append(x)
+        self._record(hs, x, y, sketches, record)
+        check_output(hs.hop.address, record, y, sketches, exact=not self.compress)
         return y
+
+    def _record(self, hs: HopSession, x: torch.Tensor, y: torch.Tensor, sketches: torch.Tensor,
+                record: ReceiptRecord) -> None:
+        """Hook: a verified step (RecordingSession keeps them for spot checks)."""
 
     def _recover(self, i: int, exc: ServerFailure, failures: int) -> int:
         """Fail over hop i until a replacement works; returns the updated failure count."""
@@ -139,7 +155,7 @@ class InferenceSession:
         replay = torch.cat(failed.history, dim=1) if failed.history else None
         new_hops = []
         try:
-            for hop in self.swarm.route(failed.hop.start, failed.hop.end):
+            for hop in self._route(failed.hop.start, failed.hop.end):
                 hs = self._open(hop)
                 new_hops.append(hs)
                 if replay is not None:

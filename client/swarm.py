@@ -21,6 +21,7 @@ class ServerView:
     state: ServerState  # what routing needs
     info: pb.InfoResponse  # the server's own description
     signer: str  # signer address receipts must recover to
+    operator: str  # operator receipts must name: the registry's when known, else Info's
 
 
 class RemoteSwarm:
@@ -55,7 +56,7 @@ class RemoteSwarm:
                         info.num_blocks, info.hidden_size)
             return None
         state = ServerState(peer.address, info.start, info.end, info.throughput, rtt, info.load)
-        return ServerView(state, info, peer.signer or info.signer)
+        return ServerView(state, info, peer.signer or info.signer, peer.operator or info.operator)
 
     def refresh(self) -> None:
         peers = self.membership.peers()
@@ -63,13 +64,14 @@ class RemoteSwarm:
             views = list(pool.map(self._probe, peers))
         self.views = {v.state.address: v for v in views if v is not None}
 
-    def route(self, start: int = 0, end: int | None = None) -> list[Hop]:
-        """Min-latency hops over usable servers; refreshes once before giving up."""
+    def route(self, start: int = 0, end: int | None = None, exclude=frozenset()) -> list[Hop]:
+        """Min-latency hops over usable servers (not in `exclude`); refreshes once before giving up."""
         end = self.num_blocks if end is None else end
         for attempt in range(2):
             if attempt or not self.views:
                 self.refresh()
-            usable = self.bans.usable([v.state for v in self.views.values()], time.monotonic())
+            usable = self.bans.usable([v.state for a, v in self.views.items() if a not in exclude],
+                                      time.monotonic())
             hops = find_route(usable, start, end)
             if hops is not None:
                 return hops

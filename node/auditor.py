@@ -1,32 +1,49 @@
 """Audit one dispute: fetch the evidence by CID, check it against the disputed receipt, recompute
-the span on the input history and compare the claimed output within the version's tolerance.
+the span's blocks up to the NAMED block from the committed input, and compare per block, per
+token (pollen.judgment) within the version's tolerance.
 
 Verdict rules (what an honest auditor votes):
-  * evidence missing, malformed, or not matching the receipt (input hash chain, output hash,
-    fields) -> not faulty: the challenger did not prove anything;
-  * otherwise faulty  <=>  max relative L2 error of the claimed output > tolerance.
-Recomputation is always in float32 (the reference), on the auditor's own span when it already
-holds those blocks in float32, else on the disputed span fetched by CID for the occasion.
+  * evidence cannot be fetched (store down, CID not provided)      -> abstain: nothing judged,
+    and the challenger keeps its bond unless a majority of the panel judged;
+  * evidence malformed, over the size cap, or not matching the disputed receipt (hash chain,
+    output hash, blocksRoot, fields, span, block) -> honest: the challenger proved nothing;
+  * otherwise faulty  <=>  some block b in [first, named block] has a claimed sketch whose error
+    against the float32 recomputation exceeds the tolerance (if the named block is the span's
+    last, the full claimed output is compared too), or the claimed output contradicts the
+    server's own last-block sketch. A Backward receipt is judged on its whole gradient.
+
+Recomputation is in float32 (the reference), on the auditor's own span when it already holds
+those blocks in float32, else on the disputed span fetched by CID for the occasion. The vote is
+bound to a fingerprint of what was recomputed (sha256 of the reference sketches).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 
 import torch
 
 from pollen import evidence as ev
+from pollen import judgment
 from pollen.errors import PollenError
+from pollen.receipts import KIND_BACKWARD, ZERO_HASH, hash_tensor
 
 log = logging.getLogger("pollen.node.auditor")
 
 
 @dataclass
 class Verdict:
-    faulty: bool
-    error: float | None  # measured relative error (None if nothing was recomputed)
+    verdict: str  # "faulty" | "honest" | "abstain"
+    error: float | None  # worst measured error (None if nothing was recomputed)
     note: str
+    fingerprint: bytes = ZERO_HASH  # hash of what was recomputed (committed with the vote)
+    bad_block: int | None = None  # first block found out of tolerance
+
+    @property
+    def faulty(self) -> bool:
+        return self.verdict == "faulty"
 
 
 class SpanProvider:
@@ -52,30 +69,82 @@ class SpanProvider:
         return self._loaded[(first, last)], 0, last - first
 
 
-def recompute(span_model, first: int, last: int, inputs: list[torch.Tensor]) -> torch.Tensor:
-    """Output of the LAST step, recomputed as one causal parallel forward over all inputs."""
+def recompute(span_model, first: int, last: int, inputs: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(output, sketches (blocks, B, T, K)) of the LAST step through local blocks [first, last),
+    recomputed as one causal parallel forward over all inputs."""
     x = torch.cat([t.float() for t in inputs], dim=1)
+    n = inputs[-1].shape[1]
+    trace: list[torch.Tensor] = []
     with torch.no_grad():
+        y = span_model(x, None, first, last, trace=trace)
+    return y[:, -n:], torch.stack([s[:, -n:] for s in trace])
+
+
+def recompute_grad(span_model, first: int, last: int, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    with torch.enable_grad():
+        x = x.float().clone().requires_grad_(True)
         y = span_model(x, None, first, last)
-    return y[:, -inputs[-1].shape[1]:]
+        (grad,) = torch.autograd.grad(y, x, grad_outputs=g.float())
+    return grad
+
+
+def fingerprint(*tensors: torch.Tensor) -> bytes:
+    h = hashlib.sha256(b"pollen.audit.v1")
+    for t in tensors:
+        h.update(hash_tensor(t.float().contiguous()))
+    return h.digest()
 
 
 def audit(store, dispute: dict, evidence_cid: str, receipt_fields, spans: SpanProvider,
           tolerance: float) -> Verdict:
     """Judge one dispute (see the module docstring for the rules)."""
     try:
-        bundle = ev.get(store, evidence_cid)
+        data = store.cat(evidence_cid)
     except PollenError as exc:
-        return Verdict(False, None, f"evidence unusable: {exc}")
+        return Verdict("abstain", None, f"evidence unavailable: {exc}")
+    try:
+        bundle = ev.from_bytes(data, where=evidence_cid)
+    except PollenError as exc:
+        return Verdict("honest", None, f"evidence unusable: {exc}")
     if receipt_fields is not None and bundle.receipt.struct_hash() != receipt_fields.struct_hash():
-        return Verdict(False, None, "evidence bundle is about another receipt than the disputed one")
+        return Verdict("honest", None, "evidence bundle is about another receipt than the disputed one")
     r = bundle.receipt
     if (r.first_block, r.last_block) != (dispute["first_block"], dispute["last_block"]):
-        return Verdict(False, None, "evidence span differs from the dispute's span")
-    model, lo, hi = spans.get(r.first_block, r.last_block)
-    reference = recompute(model, lo, hi, bundle.inputs)
-    error = ev.relative_error(bundle.outputs[-1], reference)
-    faulty = error > tolerance
-    note = f"relative error {error:.3g} {'>' if faulty else '<='} tolerance {tolerance:g}"
+        return Verdict("honest", None, "evidence span differs from the dispute's span")
+    if dispute.get("block") is not None and bundle.block != dispute["block"]:
+        return Verdict("honest", None, f"evidence names block {bundle.block}, the dispute {dispute['block']}")
+    if r.kind == KIND_BACKWARD:
+        return _judge_backward(bundle, spans, tolerance)
+    return _judge_forward(bundle, spans, tolerance)
+
+
+def _judge_forward(bundle: ev.Evidence, spans: SpanProvider, tolerance: float) -> Verdict:
+    r, upto = bundle.receipt, bundle.block + 1  # blocks [first, named block] are recomputed
+    model, lo, _ = spans.get(r.first_block, upto)
+    output, sketches = recompute(model, lo, lo + upto - r.first_block, bundle.inputs)
+    errors = [judgment.max_error(bundle.sketches[i], sketches[i]) for i in range(upto - r.first_block)]
+    where = [r.first_block + i for i in range(len(errors))]
+    if upto == r.last_block:
+        errors.append(judgment.max_error(bundle.output, output))
+        where.append(r.last_block - 1)
+    errors.append(judgment.max_error(judgment.sketch(bundle.output), bundle.sketches[-1]))  # self-consistency
+    where.append(r.last_block - 1)
+    bad = judgment.first_bad_block(errors, tolerance)
+    worst = max(errors)
+    fp = fingerprint(sketches)
+    if bad is None:
+        return Verdict("honest", worst, f"blocks {r.first_block}..{bundle.block}: max error {worst:.3g} <= "
+                                        f"tolerance {tolerance:g}", fp)
+    note = f"block {where[bad]}: error {errors[bad]:.3g} > tolerance {tolerance:g}"
     log.info("dispute audit: %s", note)
-    return Verdict(faulty, error, note)
+    return Verdict("faulty", worst, note, fp, where[bad])
+
+
+def _judge_backward(bundle: ev.Evidence, spans: SpanProvider, tolerance: float) -> Verdict:
+    r = bundle.receipt
+    model, lo, hi = spans.get(r.first_block, r.last_block)
+    grad = recompute_grad(model, lo, hi, bundle.inputs[0], bundle.grad_output)
+    error = judgment.max_error(bundle.output, grad)
+    verdict = "faulty" if not error <= tolerance else "honest"
+    return Verdict(verdict, error, f"gradient error {error:.3g} vs tolerance {tolerance:g}", fingerprint(grad),
+                   r.first_block if verdict == "faulty" else None)

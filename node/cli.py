@@ -38,11 +38,15 @@ def _parse_blocks(ctx, param, value: str) -> tuple[int, int] | None:
               help="hex private key for receipts (env POLLEN_SIGNER_KEY); default: random dev key")
 @click.option("--operator", default="", help="operator address in receipts (default: signer)")
 @click.option("--version-id", default=0, show_default=True)
-@click.option("--fault-rate", default=0.0, show_default=True,
-              help="FAULT INJECTION for tests/demos: fraction of outputs corrupted (still signed)")
+@click.option("--fault", default="", help="FAULT INJECTION for tests/demos: a cheat (node/faults.py), "
+              "e.g. skip:27, noise:20:0.1, quant:int8; applied to --fault-rate of steps (default 1 with --fault)")
+@click.option("--fault-rate", default=None, type=float,
+              help="FAULT INJECTION for tests/demos: fraction of steps cheated (still signed)")
 @click.option("--fault-scale", default=0.1, show_default=True, help="relative size of injected errors")
 def serve(model_path, blocks, span_length, peers, max_message_mb, **kwargs):
     """Serve blocks START:END of a model over gRPC."""
+    if kwargs["fault_rate"] is None:
+        kwargs["fault_rate"] = 1.0 if kwargs["fault"] else 0.0
     from node.config import ServerConfig
     from node.server import run
     from pollen.errors import PollenError

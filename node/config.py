@@ -32,10 +32,18 @@ class ServerConfig:
     signer_key: str = ""  # hex private key signing receipts; empty = fresh random dev key
     operator: str = ""  # registered operator address in receipts; empty = signer address
     version_id: int = 0  # ModelVersionRegistry id of the served model version
-    # FAULT INJECTION (tests and the demo only; off by default): fraction of responses whose
-    # output is corrupted (relative noise `fault_scale`) and still signed, so cheating can be shown.
+    term: int = 0  # ServerRegistry term index receipts name (the daemon sets it after registering)
+    # FAULT INJECTION (tests and the demo only; off by default): `fault` names a cheat
+    # (node/faults.py: skip:B, swap:B, noise:B:S, steer:B:S, nan:B, quant:MODE, garble:S) applied
+    # to a fraction `fault_rate` of steps, still signed; fault_rate > 0 with no `fault` = garble.
+    fault: str = ""
     fault_rate: float = 0.0
-    fault_scale: float = 0.1  # relative L2 size of the injected error
+    fault_scale: float = 0.1  # garble's relative size when `fault` is empty
+
+    def fault_spec(self) -> str:
+        if self.fault:
+            return self.fault
+        return f"garble:{self.fault_scale}" if self.fault_rate > 0 else ""
 
     def validate(self) -> "ServerConfig":
         if not 0 <= self.start < self.end:
@@ -51,4 +59,9 @@ class ServerConfig:
             raise ConfigError(f"fault_rate must be in [0, 1] and fault_scale >= 0")
         if not 0 <= self.port < 65536:
             raise ConfigError(f"invalid port {self.port}")
+        from node.faults import Fault
+
+        fault = Fault.parse(self.fault_spec())
+        if fault is not None:
+            fault.check_span(self.start, self.end)
         return self

@@ -110,8 +110,8 @@ class Daemon:
                               port=self.cfg.port, dtype=self.cfg.dtype, torch_threads=self.cfg.torch_threads,
                               chain_id=self.chain.deployment.chain_id, court=self.chain.court.address,
                               signer_key=self.cfg.signer_key(), operator=self.me,
-                              version_id=self.cfg.version_id, fault_rate=self.cfg.fault_rate,
-                              fault_scale=self.cfg.fault_scale)
+                              version_id=self.cfg.version_id, fault=self.cfg.fault,
+                              fault_rate=self.cfg.fault_rate, fault_scale=self.cfg.fault_scale)
         self.server, self.servicer, port = self.compute(lambda: build_server(config))
         self.servicer.compute = self.compute
         self.signer = self.servicer.signer = CountingSigner(self.servicer.signer)
@@ -132,6 +132,7 @@ class Daemon:
                 self.chain.update_server(*args)
         else:
             self.chain.register(*args)
+        self.servicer.term = self.chain.current_term(self.me)
         emit("registered", operator=self.me, endpoint=self.endpoint, blocks=[first, last],
              signer=self.signer.address, throughput=tp)
 
@@ -305,11 +306,12 @@ class Daemon:
         verdict = self.compute(lambda: aud.audit(self.store, d, opened["evidenceCid"],
                                                  receipt_of(opened["receipt"]), spans, self.tolerance))
         audit.faulty, audit.error, audit.note = verdict.faulty, verdict.error, verdict.note
+        audit.verdict, audit.fingerprint, audit.bad_block = verdict.verdict, verdict.fingerprint.hex(), verdict.bad_block
         audit.salt = os.urandom(32).hex()
         audit.stage = DECIDED
         self.save()  # the salt is on disk before the commitment can reach the chain
         emit("audited", operator=self.me, dispute_id=audit.dispute_id, faulty=verdict.faulty,
-             error=verdict.error, note=verdict.note)
+             verdict=verdict.verdict, block=verdict.bad_block, error=verdict.error, note=verdict.note)
 
     def settled_nonce(self, timeout_s: float = 60.0) -> None:
         """Wait until none of our transactions is in flight (e.g. one sent just before a crash),
@@ -324,19 +326,21 @@ class Daemon:
     def commit(self, audit) -> None:
         self.settled_nonce()
         if self.vote_state(audit.dispute_id) < VOTE_COMMITTED:
-            self.chain.commit_vote(audit.dispute_id, audit.faulty, bytes.fromhex(audit.salt))
+            self.chain.commit_vote(audit.dispute_id, audit.verdict, bytes.fromhex(audit.fingerprint),
+                                   bytes.fromhex(audit.salt))
         audit.stage = COMMITTED
         emit("committed", operator=self.me, dispute_id=audit.dispute_id)
 
     def reveal(self, audit) -> None:
         self.settled_nonce()
         if self.vote_state(audit.dispute_id) < VOTE_REVEALED:
-            self.chain.reveal_vote(audit.dispute_id, audit.faulty, bytes.fromhex(audit.salt))
+            self.chain.reveal_vote(audit.dispute_id, audit.verdict, bytes.fromhex(audit.fingerprint),
+                                   bytes.fromhex(audit.salt))
         audit.stage = REVEALED
-        emit("revealed", operator=self.me, dispute_id=audit.dispute_id, faulty=audit.faulty)
+        emit("revealed", operator=self.me, dispute_id=audit.dispute_id, faulty=audit.faulty, verdict=audit.verdict)
 
     def push_resolve(self, audit, d, now: int) -> None:
-        revealed = d["faulty_votes"] + d["honest_votes"]
+        revealed = d["faulty_votes"] + d["honest_votes"] + d["abstain_votes"]
         if d["stage"] == "voting" and (revealed >= d["drawn_count"] or now > d["reveal_deadline"]):
             try:
                 outcome = self.chain.resolve(audit.dispute_id)
@@ -452,12 +456,13 @@ _STAGES = [DRAWN, DECIDED, COMMITTED, REVEALED, DONE]
 
 def receipt_of(struct) -> Receipt:
     """The Receipt from a DisputeOpened event's struct (a dict or a tuple in ABI order)."""
-    names = ["server", "versionId", "firstBlock", "lastBlock", "sessionId", "step", "inputHash",
-             "outputHash", "issuedAt"]
-    values = [struct[n] for n in names] if hasattr(struct, "keys") else list(struct)
-    return Receipt(server=values[0], version_id=int(values[1]), first_block=int(values[2]),
-                   last_block=int(values[3]), session_id=bytes(values[4]), step=int(values[5]),
-                   input_hash=bytes(values[6]), output_hash=bytes(values[7]), issued_at=int(values[8]))
+    names = ["server", "versionId", "firstBlock", "lastBlock", "term", "kind", "sessionId", "step",
+             "inputHash", "outputHash", "blocksRoot", "issuedAt"]
+    v = [struct[n] for n in names] if hasattr(struct, "keys") else list(struct)
+    return Receipt(server=v[0], version_id=int(v[1]), first_block=int(v[2]), last_block=int(v[3]),
+                   term=int(v[4]), kind=int(v[5]), session_id=bytes(v[6]), step=int(v[7]),
+                   input_hash=bytes(v[8]), output_hash=bytes(v[9]), blocks_root=bytes(v[10]),
+                   issued_at=int(v[11]))
 
 
 def main(cfg: DaemonConfig) -> int:

@@ -33,7 +33,8 @@ _FLAGS = [
     ("--follow-successor/--stay-on-version", None, "move to the successor when the version is deprecated"),
     ("--rebalance-interval-s", float, "check coverage this often and move the span if uneven (0 = never)"),
     ("--advertise-throughput", float, "announce this throughput instead of the measured one"),
-    ("--fault-rate", float, "FAULT INJECTION (tests/demo): fraction of outputs corrupted, still signed"),
+    ("--fault", str, "FAULT INJECTION (tests/demo): a cheat from node/faults.py (skip:B, noise:B:S, quant:int8, ...)"),
+    ("--fault-rate", float, "FAULT INJECTION (tests/demo): fraction of steps cheated, still signed"),
     ("--fault-scale", float, "relative size of injected errors"),
     ("--log-level", click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]), "log level"),
 ]

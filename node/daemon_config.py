@@ -45,7 +45,8 @@ class DaemonConfig:
     follow_successor: bool = False  # when our version is deprecated with a successor: move to it
     rebalance_interval_s: float = 0.0  # check swarm coverage this often and move the span if too uneven; 0 = never
     advertise_throughput: float = 0.0  # tokens/s announced in Info and the registry; 0 = measured
-    fault_rate: float = 0.0  # FAULT INJECTION (tests/demo): fraction of outputs corrupted, still signed
+    fault: str = ""  # FAULT INJECTION (tests/demo): a cheat from node/faults.py, e.g. "skip:27"
+    fault_rate: float = 0.0  # FAULT INJECTION: fraction of steps cheated, still signed
     fault_scale: float = 0.1  # relative size of injected errors
     log_level: str = "INFO"  # DEBUG | INFO | WARNING
 
@@ -72,6 +73,9 @@ class DaemonConfig:
             raise ConfigError(f"dtype must be float32 or bfloat16, not {self.dtype!r}")
         if not 0.0 <= self.fault_rate <= 1.0:
             raise ConfigError("fault_rate must be in [0, 1]")
+        from node.faults import Fault
+
+        Fault.parse(self.fault)  # a bad spec fails at start-up, naming the problem
         if self.poll_interval_s <= 0 or min(self.stake, self.span_length, self.rebalance_interval_s) < 0:
             raise ConfigError("poll_interval_s must be > 0; stake, span_length, rebalance_interval_s >= 0")
         if not (self.operator_key_file or self.keystore or os.environ.get("POLLEN_OPERATOR_KEY")):

@@ -51,7 +51,7 @@ def render(info: dict) -> str:
              f"slashed           {info['slashed']}",
              f"last block seen   {info['last_block']}"]
     for a in info["audits"]:
-        verdict = "faulty" if a["faulty"] else ("honest" if a["faulty"] is not None else "?")
+        verdict = a.get("verdict") or ("faulty" if a["faulty"] else ("honest" if a["faulty"] is not None else "?"))
         lines.append(f"audit #{a['dispute_id']:<10} {a['stage']:<9} vote {verdict:<6} outcome "
                      f"{a['outcome'] or 'pending'}  {a['note']}")
     return "\n".join(lines)

@@ -25,13 +25,15 @@ import torch
 
 from node.config import ServerConfig
 from node.errors import BadRequest, NodeError, SessionLimit, SessionProtocolError, SpanMismatch
+from node.faults import Fault, tamper_for
 from node.runtime import ComputeLoop, direct
 from node.signing import ReceiptSigner
-from pollen import wire
+from pollen import judgment, wire
 from pollen.model import SpanCache, SpanModel, load_span
 from pollen.proto import swarm_pb2 as pb
 from pollen.proto import swarm_pb2_grpc as pb_grpc
-from pollen.receipts import ZERO_HASH, Receipt, ReceiptDomain, chain_input_hash, hash_tensor
+from pollen.receipts import (KIND_BACKWARD, KIND_FORWARD, KIND_INFERENCE, ZERO_HASH, Receipt, ReceiptDomain,
+                             chain_input_hash, hash_tensor)
 
 log = logging.getLogger("pollen.node")
 
@@ -92,7 +94,9 @@ class BlockServicer(pb_grpc.BlockServerServicer):
         self.lock = threading.Lock()
         self.cache_bytes_budget = int(config.cache_memory_mb * (1 << 20))
         self.cache_bytes_used = 0
-        self.fault_rng = random.Random()  # fault injection only
+        self.term = config.term  # registry term receipts name; the daemon updates it
+        self.fault = Fault.parse(config.fault_spec())  # FAULT INJECTION only (None = honest)
+        self.fault_rng = random.Random()
         kv_heads, head_dim = span.family.kv_heads_dim(span.config)
         self.bytes_per_token = SpanCache.nbytes(len(span.blocks), 1, kv_heads, head_dim, 1, self.dtype)
 
@@ -125,38 +129,37 @@ class BlockServicer(pb_grpc.BlockServerServicer):
         return bytes(raw)
 
     # ---- receipts ----------------------------------------------------------------------------
-    def _receipt(self, session_id, first, last, step, input_hash, output_hash: bytes) -> pb.Receipt:
+    def _receipt(self, kind: int, session_id, first, last, step, input_hash, output_hash: bytes,
+                 blocks_root: bytes) -> pb.Receipt:
         r = Receipt(server=self.cfg.operator or self.signer.address, version_id=self.cfg.version_id,
-                    first_block=first + self.cfg.start, last_block=last + self.cfg.start,
-                    session_id=session_id, step=step, input_hash=input_hash,
-                    output_hash=output_hash, issued_at=int(time.time()))
+                    first_block=first + self.cfg.start, last_block=last + self.cfg.start, term=self.term,
+                    kind=kind, session_id=session_id, step=step, input_hash=input_hash,
+                    output_hash=output_hash, blocks_root=blocks_root, issued_at=int(time.time()))
         return pb.Receipt(server=r.server, version_id=str(r.version_id), first_block=r.first_block,
-                          last_block=r.last_block, session_id=r.session_id, step=r.step,
-                          input_hash=r.input_hash, output_hash=r.output_hash,
-                          issued_at=r.issued_at, signature=self.signer.sign(r))
+                          last_block=r.last_block, term=r.term, kind=r.kind, session_id=r.session_id,
+                          step=r.step, input_hash=r.input_hash, output_hash=r.output_hash,
+                          blocks_root=r.blocks_root, issued_at=r.issued_at, signature=self.signer.sign(r))
 
-    def _reply_tensor(self, y: torch.Tensor, compress: bool) -> tuple[pb.Tensor, bytes]:
-        """(message, hash of the tensor the client will decode from it)."""
-        msg = wire.encode(self._inject_fault(y), compress)
-        return msg, wire.message_hash(msg)
-
-    def _inject_fault(self, y: torch.Tensor) -> torch.Tensor:
-        """FAULT INJECTION (off unless config.fault_rate > 0): corrupt this output, still signed."""
-        if self.cfg.fault_rate <= 0 or self.fault_rng.random() >= self.cfg.fault_rate:
-            return y
-        noise = torch.randn(y.shape, generator=torch.Generator().manual_seed(self.fault_rng.randrange(2**31)))
-        scale = self.cfg.fault_scale * y.float().norm() / max(1, y.numel()) ** 0.5
-        return (y.float() + noise * scale).to(y.dtype)
+    def _traced(self, first: int, trace: list[torch.Tensor]) -> tuple[pb.Tensor, bytes]:
+        """(sketches message, blocksRoot) for the per-block sketches of one step."""
+        sketches = torch.stack(trace)  # (blocks, B, T, K)
+        return wire.encode(sketches), judgment.blocks_root(first + self.cfg.start, sketches)
 
     # ---- tensor work: everything below runs on the compute loop's thread (node/runtime.py) --
-    def _no_grad(self, x, cache, first, last):
-        with torch.no_grad():
-            return self.span(x, cache, first, last)
+    def _tamper(self):
+        """FAULT INJECTION (off unless configured): the cheat for this step, or None."""
+        if self.fault is None or self.fault_rng.random() >= max(self.cfg.fault_rate, 0.0):
+            return None
+        return tamper_for(self.fault, self.cfg.start, len(self.span.blocks), self.fault_rng)
 
-    def _input_grad(self, x, g, first, last):
+    def _no_grad(self, x, cache, first, last, trace=None):
+        with torch.no_grad():
+            return self.span(x, cache, first, last, trace=trace, tamper=self._tamper())
+
+    def _input_grad(self, x, g, first, last, trace):
         with torch.enable_grad():
             x = x.clone().requires_grad_(True)
-            y = self.span(x, None, first, last)
+            y = self.span(x, None, first, last, trace=trace, tamper=self._tamper())
             (grad,) = torch.autograd.grad(y, x, grad_outputs=g)
         return grad
 
@@ -189,10 +192,13 @@ class BlockServicer(pb_grpc.BlockServerServicer):
         first, last = self._local_span(request.start, request.end)
         session_id = self._session_id(request.session_id)
         x = self._hidden(request.hidden)
-        y = self._no_grad(x, None, first, last)
-        msg, out_hash = self._reply_tensor(y, request.compress_output)
+        trace: list[torch.Tensor] = []
+        y = self._no_grad(x, None, first, last, trace)
+        msg = wire.encode(y, request.compress_output)
+        sketches, root = self._traced(first, trace)
         input_hash = chain_input_hash(ZERO_HASH, wire.message_hash(request.hidden))
-        return pb.ForwardResponse(hidden=msg, receipt=self._receipt(session_id, first, last, 0, input_hash, out_hash))
+        receipt = self._receipt(KIND_FORWARD, session_id, first, last, 0, input_hash, wire.message_hash(msg), root)
+        return pb.ForwardResponse(hidden=msg, receipt=receipt, sketches=sketches)
 
     def _backward(self, request) -> pb.BackwardResponse:
         first, last = self._local_span(request.start, request.end)
@@ -201,11 +207,13 @@ class BlockServicer(pb_grpc.BlockServerServicer):
         g = self._hidden(request.grad_output, batch=x.shape[0])
         if g.shape != x.shape:
             raise BadRequest(f"grad_output shape {tuple(g.shape)} != hidden shape {tuple(x.shape)}")
-        grad = self._input_grad(x, g, first, last)
+        trace: list[torch.Tensor] = []
+        grad = self._input_grad(x, g, first, last, trace)
         input_hash = chain_input_hash(chain_input_hash(ZERO_HASH, hash_tensor(x)), hash_tensor(g))
         msg = wire.encode(grad)
-        return pb.BackwardResponse(grad_input=msg, receipt=self._receipt(session_id, first, last, 0, input_hash,
-                                                                         wire.message_hash(msg)))
+        sketches, root = self._traced(first, trace)
+        receipt = self._receipt(KIND_BACKWARD, session_id, first, last, 0, input_hash, wire.message_hash(msg), root)
+        return pb.BackwardResponse(grad_input=msg, receipt=receipt, sketches=sketches)
 
     @guarded
     def Inference(self, request_iterator, context):
@@ -263,14 +271,16 @@ class BlockServicer(pb_grpc.BlockServerServicer):
         if session.cache.length + x.shape[1] > session.max_length:
             raise SessionLimit(f"{session.cache.length} + {x.shape[1]} tokens exceed the session's "
                                f"max_length {session.max_length}")
-        y = self._no_grad(x, session.cache, session.first, session.last)
-        msg, out_hash = self._reply_tensor(y, session.compress)
+        trace: list[torch.Tensor] = []
+        y = self._no_grad(x, session.cache, session.first, session.last, trace)
+        msg = wire.encode(y, session.compress)
+        sketches, root = self._traced(session.first, trace)
         session.input_hash = chain_input_hash(session.input_hash, wire.message_hash(request.hidden))
-        receipt = self._receipt(session.session_id, session.first, session.last, session.step,
-                                session.input_hash, out_hash)
+        receipt = self._receipt(KIND_INFERENCE, session.session_id, session.first, session.last, session.step,
+                                session.input_hash, wire.message_hash(msg), root)
         session.step += 1
         session.last_active = time.monotonic()
-        return pb.InferenceResponse(hidden=msg, receipt=receipt)
+        return pb.InferenceResponse(hidden=msg, receipt=receipt, sketches=sketches)
 
     def expire_idle(self) -> int:
         """Cancel sessions idle longer than the timeout; returns how many."""
@@ -306,6 +316,11 @@ def build_server(config: ServerConfig):
         from pollen.model.quant import quantize_span
 
         span = quantize_span(span, config.quantization)
+    fault = Fault.parse(config.fault_spec())
+    if fault is not None and fault.kind == "quant":  # FAULT INJECTION: cheaper than declared
+        from pollen.model.quant import quantize_span
+
+        span = quantize_span(span, fault.mode)
     signer = ReceiptSigner(config.signer_key or None, ReceiptDomain(config.chain_id, config.court))
     servicer = BlockServicer(config, span, signer, measure_throughput(span, servicer_dtype(config)))
     options = [("grpc.max_receive_message_length", config.max_message_bytes),

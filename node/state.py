@@ -29,7 +29,10 @@ DRAWN, DECIDED, COMMITTED, REVEALED, DONE = "drawn", "decided", "committed", "re
 class Audit:
     dispute_id: int
     stage: str = DRAWN
-    faulty: bool | None = None  # verdict once decided
+    faulty: bool | None = None  # verdict once decided (True only for "faulty")
+    verdict: str = ""  # "faulty" | "honest" | "abstain" once decided
+    fingerprint: str = ""  # hex sha256 of what we recomputed, bound into the commitment
+    bad_block: int | None = None  # first block we found out of tolerance
     salt: str = ""  # hex, written before the commit is sent
     error: float | None = None  # measured relative error
     note: str = ""  # why (evidence problem, tolerance, ...)

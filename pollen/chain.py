@@ -290,6 +290,13 @@ class Chain:
         return {"signer": signer, "first_block": first, "last_block": last, "version_id": version_id,
                 "started_at": started, "ended_at": ended}
 
+    def current_term(self, operator: str) -> int:
+        """Index of the operator's latest registry term (the one new receipts name)."""
+        count = self.registry.functions.getServer(operator).call()[2]
+        if count == 0:
+            raise ChainError(f"{operator} has never registered")
+        return count - 1
+
     def open_dispute(self, receipt: Receipt, signature: bytes, evidence_cid: str, block: int) -> int:
         """Open a dispute over `receipt`, naming the first faulty `block` (global index in the
         receipt's span), posting the court's bond; returns the dispute id. The registry term is

@@ -55,7 +55,7 @@ class ChainMembership(MembershipSource):
     # ---- MembershipSource -----------------------------------------------------------------
     def peers(self) -> list[Peer]:
         self.sync()
-        return [Peer(s.endpoint, s.signer) for s in self.active()]
+        return [Peer(s.endpoint, s.signer, s.operator) for s in self.active()]
 
     def active(self) -> list[ChainServer]:
         """Active servers of the version that pass the allow/deny lists."""

@@ -1,16 +1,19 @@
-"""Evidence bundles: what a challenger puts on IPFS so drawn auditors can recompute a receipt.
+"""Evidence bundles: what a challenger puts on IPFS so drawn auditors can judge one receipt.
 
-One bundle = one disputed receipt and everything needed to check it:
+One bundle = one disputed receipt and what its named block needs, nothing more (it is public):
 
   * the receipt and its 65-byte signature;
   * the session's input history for that span, steps 0..receipt.step (`inputs`): their hash
     chain must equal `receipt.input_hash` (with a KV cache, step t depends on all of them);
-  * the claimed outputs of those steps (`outputs`); the last one's hash must equal
-    `receipt.output_hash`.
+    for a Backward receipt: the forward input and `grad_output`;
+  * the claimed output of the disputed step (`output`): its hash must equal `outputHash`;
+  * the claimed per-block sketches of that step (`sketches`, (blocks, B, T, K)): their Merkle
+    root must equal `blocksRoot`;
+  * `block`: the first block the challenger says is wrong (the one the court records).
 
-Stored as ONE safetensors file (tensors `input.{i}` / `output.{i}` in the wire dtype, the
-receipt as JSON in the header metadata) added to the content store; its CID goes on chain.
-Everything read back is checked: a malformed or inconsistent bundle raises EvidenceError.
+Stored as ONE safetensors file (the receipt as JSON in the header metadata) added to the content
+store; its CID goes on chain. Everything read back is checked: a malformed or inconsistent
+bundle raises EvidenceError. Bundles over MAX_BYTES are refused on both sides.
 """
 
 from __future__ import annotations
@@ -20,12 +23,15 @@ from dataclasses import dataclass
 
 import torch
 
+from pollen import judgment
 from pollen.errors import PollenError
-from pollen.receipts import ZERO_HASH, Receipt, ReceiptError, chain_input_hash, hash_tensor
+from pollen.receipts import (KIND_BACKWARD, KIND_FORWARD, ZERO_HASH, Receipt, ReceiptError, chain_input_hash,
+                             hash_tensor)
 
-SCHEMA = "pollen.evidence/1"
+SCHEMA = "pollen.evidence/2"
 MAX_STEPS = 65_536
-_HEX_FIELDS = ("session_id", "input_hash", "output_hash")
+MAX_BYTES = 64 << 20  # auditors refuse (abstain on) larger bundles; challengers never build them
+_HEX_FIELDS = ("session_id", "input_hash", "output_hash", "blocks_root")
 
 
 class EvidenceError(PollenError):
@@ -38,22 +44,38 @@ class Evidence:
     receipt: Receipt
     signature: bytes
     inputs: list[torch.Tensor]  # (B, T_i, C) per step, steps 0..receipt.step
-    outputs: list[torch.Tensor]  # claimed outputs, same shapes
+    output: torch.Tensor  # claimed output of the disputed step (backward: grad_input)
+    sketches: torch.Tensor  # claimed (blocks, B, T, K) of the disputed step
+    block: int  # global index of the first block claimed wrong
+    grad_output: torch.Tensor | None = None  # Backward receipts only
 
     def check(self, where: str = "(in memory)") -> "Evidence":
-        """Raise EvidenceError unless the tensors match the receipt's hashes."""
-        n = self.receipt.step + 1
-        if len(self.inputs) != n or len(self.outputs) != n:
-            raise EvidenceError(where, f"receipt is step {self.receipt.step} but the bundle has "
-                                f"{len(self.inputs)} inputs and {len(self.outputs)} outputs")
-        for i, (x, y) in enumerate(zip(self.inputs, self.outputs)):
-            if x.shape != y.shape or x.dim() != 3:
-                raise EvidenceError(where, f"step {i}: input {tuple(x.shape)} and output "
-                                    f"{tuple(y.shape)} must be equal (batch, seq, hidden) shapes")
-        if input_chain(self.inputs) != self.receipt.input_hash:
+        """Raise EvidenceError unless the tensors match the receipt's hashes and root."""
+        r = self.receipt
+        n = 1 if r.kind in (KIND_FORWARD, KIND_BACKWARD) else r.step + 1
+        if len(self.inputs) != n:
+            raise EvidenceError(where, f"receipt is {'step ' + str(r.step) if n > 1 else 'one call'} but the "
+                                f"bundle has {len(self.inputs)} inputs")
+        for i, x in enumerate(self.inputs):
+            if x.dim() != 3 or x.shape[0] != self.output.shape[0] or x.shape[2] != self.output.shape[2]:
+                raise EvidenceError(where, f"step {i}: input {tuple(x.shape)} does not fit output "
+                                    f"{tuple(self.output.shape)} (batch, seq, hidden)")
+        if self.output.shape != self.inputs[-1].shape:
+            raise EvidenceError(where, f"output {tuple(self.output.shape)} != last input {tuple(self.inputs[-1].shape)}")
+        if not r.first_block <= self.block < r.last_block:
+            raise EvidenceError(where, f"named block {self.block} outside [{r.first_block}, {r.last_block})")
+        if (r.kind == KIND_BACKWARD) != (self.grad_output is not None):
+            raise EvidenceError(where, "grad_output is required for (and only for) a backward receipt")
+        if input_hash_of(r.kind, self.inputs, self.grad_output) != r.input_hash:
             raise EvidenceError(where, "inputs do not hash to the receipt's inputHash")
-        if hash_tensor(self.outputs[-1]) != self.receipt.output_hash:
-            raise EvidenceError(where, "last claimed output does not hash to the receipt's outputHash")
+        if hash_tensor(self.output) != r.output_hash:
+            raise EvidenceError(where, "claimed output does not hash to the receipt's outputHash")
+        try:
+            judgment.check_sketches(self.sketches, r.last_block - r.first_block, tuple(self.output.shape))
+        except judgment.JudgmentError as exc:
+            raise EvidenceError(where, str(exc)) from exc
+        if judgment.blocks_root(r.first_block, self.sketches) != r.blocks_root:
+            raise EvidenceError(where, "sketches do not hash to the receipt's blocksRoot")
         return self
 
 
@@ -64,9 +86,17 @@ def input_chain(inputs: list[torch.Tensor]) -> bytes:
     return h
 
 
+def input_hash_of(kind: int, inputs: list[torch.Tensor], grad_output: torch.Tensor | None) -> bytes:
+    """The inputHash a server signs: the session chain, or (x) / (x, grad_output) for one call."""
+    if kind == KIND_BACKWARD and grad_output is not None:
+        return chain_input_hash(input_chain(inputs), hash_tensor(grad_output))
+    return input_chain(inputs)
+
+
 def receipt_to_json(r: Receipt) -> dict:
     out = {"server": r.server, "version_id": r.version_id, "first_block": r.first_block,
-           "last_block": r.last_block, "step": r.step, "issued_at": r.issued_at}
+           "last_block": r.last_block, "term": r.term, "kind": r.kind, "step": r.step,
+           "issued_at": r.issued_at}
     out.update({k: "0x" + bytes(getattr(r, k)).hex() for k in _HEX_FIELDS})
     return out
 
@@ -76,7 +106,7 @@ def receipt_from_json(data: dict, where: str) -> Receipt:
         fields = dict(data)
         for k in _HEX_FIELDS:
             fields[k] = bytes.fromhex(str(fields[k]).removeprefix("0x"))
-        for k in ("version_id", "first_block", "last_block", "step", "issued_at"):
+        for k in ("version_id", "first_block", "last_block", "term", "kind", "step", "issued_at"):
             fields[k] = int(fields[k])
         return Receipt(**fields)
     except (KeyError, TypeError, ValueError, ReceiptError) as exc:
@@ -90,9 +120,12 @@ def to_bytes(ev: Evidence) -> bytes:
     """Deterministic safetensors bytes (sorted header, tensors in name order): the same bundle
     always gets the same CID. Readable by any safetensors loader."""
     tensors = {f"input.{i}": x for i, x in enumerate(ev.inputs)}
-    tensors.update({f"output.{i}": y for i, y in enumerate(ev.outputs)})
+    tensors.update({"output": ev.output, "sketches": ev.sketches})
+    if ev.grad_output is not None:
+        tensors["grad_output"] = ev.grad_output
     header: dict = {"__metadata__": {"schema": SCHEMA, "receipt": json.dumps(receipt_to_json(ev.receipt), sort_keys=True),
-                                     "signature": "0x" + ev.signature.hex(), "steps": str(len(ev.inputs))}}
+                                     "signature": "0x" + ev.signature.hex(), "steps": str(len(ev.inputs)),
+                                     "block": str(ev.block)}}
     blobs, offset = [], 0
     for name in sorted(tensors):
         t = tensors[name].detach().cpu().contiguous()
@@ -104,7 +137,10 @@ def to_bytes(ev: Evidence) -> bytes:
         offset += len(raw)
     text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
     text += b" " * (-len(text) % 8)
-    return len(text).to_bytes(8, "little") + text + b"".join(blobs)
+    data = len(text).to_bytes(8, "little") + text + b"".join(blobs)
+    if len(data) > MAX_BYTES:
+        raise EvidenceError("(writing)", f"{len(data)} bytes exceed the {MAX_BYTES}-byte cap auditors enforce")
+    return data
 
 
 def from_bytes(data: bytes, where: str = "(bytes)") -> Evidence:
@@ -112,6 +148,8 @@ def from_bytes(data: bytes, where: str = "(bytes)") -> Evidence:
     from safetensors import SafetensorError
     from safetensors.torch import load
 
+    if len(data) > MAX_BYTES:
+        raise EvidenceError(where, f"{len(data)} bytes exceed the {MAX_BYTES}-byte cap")
     meta = _metadata(data, where)
     try:
         tensors = load(data)
@@ -119,18 +157,20 @@ def from_bytes(data: bytes, where: str = "(bytes)") -> Evidence:
         raise EvidenceError(where, f"not a safetensors file ({exc})") from exc
     try:
         steps = int(meta["steps"])
+        block = int(meta["block"])
         receipt = receipt_from_json(json.loads(meta["receipt"]), where)
         signature = bytes.fromhex(meta["signature"].removeprefix("0x"))
     except (KeyError, ValueError) as exc:
         raise EvidenceError(where, f"bad metadata ({exc})") from exc
-    if not 0 < steps <= MAX_STEPS or len(tensors) != 2 * steps:
+    extra = 3 if "grad_output" in tensors else 2
+    if not 0 < steps <= MAX_STEPS or len(tensors) != steps + extra:
         raise EvidenceError(where, f"{len(tensors)} tensors for {steps} steps")
     try:
         inputs = [tensors[f"input.{i}"] for i in range(steps)]
-        outputs = [tensors[f"output.{i}"] for i in range(steps)]
+        output, sketches = tensors["output"], tensors["sketches"]
     except KeyError as exc:
         raise EvidenceError(where, f"missing tensor {exc}") from exc
-    return Evidence(receipt, signature, inputs, outputs).check(where)
+    return Evidence(receipt, signature, inputs, output, sketches, block, tensors.get("grad_output")).check(where)
 
 
 def _metadata(data: bytes, where: str) -> dict:
@@ -161,7 +201,9 @@ def get(store, cid: str) -> Evidence:
 
 
 def relative_error(claimed: torch.Tensor, reference: torch.Tensor) -> float:
-    """max over batch rows of ||claimed - reference|| / ||reference|| (the manifest's metric)."""
+    """The FIRST wave's metric, kept for comparison in benchmarks only: max over batch rows of
+    one relative L2 error over the whole flattened output. It misses cheats (one token's
+    residual stream dominates it); judgments use pollen.judgment.max_error per block per token."""
     a, b = claimed.float().flatten(1), reference.float().flatten(1)
     num = (a - b).norm(dim=1)
     den = b.norm(dim=1).clamp_min(1e-12)

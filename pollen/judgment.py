@@ -56,7 +56,8 @@ def projection(hidden: int, k: int = SKETCH_DIM) -> torch.Tensor:
 def sketch(y: torch.Tensor) -> torch.Tensor:
     """Block output y (B, T, C) -> its sketch (B, T, K) float32 on the CPU."""
     p = projection(y.shape[-1]).to(y.device)
-    return (y.float() @ p).cpu()
+    with torch.no_grad():
+        return (y.detach().float() @ p).cpu()
 
 
 def token_errors(claimed: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:

@@ -20,6 +20,7 @@ class MembershipError(PollenError):
 class Peer:
     address: str  # "host:port" of a block server
     signer: str | None = None  # expected receipt signer (from the registry); None = trust Info
+    operator: str | None = None  # registered operator receipts must name (registry); None = Info
 
 
 class MembershipSource(ABC):

@@ -31,7 +31,7 @@ class Tensor(_message.Message):
     def __init__(self, dtype: _Optional[str] = ..., shape: _Optional[_Iterable[int]] = ..., data: _Optional[bytes] = ..., compression: _Optional[_Union[Compression, str]] = ..., scales: _Optional[bytes] = ..., block_size: _Optional[int] = ...) -> None: ...
 
 class Receipt(_message.Message):
-    __slots__ = ("server", "version_id", "first_block", "last_block", "session_id", "step", "input_hash", "output_hash", "issued_at", "signature")
+    __slots__ = ("server", "version_id", "first_block", "last_block", "session_id", "step", "input_hash", "output_hash", "issued_at", "signature", "term", "kind", "blocks_root")
     SERVER_FIELD_NUMBER: _ClassVar[int]
     VERSION_ID_FIELD_NUMBER: _ClassVar[int]
     FIRST_BLOCK_FIELD_NUMBER: _ClassVar[int]
@@ -42,6 +42,9 @@ class Receipt(_message.Message):
     OUTPUT_HASH_FIELD_NUMBER: _ClassVar[int]
     ISSUED_AT_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    TERM_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    BLOCKS_ROOT_FIELD_NUMBER: _ClassVar[int]
     server: str
     version_id: str
     first_block: int
@@ -52,7 +55,10 @@ class Receipt(_message.Message):
     output_hash: bytes
     issued_at: int
     signature: bytes
-    def __init__(self, server: _Optional[str] = ..., version_id: _Optional[str] = ..., first_block: _Optional[int] = ..., last_block: _Optional[int] = ..., session_id: _Optional[bytes] = ..., step: _Optional[int] = ..., input_hash: _Optional[bytes] = ..., output_hash: _Optional[bytes] = ..., issued_at: _Optional[int] = ..., signature: _Optional[bytes] = ...) -> None: ...
+    term: int
+    kind: int
+    blocks_root: bytes
+    def __init__(self, server: _Optional[str] = ..., version_id: _Optional[str] = ..., first_block: _Optional[int] = ..., last_block: _Optional[int] = ..., session_id: _Optional[bytes] = ..., step: _Optional[int] = ..., input_hash: _Optional[bytes] = ..., output_hash: _Optional[bytes] = ..., issued_at: _Optional[int] = ..., signature: _Optional[bytes] = ..., term: _Optional[int] = ..., kind: _Optional[int] = ..., blocks_root: _Optional[bytes] = ...) -> None: ...
 
 class InfoRequest(_message.Message):
     __slots__ = ()
@@ -115,12 +121,14 @@ class ForwardRequest(_message.Message):
     def __init__(self, session_id: _Optional[bytes] = ..., start: _Optional[int] = ..., end: _Optional[int] = ..., hidden: _Optional[_Union[Tensor, _Mapping]] = ..., compress_output: _Optional[bool] = ...) -> None: ...
 
 class ForwardResponse(_message.Message):
-    __slots__ = ("hidden", "receipt")
+    __slots__ = ("hidden", "receipt", "sketches")
     HIDDEN_FIELD_NUMBER: _ClassVar[int]
     RECEIPT_FIELD_NUMBER: _ClassVar[int]
+    SKETCHES_FIELD_NUMBER: _ClassVar[int]
     hidden: Tensor
     receipt: Receipt
-    def __init__(self, hidden: _Optional[_Union[Tensor, _Mapping]] = ..., receipt: _Optional[_Union[Receipt, _Mapping]] = ...) -> None: ...
+    sketches: Tensor
+    def __init__(self, hidden: _Optional[_Union[Tensor, _Mapping]] = ..., receipt: _Optional[_Union[Receipt, _Mapping]] = ..., sketches: _Optional[_Union[Tensor, _Mapping]] = ...) -> None: ...
 
 class BackwardRequest(_message.Message):
     __slots__ = ("session_id", "start", "end", "hidden", "grad_output")
@@ -137,12 +145,14 @@ class BackwardRequest(_message.Message):
     def __init__(self, session_id: _Optional[bytes] = ..., start: _Optional[int] = ..., end: _Optional[int] = ..., hidden: _Optional[_Union[Tensor, _Mapping]] = ..., grad_output: _Optional[_Union[Tensor, _Mapping]] = ...) -> None: ...
 
 class BackwardResponse(_message.Message):
-    __slots__ = ("grad_input", "receipt")
+    __slots__ = ("grad_input", "receipt", "sketches")
     GRAD_INPUT_FIELD_NUMBER: _ClassVar[int]
     RECEIPT_FIELD_NUMBER: _ClassVar[int]
+    SKETCHES_FIELD_NUMBER: _ClassVar[int]
     grad_input: Tensor
     receipt: Receipt
-    def __init__(self, grad_input: _Optional[_Union[Tensor, _Mapping]] = ..., receipt: _Optional[_Union[Receipt, _Mapping]] = ...) -> None: ...
+    sketches: Tensor
+    def __init__(self, grad_input: _Optional[_Union[Tensor, _Mapping]] = ..., receipt: _Optional[_Union[Receipt, _Mapping]] = ..., sketches: _Optional[_Union[Tensor, _Mapping]] = ...) -> None: ...
 
 class SessionOpen(_message.Message):
     __slots__ = ("session_id", "start", "end", "max_length", "batch_size", "compress_output")
@@ -171,9 +181,11 @@ class InferenceRequest(_message.Message):
     def __init__(self, open: _Optional[_Union[SessionOpen, _Mapping]] = ..., hidden: _Optional[_Union[Tensor, _Mapping]] = ..., step: _Optional[int] = ...) -> None: ...
 
 class InferenceResponse(_message.Message):
-    __slots__ = ("hidden", "receipt")
+    __slots__ = ("hidden", "receipt", "sketches")
     HIDDEN_FIELD_NUMBER: _ClassVar[int]
     RECEIPT_FIELD_NUMBER: _ClassVar[int]
+    SKETCHES_FIELD_NUMBER: _ClassVar[int]
     hidden: Tensor
     receipt: Receipt
-    def __init__(self, hidden: _Optional[_Union[Tensor, _Mapping]] = ..., receipt: _Optional[_Union[Receipt, _Mapping]] = ...) -> None: ...
+    sketches: Tensor
+    def __init__(self, hidden: _Optional[_Union[Tensor, _Mapping]] = ..., receipt: _Optional[_Union[Receipt, _Mapping]] = ..., sketches: _Optional[_Union[Tensor, _Mapping]] = ...) -> None: ...
