@@ -4,7 +4,8 @@
     .venv/bin/python benchmarks/gas.py --write-readme # also replace the table in README.md
 
 Gas is deterministic for a given compiler, settings and call path, so one run suffices; each
-operation is measured on its usual path (first-time registration, a K = 3 dispute, ...).
+operation is measured on its usual path (first-time registration, a K = 3 dispute naming one
+block, fingerprinted votes, ...).
 """
 
 from __future__ import annotations
@@ -16,14 +17,15 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+if str(ROOT) not in sys.path:  # the project root, for `pollen` (after any PYTHONPATH override)
+    sys.path.append(str(ROOT))
 
 import click  # noqa: E402
 
 from pollen.anvil import dev_keys, start_anvil  # noqa: E402
 from pollen.chain import Chain  # noqa: E402
 from pollen.deploy import Parameters, deploy_all  # noqa: E402
-from pollen.receipts import Receipt, sign_receipt  # noqa: E402
+from pollen.receipts import KIND_INFERENCE, Receipt, sign_receipt  # noqa: E402
 
 ETHER = 10**18
 TARGETS = {"register": 200_000, "openDispute": 250_000, "commitVote": 80_000,
@@ -55,29 +57,36 @@ def measure() -> dict[str, int]:
         note("publishAdapter", chal.transact(chal.versions.functions.publishAdapter(1, CID, "lora", "chat"), "x"))
 
         def dispute(accused: Chain) -> int:
-            r = Receipt(server=accused.address, version_id=1, first_block=0, last_block=15,
-                        session_id=os.urandom(32), step=3, input_hash=os.urandom(32),
-                        output_hash=os.urandom(32), issued_at=int(time.time()))
+            term = accused.registry.functions.getServer(accused.address).call()[2] - 1  # the latest
+            r = Receipt(server=accused.address, version_id=1, first_block=0, last_block=15, term=term,
+                        kind=KIND_INFERENCE, session_id=os.urandom(32), step=3, input_hash=os.urandom(32),
+                        output_hash=os.urandom(32), blocks_root=os.urandom(32), issued_at=int(time.time()))
             sig = sign_receipt(r, chal.receipt_domain(), keys[c.index(accused)])
-            tx = chal.transact(chal.court.functions.openDispute(r.as_tuple(), sig, CID, 1), "x",
+            tx = chal.transact(chal.court.functions.openDispute(r.as_tuple(), sig, CID, 7), "x",
                                value=chal.court_params()["bond"])
             note("openDispute", tx)
             return chal.court.functions.disputeCount().call()
 
-        def audit(did: int, verdicts: list[bool], label: str) -> None:
+        def audit(did: int, verdicts: list[str], label: str) -> None:
             node_mine(chal, 3)
             note("drawAuditors (K=3)", chal.transact(chal.court.functions.drawAuditors(did), "x"))
             by_addr = {x.address: x for x in c}
             auditors = chal.court.functions.auditorsOf(did).call()
             salts = {a: os.urandom(32) for a in auditors}
+            fingerprints = {a: os.urandom(32) for a in auditors}
             for a, v in zip(auditors, verdicts):
-                note("commitVote", by_addr[a].commit_vote(did, v, salts[a]))
+                r = by_addr[a].commit_vote(did, v, fingerprints[a], salts[a])
+                if label.startswith("resolve (honest"):  # same path as before abstentions
+                    note("commitVote", r)
             for a, v in zip(auditors, verdicts):
-                note("revealVote", by_addr[a].reveal_vote(did, v, salts[a]))
+                r = by_addr[a].reveal_vote(did, v, fingerprints[a], salts[a])
+                if label.startswith("resolve (honest"):  # same path as before abstentions
+                    note("revealVote", r)
             note(label, chal.transact(chal.court.functions.resolve(did), "x"))
 
-        audit(dispute(ops[0]), [True, True, False], "resolve (faulty, K=3)")
-        audit(dispute(ops[0]), [False, False, False], "resolve (honest, K=3)")
+        audit(dispute(ops[0]), ["faulty", "faulty", "honest"], "resolve (faulty, K=3)")
+        audit(dispute(ops[0]), ["honest", "honest", "honest"], "resolve (honest, K=3)")
+        audit(dispute(ops[0]), ["abstain", "abstain", "abstain"], "resolve (no quorum: all abstain, K=3)")
         note("withdraw", chal.withdraw())
         note("requestUnstake", ops[4].request_unstake(ETHER // 2))
         note("leave", ops[3].leave())

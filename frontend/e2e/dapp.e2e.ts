@@ -195,6 +195,13 @@ describe.skipIf(!!missing)('Pollen dApp in Chromium against anvil', () => {
     await page.setInputFiles('#receipt-file', receiptFile);
     await page.waitForSelector('.receipt-preview dl');
     expect(await page.textContent('.receipt-preview')).toMatch(/blocks 0–3/);
+    expect(await page.textContent('.receipt-preview')).toMatch(/inference step 3 · registry term 0/);
+    expect(await page.inputValue('#faulty-block')).toBe('0'); // defaults to the span's first block
+    await page.fill('#faulty-block', '9'); // outside the span: refused before any transaction
+    await page.fill('#evidence-cid', 'bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy');
+    await page.click('#open-dispute-btn');
+    await page.waitForFunction(() => /Name the first faulty block/.test(document.querySelector('#dispute-status')?.textContent ?? ''));
+    await page.fill('#faulty-block', '2');
     await page.fill('#evidence-cid', 'bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy');
     await page.click('#open-dispute-btn');
     expect((await settle('dispute-status')).phase).toBe('confirmed');
@@ -202,6 +209,8 @@ describe.skipIf(!!missing)('Pollen dApp in Chromium against anvil', () => {
     await go('disputes');
     await page.waitForSelector('#dispute-1 [data-kind="opened"]');
     expect(await page.getAttribute('#dispute-1', 'data-stage')).toBe('AwaitingDraw');
+    expect(await page.textContent('#dispute-1 .named-block')).toContain('block 2 named faulty · inference step 3');
+    expect(await page.textContent('#dispute-1 [data-kind="opened"]')).toContain('block 2 named faulty');
     const kinds = () => page.$$eval('#dispute-1 .timeline li', (els) => els.map((e) => (e as HTMLElement).dataset.kind));
     const votes = steppedDriver('vote', stack.deploymentFile, '--dispute', '1', '--faulty');
     try {
@@ -246,7 +255,9 @@ describe.skipIf(!!missing)('Pollen dApp in Chromium against anvil', () => {
     expect(opened).toContain(me);
     await go('account');
     await page.waitForSelector('#audit-2 form');
+    expect(await page.textContent('#audit-2')).toContain('zero hash'); // the manual-vote default is explained
     await page.check('input[name="verdict-2"][value="faulty"]');
+    await page.fill('#fingerprint-2', `0x${'5e'.repeat(32)}`);
     await page.click('#commit-2');
     expect((await settle('vote-status-2')).phase).toBe('confirmed');
     await page.waitForSelector('#backup-box-2 .salt');
@@ -278,6 +289,7 @@ describe.skipIf(!!missing)('Pollen dApp in Chromium against anvil', () => {
     const state = JSON.parse(await driver('state', stack.deploymentFile, '--dispute', '2'));
     expect(state.outcome).toBe('faulty');
     expect(state.votes[me]).toBe(4); // VoteState.RevealedFaulty
+    expect(await page.textContent('#dispute-2 .timeline')).toContain('fingerprint 0x5e5e5e5e5e');
     await shot('disputes');
     await go('account');
     await page.waitForFunction(() => !document.querySelector('#stat-credits')?.textContent?.startsWith('0 ETH'));

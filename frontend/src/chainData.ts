@@ -23,7 +23,9 @@ export interface DisputeInfo {
   id: bigint; accused: Address; challenger: Address; versionId: bigint; firstBlock: number; lastBlock: number;
   stage: (typeof DISPUTE_STAGE)[number]; outcome: (typeof OUTCOME)[number]; bond: bigint; drawBlock: bigint;
   commitDeadline: number; revealDeadline: number; drawnCount: number; committedCount: number;
-  faultyVotes: number; honestVotes: number; evidenceCid: string; receiptHash: Hex;
+  faultyVotes: number; honestVotes: number; abstainVotes: number; evidenceCid: string; receiptHash: Hex;
+  /** The first block the challenger names as faulty (global index), the receipt's step and kind. */
+  block: number; step: bigint; kind: number;
   auditors: Address[]; votes: Record<Address, (typeof VOTE_STATE)[number]>; timeline: TimelineEntry[];
 }
 export interface CourtParams {
@@ -234,7 +236,8 @@ export class ChainData {
         id, accused: d.accused, challenger: d.challenger, versionId: d.versionId, firstBlock: d.firstBlock, lastBlock: d.lastBlock,
         stage: DISPUTE_STAGE[d.stage], outcome: OUTCOME[d.outcome], bond: d.bond, drawBlock: d.drawBlock,
         commitDeadline: Number(d.commitDeadline), revealDeadline: Number(d.revealDeadline), drawnCount: d.drawnCount,
-        committedCount: d.committedCount, faultyVotes: d.faultyVotes, honestVotes: d.honestVotes,
+        committedCount: d.committedCount, faultyVotes: d.faultyVotes, honestVotes: d.honestVotes, abstainVotes: d.abstainVotes,
+        block: d.block, step: d.step, kind: d.kind,
         evidenceCid: (opened?.args.evidenceCid as string) ?? '', receiptHash: (opened?.args.receiptHash as Hex) ?? '0x',
         auditors: [...auditors],
         votes: Object.fromEntries(auditors.map((a, i) => [a, VOTE_STATE[votes[i].state]])),

@@ -27,4 +27,4 @@ export type Contracts = ReturnType<typeof contractsOf>;
 export const SERVER_STATUS = ['None', 'Active', 'Inactive', 'Left'] as const;
 export const DISPUTE_STAGE = ['None', 'AwaitingDraw', 'Voting', 'Resolved'] as const;
 export const OUTCOME = ['Pending', 'Faulty', 'Honest', 'NoQuorum'] as const;
-export const VOTE_STATE = ['None', 'Drawn', 'Committed', 'RevealedHonest', 'RevealedFaulty'] as const;
+export const VOTE_STATE = ['None', 'Drawn', 'Committed', 'RevealedHonest', 'RevealedFaulty', 'RevealedAbstain'] as const;

@@ -1,6 +1,7 @@
 // The signed receipt file a Pollen client saves (pollen/receipts.py):
-//   {"receipt": {server, version_id, first_block, last_block, session_id, step, input_hash,
-//                output_hash, issued_at}, "signature": "0x…", "domain": {"chainId": …, "court": "0x…"}}
+//   {"receipt": {server, version_id, first_block, last_block, term, kind, session_id, step,
+//                input_hash, output_hash, blocks_root, issued_at}, "signature": "0x…",
+//    "domain": {"chainId": …, "court": "0x…"}}
 import { getAddress, isAddress, isHex, type Address, type Hex } from 'viem';
 
 export interface ReceiptStruct {
@@ -8,11 +9,21 @@ export interface ReceiptStruct {
   versionId: bigint;
   firstBlock: number;
   lastBlock: number;
+  term: number; // the server's ServerRegistry term index the receipt falls in
+  kind: number; // 0 inference step, 1 forward, 2 backward
   sessionId: Hex;
   step: bigint;
   inputHash: Hex;
   outputHash: Hex;
+  blocksRoot: Hex; // Merkle root of the step's per-block fingerprints
   issuedAt: bigint;
+}
+
+export const RECEIPT_KINDS = ['inference', 'forward', 'backward'] as const; // pollen.receipts.KIND_NAMES
+
+/** A receipt kind in words ("kind 7" for an unknown code). */
+export function kindName(kind: number): string {
+  return RECEIPT_KINDS[kind] ?? `kind ${kind}`;
 }
 
 export interface SignedReceipt {
@@ -63,13 +74,17 @@ export function parseReceiptFile(text: string): SignedReceipt {
     versionId: uint(field(r, 'version_id', 'versionId'), 'version id', 2n ** 256n - 1n),
     firstBlock: Number(uint(field(r, 'first_block', 'firstBlock'), 'first block', U32)),
     lastBlock: Number(uint(field(r, 'last_block', 'lastBlock'), 'last block', U32)),
+    term: Number(uint(field(r, 'term', 'term'), 'term', U32)),
+    kind: Number(uint(field(r, 'kind', 'kind'), 'kind', 255n)),
     sessionId: bytes32(field(r, 'session_id', 'sessionId'), 'session id'),
     step: uint(field(r, 'step', 'step'), 'step', U64),
     inputHash: bytes32(field(r, 'input_hash', 'inputHash'), 'input hash'),
     outputHash: bytes32(field(r, 'output_hash', 'outputHash'), 'output hash'),
+    blocksRoot: bytes32(field(r, 'blocks_root', 'blocksRoot'), 'blocks root'),
     issuedAt: uint(field(r, 'issued_at', 'issuedAt'), 'issue time', U64),
   };
   if (receipt.firstBlock >= receipt.lastBlock) throw new Error("The receipt's span is empty (first block ≥ last block).");
+  if (receipt.kind > 2) throw new Error(`The receipt's kind ${receipt.kind} is unknown (0 inference step, 1 forward, 2 backward).`);
   const signature = raw.signature;
   if (typeof signature !== 'string' || !isHex(signature) || signature.length !== 132) {
     throw new Error('The file has no 65-byte "signature" (0x + 130 hex digits).');

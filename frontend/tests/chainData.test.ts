@@ -29,8 +29,8 @@ function log(abi: Abi, eventName: string, args: Record<string, unknown>, block: 
 }
 
 const receipt = {
-  server: B, versionId: 1n, firstBlock: 0, lastBlock: 4, sessionId: `0x${'0'.repeat(64)}`, step: 0n,
-  inputHash: `0x${'0'.repeat(64)}`, outputHash: `0x${'0'.repeat(64)}`, issuedAt: 100n,
+  server: B, versionId: 1n, firstBlock: 0, lastBlock: 4, term: 0, kind: 2, sessionId: `0x${'0'.repeat(64)}`, step: 5n,
+  inputHash: `0x${'0'.repeat(64)}`, outputHash: `0x${'0'.repeat(64)}`, blocksRoot: `0x${'0'.repeat(64)}`, issuedAt: 100n,
 };
 
 function fakeClient(state: { head: bigint; logs: ReturnType<typeof log>[] }) {
@@ -51,7 +51,7 @@ function fakeClient(state: { head: bigint; logs: ReturnType<typeof log>[] }) {
         case 'params': return { disputeWindow: 600n, maxClockSkew: 0n, commitPeriod: 60n, revealPeriod: 60n, drawDelayBlocks: 2, auditorsPerDispute: 3, slashBps: 5000, finderBps: 2000, auditorBps: 2000, accusedShareBps: 5000, bond: 10n ** 17n, noRevealPenalty: 0n };
         case 'getModel': return { owner: A, name: 'm' };
         case 'getVersion': return { modelId: 1n, parentId: 0n, supersededBy: 0n, numBlocks: 8, toleranceMicros: 10_000, deprecated: false, publisher: A, manifestCid: 'bafyversion' };
-        case 'getDispute': return { accused: B, versionId: 1n, stage: 2, outcome: 0, drawnCount: 1, committedCount: 0, challenger: A, bond: 10n ** 17n, faultyVotes: 0, firstBlock: 0, lastBlock: 4, drawBlock: 8n, commitDeadline: 2000n, revealDeadline: 2060n, honestVotes: 0 };
+        case 'getDispute': return { accused: B, versionId: 1n, stage: 2, outcome: 0, drawnCount: 1, committedCount: 0, challenger: A, bond: 10n ** 17n, faultyVotes: 0, firstBlock: 0, lastBlock: 4, drawBlock: 8n, commitDeadline: 2000n, revealDeadline: 2060n, honestVotes: 0, abstainVotes: 0, block: 2, step: 5n, kind: 2 };
         case 'auditorsOf': return [A];
         case 'voteOf': return { commitment: `0x${'0'.repeat(64)}`, state: 1 };
         default: throw new Error(`unexpected read ${functionName}`);
@@ -91,7 +91,7 @@ describe('ChainData', () => {
     state.head = 9n;
     state.logs.push(
       log(DisputeCourtAbi as Abi, 'AuditorsDrawn', { disputeId: 1n, auditors: [A], commitDeadline: 2000n, revealDeadline: 2060n }, 9),
-      log(DisputeCourtAbi as Abi, 'DisputeOpened', { disputeId: 1n, accused: B, challenger: A, receiptHash: `0x${'ab'.repeat(32)}`, receipt, evidenceCid: 'bafyevidence', bond: 10n ** 17n, drawBlock: 8n }, 6),
+      log(DisputeCourtAbi as Abi, 'DisputeOpened', { disputeId: 1n, accused: B, challenger: A, receiptHash: `0x${'ab'.repeat(32)}`, receipt, evidenceCid: 'bafyevidence', blockIndex: 2, bond: 10n ** 17n, drawBlock: 8n }, 6),
     );
     await data.refresh();
     expect(ranges[2]).toEqual([5n, 9n]);
@@ -100,6 +100,8 @@ describe('ChainData', () => {
     expect(d.timeline.map((e) => e.kind)).toEqual(['opened', 'drawn']);
     expect(d.timeline.map((e) => e.time)).toEqual([1006, 1009]);
     expect(d.evidenceCid).toBe('bafyevidence');
+    expect([d.block, d.step, d.kind, d.abstainVotes]).toEqual([2, 5n, 2, 0]);
+    expect(d.timeline[0].args.blockIndex).toBe(2);
     expect(d.stage).toBe('Voting');
     expect(d.votes[A]).toBe('Drawn');
   });

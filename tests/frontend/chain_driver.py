@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from pollen.anvil import dev_keys
 from pollen.chain import Chain, Deployment
-from pollen.receipts import Receipt, hash_tensor_bytes, sign_receipt
+from pollen.receipts import KIND_INFERENCE, Receipt, hash_tensor_bytes, sign_receipt
 
 ETHER = 10**18
 KEYS = dev_keys(10)
@@ -92,9 +92,11 @@ def receipt(deployment: str, server_index: int, out: str) -> None:
     first, last = SPANS[server_index]
     now = chain.w3.eth.get_block("latest")["timestamp"]
     r = Receipt(server=chain.address, version_id=1, first_block=first, last_block=last,
-                session_id=os.urandom(32), step=3,
+                term=chain.registry.functions.getServer(chain.address).call()[2] - 1,  # its latest term
+                kind=KIND_INFERENCE, session_id=os.urandom(32), step=3,
                 input_hash=hash_tensor_bytes("float32", (1, 4), os.urandom(16)),
-                output_hash=hash_tensor_bytes("float32", (1, 4), os.urandom(16)), issued_at=now)
+                output_hash=hash_tensor_bytes("float32", (1, 4), os.urandom(16)),
+                blocks_root=os.urandom(32), issued_at=now)
     domain = chain.receipt_domain()
     signature = sign_receipt(r, domain, KEYS[server_index])
     with open(out, "w") as f:
@@ -112,12 +114,13 @@ def open_(deployment: str, challenger_index: int, accused_index: int) -> None:
     accused = chain_for(deployment, accused_index)
     first, last = SPANS[accused_index]
     now = accused.w3.eth.get_block("latest")["timestamp"]
-    r = Receipt(server=accused.address, version_id=1, first_block=first, last_block=last,
-                session_id=os.urandom(32), step=0, input_hash=os.urandom(32),
-                output_hash=os.urandom(32), issued_at=now)
+    r = Receipt(server=accused.address, version_id=1, first_block=first, last_block=last, term=0,
+                kind=KIND_INFERENCE, session_id=os.urandom(32), step=0, input_hash=os.urandom(32),
+                output_hash=os.urandom(32), blocks_root=os.urandom(32), issued_at=now)
     sig = sign_receipt(r, accused.receipt_domain(), KEYS[accused_index])
     challenger = chain_for(deployment, challenger_index)
-    dispute_id = challenger.open_dispute(r, sig, "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy")
+    dispute_id = challenger.open_dispute(r, sig, "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy",
+                                         last - 1)
     mine(challenger, 3)
     auditors = challenger.draw_auditors(dispute_id)
     say(f"opened {dispute_id} auditors {','.join(auditors)}")
@@ -127,10 +130,13 @@ def open_(deployment: str, challenger_index: int, accused_index: int) -> None:
 @click.argument("deployment")
 @click.option("--dispute", "dispute_id", type=int, required=True)
 @click.option("--auditors", default="", help="comma-separated account indexes (default: all drawn)")
-@click.option("--faulty/--honest", default=True)
+@click.option("--faulty", "verdict", flag_value="faulty", default=True)
+@click.option("--honest", "verdict", flag_value="honest")
+@click.option("--abstain", "verdict", flag_value="abstain")
+@click.option("--fingerprint", default="0x" + "00" * 32, help="32-byte hex bound to each vote")
 @click.option("--step", is_flag=True, help="pause for a stdin line after each phase")
 @click.option("--no-resolve", is_flag=True)
-def vote(deployment: str, dispute_id: int, auditors: str, faulty: bool, step: bool,
+def vote(deployment: str, dispute_id: int, auditors: str, verdict: str, fingerprint: str, step: bool,
          no_resolve: bool) -> None:
     """Draw (if needed), commit, reveal and resolve a dispute as its drawn auditors."""
     anyone = chain_for(deployment, 0)
@@ -151,8 +157,9 @@ def vote(deployment: str, dispute_id: int, auditors: str, faulty: bool, step: bo
                   for i, k in enumerate(KEYS)}
     indexes = [int(i) for i in auditors.split(",")] if auditors else [by_address[a] for a in drawn]
     salts = {i: os.urandom(32) for i in indexes}
+    fp = bytes.fromhex(fingerprint.removeprefix("0x"))
     for i in indexes:
-        chain_for(deployment, i).commit_vote(dispute_id, faulty, salts[i])
+        chain_for(deployment, i).commit_vote(dispute_id, verdict, fp, salts[i])
         phase(f"committed {i}")
     # Reveals open once every drawn auditor committed (someone else may still be committing).
     deadline = time.monotonic() + 60
@@ -161,12 +168,12 @@ def vote(deployment: str, dispute_id: int, auditors: str, faulty: bool, step: bo
             raise SystemExit("timed out waiting for the other auditors to commit")
         time.sleep(0.3)
     for i in indexes:
-        chain_for(deployment, i).reveal_vote(dispute_id, faulty, salts[i])
+        chain_for(deployment, i).reveal_vote(dispute_id, verdict, fp, salts[i])
         phase(f"revealed {i}")
     if no_resolve:
         return
     d = anyone.dispute(dispute_id)
-    while d["faulty_votes"] + d["honest_votes"] < len(drawn):
+    while d["faulty_votes"] + d["honest_votes"] + d["abstain_votes"] < len(drawn):
         if time.monotonic() > deadline:
             raise SystemExit("timed out waiting for the other auditors to reveal")
         time.sleep(0.3)

@@ -1,13 +1,13 @@
 // My account: stake / unstake / withdraw, register or update a server, open a dispute from a
 // receipt file, and (as a drawn auditor) commit and reveal votes.
-import { isAddress, maxUint256, type Address } from 'viem';
+import { isAddress, type Address } from 'viem';
 import type { Ctx, View } from '../app';
 import { fetchServer, type DisputeInfo, type ServerInfo } from '../chainData';
 import { fill, h } from '../dom';
 import { countdown, formatAmount, formatDuration, formatSpan, formatTimestamp, parseAmount, shortAddress } from '../format';
-import { domainMismatch, parseReceiptFile, type SignedReceipt } from '../receiptFile';
+import { domainMismatch, kindName, parseReceiptFile, type SignedReceipt } from '../receiptFile';
 import { phaseText, type TxEntry, type TxRequest } from '../tx';
-import { commitmentOf, loadVote, parseVoteBackup, randomSalt, saveVote, type SavedVote } from '../votes';
+import { commitmentOf, loadVote, parseFingerprint, parseVoteBackup, randomSalt, saveVote, VERDICT_CODE, type SavedVote, type Verdict } from '../votes';
 import { badge, empty, stat } from './common';
 
 interface AccountNumbers {
@@ -212,6 +212,7 @@ class AccountPanel {
     const file = h('input', { type: 'file', id: 'receipt-file', accept: '.json,application/json' });
     const preview = h('div', { class: 'receipt-preview' });
     const cid = h('input', { id: 'evidence-cid', placeholder: 'bafy… (evidence bundle on IPFS)', size: 40 });
+    const blockIn = h('input', { id: 'faulty-block', type: 'number', min: '0', step: '1', placeholder: 'first faulty block', size: 8 }) as HTMLInputElement;
     const st = txStatus('dispute-status');
     let signed: SignedReceipt | null = null;
     file.addEventListener('change', async () => {
@@ -225,10 +226,13 @@ class AccountPanel {
         if (problem) throw new Error(problem);
         signed = parsed;
         const r = parsed.receipt;
+        blockIn.min = String(r.firstBlock);
+        blockIn.max = String(r.lastBlock - 1);
+        if (blockIn.value === '') blockIn.value = String(r.firstBlock);
         const left = Number(r.issuedAt) + (ctx.data.court?.disputeWindow ?? 0) - ctx.data.now();
         fill(preview, h('dl', null,
           h('dt', null, 'Server'), h('dd', { class: 'mono' }, r.server),
-          h('dt', null, 'Served'), h('dd', null, `version #${r.versionId} · ${formatSpan(r.firstBlock, r.lastBlock)} · step ${r.step}`),
+          h('dt', null, 'Served'), h('dd', null, `version #${r.versionId} · ${formatSpan(r.firstBlock, r.lastBlock)} · ${kindName(r.kind)} step ${r.step} · registry term ${r.term}`),
           h('dt', null, 'Issued'), h('dd', null, formatTimestamp(r.issuedAt)),
           h('dt', null, 'Dispute window'), h('dd', null, left > 0 ? `closes in ${formatDuration(left)}` : badge('closed', 'bad'))));
         st.clear();
@@ -243,12 +247,16 @@ class AccountPanel {
       const bond = ctx.data.court?.bond;
       if (bond === undefined) { st.say('Still reading the court parameters; try again in a second.'); return; }
       const r = signed.receipt;
-      let termIndex: bigint;
+      const block = Number(blockIn.value);
+      if (blockIn.value.trim() === '' || !Number.isInteger(block) || block < r.firstBlock || block >= r.lastBlock) {
+        st.say(`Name the first faulty block: a block of the receipt's span, ${r.firstBlock} to ${r.lastBlock - 1}.`);
+        return;
+      }
       try {
         const signer = await ctx.client.readContract({ ...ctx.c.court, functionName: 'recoverSigner', args: [r, signed.signature] });
-        termIndex = await ctx.client.readContract({ ...ctx.c.registry, functionName: 'findTerm', args: [r.server, signer, BigInt(r.versionId), r.firstBlock, r.lastBlock, r.issuedAt] });
-        if (termIndex === maxUint256) {
-          st.say(`The key that signed this receipt (${shortAddress(signer)}) was not registered by ${shortAddress(r.server)} for that span at ${formatTimestamp(r.issuedAt)}: the court would reject it.`);
+        const registered = await ctx.client.readContract({ ...ctx.c.registry, functionName: 'signedFor', args: [r.server, signer, BigInt(r.versionId), r.firstBlock, r.lastBlock, r.issuedAt, BigInt(r.term)] });
+        if (!registered) {
+          st.say(`The key that signed this receipt (${shortAddress(signer)}) was not registered by ${shortAddress(r.server)} for that span in term ${r.term} at ${formatTimestamp(r.issuedAt)}: the court would reject it.`);
           return;
         }
       } catch (err) {
@@ -258,17 +266,18 @@ class AccountPanel {
       }
       await this.send({
         title: `Open dispute against ${shortAddress(r.server)}`, ...ctx.c.court, functionName: 'openDispute',
-        args: [r, signed.signature, cid.value.trim(), termIndex], value: bond, onUpdate: st.show,
+        args: [r, signed.signature, cid.value.trim(), block], value: bond, onUpdate: st.show,
       });
     };
     const bondText = () => (ctx.data.court ? formatAmount(ctx.data.court.bond, ctx.chain.symbol) : '…');
     return h('div', { class: 'card', id: 'dispute-card' },
       h('h2', null, 'Open a dispute'),
-      h('p', { class: 'hint' }, 'Dispute a server\'s output: choose the signed receipt file your client saved and give the CID of the evidence bundle (receipt, input history, claimed output). ',
+      h('p', { class: 'hint' }, 'Dispute a server\'s output: choose the signed receipt file your client saved, name the first block of its span you say is faulty, and give the CID of the evidence bundle (receipt, input history, claimed output). ',
         'You post a bond of ', h('strong', { id: 'bond-amount' }, bondText()), '; you get it back plus a finder\'s reward if auditors find the server faulty, and lose it if they find it honest.'),
       h('form', { onsubmit: submit },
         h('div', { class: 'row' }, h('label', { for: 'receipt-file' }, 'Receipt file'), file),
         preview,
+        h('div', { class: 'row' }, h('label', { for: 'faulty-block' }, 'Faulty block'), blockIn),
         h('div', { class: 'row' }, h('label', { for: 'evidence-cid' }, 'Evidence CID'), cid),
         h('button', { class: 'primary', id: 'open-dispute-btn', type: 'submit' }, 'Open dispute')),
       st.el);
@@ -294,37 +303,51 @@ class AccountPanel {
       this.voteStatus.set(d.id, st);
     }
     const saved = loadVote(localStorage, ctx.deployment.chainId, ctx.c.court.address, d.id, account);
-    const words: Record<string, string> = { None: 'not drawn', Drawn: 'drawn: commit your vote', Committed: 'committed', RevealedHonest: 'revealed: honest', RevealedFaulty: 'revealed: faulty' };
-    const head = h('div', { class: 'audit-head' }, h('strong', null, `Dispute #${d.id}`), ` · accused ${shortAddress(d.accused)} · ${formatSpan(d.firstBlock, d.lastBlock)} · `, badge(words[state] ?? state, state.startsWith('Revealed') ? 'ok' : 'info'));
+    const words: Record<string, string> = { None: 'not drawn', Drawn: 'drawn: commit your vote', Committed: 'committed', RevealedHonest: 'revealed: honest', RevealedFaulty: 'revealed: faulty', RevealedAbstain: 'revealed: abstained' };
+    const head = h('div', { class: 'audit-head' }, h('strong', null, `Dispute #${d.id}`), ` · accused ${shortAddress(d.accused)} · ${formatSpan(d.firstBlock, d.lastBlock)} · block ${d.block} named faulty (${kindName(d.kind)} step ${d.step}) · `, badge(words[state] ?? state, state.startsWith('Revealed') ? 'ok' : 'info'));
     const box = h('div', { class: 'audit', id: `audit-${d.id}` }, head);
     if (d.stage === 'Resolved') {
-      const verdict = state === 'RevealedFaulty' ? 'Faulty' : state === 'RevealedHonest' ? 'Honest' : null;
+      const verdict = state === 'RevealedFaulty' ? 'Faulty' : state === 'RevealedHonest' ? 'Honest' : state === 'RevealedAbstain' ? 'Abstain' : null;
       box.append(h('p', { class: 'muted' }, `Resolved: ${d.outcome === 'NoQuorum' ? 'no quorum' : d.outcome.toLowerCase()}. `,
-        verdict === null ? 'You did not reveal a vote.' : verdict === d.outcome ? 'You voted with the majority: your share is under Stake → credits.' : 'You voted with the minority.'));
+        verdict === null ? 'You did not reveal a vote.' : verdict === 'Abstain' ? 'You abstained: neither penalised nor paid.'
+          : verdict === d.outcome ? 'You voted with the majority: your share is under Stake → credits.' : 'You voted with the minority.'));
       return box;
     }
     if (state === 'Drawn') {
-      const verdict = (v: 'faulty' | 'honest') => h('label', { class: 'radio' }, h('input', { type: 'radio', name: `verdict-${d.id}`, value: v, checked: v === 'honest' }), v === 'faulty' ? ' Faulty — outputs differ beyond tolerance' : ' Honest — outputs match within tolerance');
+      const label: Record<Verdict, string> = {
+        honest: ' Honest — the named block\'s output matches within tolerance',
+        faulty: ' Faulty — the named block\'s output differs beyond tolerance',
+        abstain: ' Abstain — I could not fetch or use the evidence (not penalised, not paid)',
+      };
+      const verdict = (v: Verdict) => h('label', { class: 'radio' }, h('input', { type: 'radio', name: `verdict-${d.id}`, value: v, checked: v === 'honest' }), label[v]);
+      const fpIn = h('input', { id: `fingerprint-${d.id}`, class: 'mono', placeholder: '0x… (empty = zero hash)', size: 68 }) as HTMLInputElement;
       const form = h('form', { onsubmit: async (e: Event) => {
         e.preventDefault();
-        const faulty = (form.querySelector(`input[name="verdict-${d.id}"]:checked`) as HTMLInputElement).value === 'faulty';
+        const chosen = (form.querySelector(`input[name="verdict-${d.id}"]:checked`) as HTMLInputElement).value as Verdict;
+        if (!(chosen in VERDICT_CODE)) { st.say('Choose a verdict.'); return; }
+        let fingerprint;
+        try { fingerprint = parseFingerprint(fpIn.value); } catch (err) { st.say((err as Error).message); return; }
         const salt = randomSalt();
         const vote: SavedVote = {
-          disputeId: String(d.id), auditor: account, faulty, salt, commitment: commitmentOf(d.id, account, faulty, salt),
+          disputeId: String(d.id), auditor: account, verdict: chosen, fingerprint, salt,
+          commitment: commitmentOf(d.id, account, chosen, fingerprint, salt),
           court: ctx.c.court.address, chainId: ctx.deployment.chainId, savedAt: new Date().toISOString(),
         };
         saveVote(localStorage, vote); // kept before sending, so a crash after signing cannot lose it
         box.append(backupBox(vote));
         await this.send({ title: `Commit vote on dispute #${d.id}`, ...ctx.c.court, functionName: 'commitVote', args: [d.id, vote.commitment], onUpdate: st.show });
-      } }, verdict('honest'), verdict('faulty'), h('button', { class: 'primary', type: 'submit', id: `commit-${d.id}` }, 'Commit vote'));
+      } }, verdict('honest'), verdict('faulty'), verdict('abstain'),
+        h('div', { class: 'row' }, h('label', { for: `fingerprint-${d.id}` }, 'Fingerprint'), fpIn),
+        h('p', { class: 'hint' }, 'The fingerprint binds your vote to what you computed: the hash your Pollen auditor reports for the named block. For a manual vote leave it empty: the zero hash is used (it is revealed with your vote).'),
+        h('button', { class: 'primary', type: 'submit', id: `commit-${d.id}` }, 'Commit vote'));
       box.append(form, st.el);
     } else if (state === 'Committed') {
       const backupIn = h('input', { type: 'file', accept: '.json', id: `backup-${d.id}` });
       const reveal = async (vote: SavedVote) => {
-        await this.send({ title: `Reveal vote on dispute #${d.id}`, ...ctx.c.court, functionName: 'revealVote', args: [d.id, vote.faulty, vote.salt], onUpdate: st.show });
+        await this.send({ title: `Reveal vote on dispute #${d.id}`, ...ctx.c.court, functionName: 'revealVote', args: [d.id, VERDICT_CODE[vote.verdict], vote.fingerprint, vote.salt], onUpdate: st.show });
       };
       box.append(
-        saved ? h('p', null, `Your committed verdict: `, h('strong', null, saved.faulty ? 'faulty' : 'honest'), ` (salt saved in this browser).`, backupBox(saved))
+        saved ? h('p', null, `Your committed verdict: `, h('strong', null, saved.verdict), ` with fingerprint `, h('span', { class: 'mono' }, `${saved.fingerprint.slice(0, 12)}…`), ` (salt saved in this browser).`, backupBox(saved))
           : h('p', { class: 'warn-text' }, 'This browser has no saved salt for this vote: load the backup file you downloaded when committing.'),
         h('div', { class: 'row' },
           h('button', { class: 'primary', id: `reveal-${d.id}`, onclick: () => saved ? reveal(saved) : st.say('Load your vote backup first.') }, 'Reveal vote'),

@@ -4,6 +4,8 @@ import type { Ctx, View } from '../app';
 import type { DisputeInfo, TimelineEntry } from '../chainData';
 import { fill, h } from '../dom';
 import { countdown, formatAmount, formatSpan, formatTimestamp } from '../format';
+import { kindName } from '../receiptFile';
+import { verdictOf } from '../votes';
 import { addr, badge, cidLink, empty, you } from './common';
 
 const STEPS = ['Opened', 'Auditors drawn', 'Voting', 'Resolved'] as const;
@@ -12,7 +14,7 @@ export function disputesView(ctx: Ctx): View {
   const el = h('section', { class: 'view disputes' });
   const body = h('div');
   fill(el, h('h1', null, 'Disputes'),
-    h('p', { class: 'lede' }, 'A challenger posts a server\'s signed receipt and a bond; auditors drawn at random recompute the span, commit a hidden vote, then reveal it. The majority decides.'),
+    h('p', { class: 'lede' }, 'A challenger posts a server\'s signed receipt, names the first block it says is faulty, and posts a bond; auditors drawn at random recompute that block, commit a hidden vote bound to a fingerprint of what they computed, then reveal it. An auditor who cannot fetch the evidence abstains. A majority of the whole panel must judge, or the bond is returned.'),
     body);
   let rendered = -1, tick = 0;
   return {
@@ -54,6 +56,7 @@ function disputeCard(ctx: Ctx, d: DisputeInfo, now: number): HTMLElement {
     h('ol', { class: 'stepper' }, STEPS.map((s, i) => h('li', { class: i < done ? 'done' : i === done ? 'now' : '' }, s))),
     h('div', { class: 'facts' },
       h('span', null, `version #${d.versionId} · ${formatSpan(d.firstBlock, d.lastBlock)}`),
+      h('span', { class: 'named-block' }, `block ${d.block} named faulty · ${kindName(d.kind)} step ${d.step}`),
       h('span', null, 'bond ', formatAmount(d.bond, ctx.chain.symbol)),
       h('span', null, 'evidence ', cidLink(ctx.gateway(), d.evidenceCid))),
     nextStep(ctx, d, now),
@@ -72,15 +75,21 @@ function nextStep(ctx: Ctx, d: DisputeInfo, now: number): HTMLElement | null {
       : h('div', { class: 'next' }, `Auditors are drawn from the hash of block ${d.drawBlock} (now at ${head}).`);
   }
   if (d.stage === 'Voting') {
-    const revealed = d.faultyVotes + d.honestVotes;
+    const revealed = d.faultyVotes + d.honestVotes + d.abstainVotes;
     const resolvable = now > d.revealDeadline || revealed >= d.drawnCount;
     if (resolvable) return h('div', { class: 'next' }, 'Voting is over: anyone may resolve it now. ', push('Resolve', 'resolve'));
     const revealOpen = now > d.commitDeadline || d.committedCount >= d.drawnCount;
     return h('div', { class: 'next' }, revealOpen
-      ? `Reveals: ${revealed} of ${d.drawnCount}; reveal window closes ${countdown(d.revealDeadline, now)}.`
+      ? `Reveals: ${revealed} of ${d.drawnCount} (${d.faultyVotes} faulty, ${d.honestVotes} honest, ${d.abstainVotes} abstained); reveal window closes ${countdown(d.revealDeadline, now)}.`
       : `Commits: ${d.committedCount} of ${d.drawnCount}; commit window closes ${countdown(d.commitDeadline, now)}.`);
   }
   return null;
+}
+
+/** "block 5 of a backward step 41" from a DisputeOpened event's receipt and named block. */
+function openedWhat(a: Record<string, unknown>): string {
+  const r = a.receipt as { kind?: number; step?: bigint } | undefined;
+  return `block ${String(a.blockIndex)} named faulty${r ? ` (${kindName(Number(r.kind))} step ${String(r.step)})` : ''}`;
 }
 
 function timelineItem(ctx: Ctx, e: TimelineEntry, me: string | null): HTMLElement {
@@ -91,7 +100,7 @@ function timelineItem(ctx: Ctx, e: TimelineEntry, me: string | null): HTMLElemen
   switch (e.kind) {
     case 'opened':
       title = 'Dispute opened';
-      detail = ['receipt ', h('span', { class: 'mono' }, `${String(a.receiptHash).slice(0, 12)}…`), ` · bond ${formatAmount(a.bond as bigint, sym)} · draw at block ${a.drawBlock}`];
+      detail = ['receipt ', h('span', { class: 'mono' }, `${String(a.receiptHash).slice(0, 12)}…`), ` · ${openedWhat(a)} · bond ${formatAmount(a.bond as bigint, sym)} · draw at block ${a.drawBlock}`];
       break;
     case 'rescheduled':
       title = 'Draw rescheduled';
@@ -108,8 +117,9 @@ function timelineItem(ctx: Ctx, e: TimelineEntry, me: string | null): HTMLElemen
       detail = [addr(a.auditor as string, me), ' (hidden until revealed)'];
       break;
     case 'revealed':
-      title = `Vote revealed: ${a.faulty ? 'faulty' : 'honest'}`;
-      detail = [addr(a.auditor as string, me)];
+      const verdict = verdictOf(a.verdict as number) ?? `verdict ${String(a.verdict)}`;
+      title = `Vote revealed: ${verdict === 'abstain' ? 'abstained (could not judge)' : verdict}`;
+      detail = [addr(a.auditor as string, me), ' · fingerprint ', h('span', { class: 'mono', title: String(a.fingerprint) }, `${String(a.fingerprint).slice(0, 12)}…`)];
       break;
     case 'penalized':
       title = 'Auditor penalised for not revealing';

@@ -20,12 +20,19 @@ KEY = Account.from_key(b"\x11" * 32)
 DOMAIN = ReceiptDomain(chain_id=31337, court="0x" + "c0" * 20)
 
 u32 = st.integers(0, 2**32 - 2)
+h32 = st.binary(min_size=32, max_size=32)
 receipts = st.builds(
-    lambda first, width, step, ts, v, sess, ih, oh: Receipt(
-        KEY.address, v, first, min(first + width, 2**32 - 1), sess, step, ih, oh, ts),
+    lambda first, width, step, ts, v, term, kind, sess, ih, oh, root: Receipt(
+        KEY.address, v, first, min(first + width, 2**32 - 1), term, kind, sess, step, ih, oh, root, ts),
     u32, st.integers(1, 100), st.integers(0, 2**64 - 1), st.integers(0, 2**64 - 1),
-    st.integers(0, 2**256 - 1), st.binary(min_size=32, max_size=32),
-    st.binary(min_size=32, max_size=32), st.binary(min_size=32, max_size=32))
+    st.integers(0, 2**256 - 1), st.integers(0, 2**32 - 1), st.sampled_from([0, 1, 2]), h32, h32, h32, h32)
+
+
+def _r(**over):
+    base = dict(server=KEY.address, version_id=1, first_block=0, last_block=4, term=0, kind=0,
+                session_id=os.urandom(32), step=0, input_hash=os.urandom(32),
+                output_hash=os.urandom(32), blocks_root=os.urandom(32), issued_at=1)
+    return Receipt(**(base | over))
 
 
 @settings(max_examples=60, deadline=None)
@@ -38,13 +45,23 @@ def test_signature_matches_eth_account_typed_data(r):
 
 
 def test_other_domain_recovers_someone_else():
-    r = Receipt(KEY.address, 1, 0, 4, os.urandom(32), 0, os.urandom(32), os.urandom(32), 1)
+    r = _r()
     sig = sign_receipt(r, DOMAIN, KEY.key)
     assert recover_signer(r, ReceiptDomain(1, DOMAIN.court), sig) != KEY.address
 
 
+@pytest.mark.parametrize("field, other", [("term", 1), ("kind", 2), ("blocks_root", b"\x09" * 32)])
+def test_v2_fields_are_signed(field, other):
+    """term, kind and blocksRoot are part of the signed digest (as the court hashes them)."""
+    r = _r()
+    sig = sign_receipt(r, DOMAIN, KEY.key)
+    changed = Receipt(**{**r.__dict__, field: other})
+    assert changed.struct_hash() != r.struct_hash()
+    assert recover_signer(changed, DOMAIN, sig) != KEY.address
+
+
 def test_json_round_trip_and_bad_json():
-    r = Receipt(KEY.address, 7, 2, 9, os.urandom(32), 3, os.urandom(32), os.urandom(32), 99)
+    r = _r(version_id=7, first_block=2, last_block=9, term=4, kind=2, step=3, issued_at=99)
     assert Receipt.from_json(r.to_json()) == r
     with pytest.raises(ReceiptError, match="cannot parse"):
         Receipt.from_json({"server": KEY.address})
@@ -57,17 +74,20 @@ def test_json_round_trip_and_bad_json():
     ({"first_block": 4, "last_block": 4}, "bad span"),
     ({"step": -1}, "step out of uint64"),
     ({"session_id": b"short"}, "session_id must be 32 bytes"),
+    ({"blocks_root": b"short"}, "blocks_root must be 32 bytes"),
+    ({"kind": 3}, "unknown kind"),
+    ({"term": 2**32}, "term out of uint32"),
 ])
 def test_malformed_receipts_rejected(fields, problem):
-    base = dict(server=KEY.address, version_id=1, first_block=0, last_block=4,
+    base = dict(server=KEY.address, version_id=1, first_block=0, last_block=4, term=0, kind=0,
                 session_id=b"\0" * 32, step=0, input_hash=b"\0" * 32, output_hash=b"\0" * 32,
-                issued_at=1)
+                blocks_root=b"\0" * 32, issued_at=1)
     with pytest.raises(ReceiptError, match=problem):
         Receipt(**(base | fields))
 
 
 def test_garbage_signature_is_a_receipt_error():
-    r = Receipt(KEY.address, 1, 0, 4, b"\0" * 32, 0, b"\0" * 32, b"\0" * 32, 1)
+    r = _r()
     with pytest.raises(ReceiptError):
         recover_signer(r, DOMAIN, b"\x00" * 64)
     with pytest.raises(ReceiptError):
