@@ -57,7 +57,7 @@ def measure() -> dict[str, int]:
         note("publishAdapter", chal.transact(chal.versions.functions.publishAdapter(1, CID, "lora", "chat"), "x"))
 
         def dispute(accused: Chain) -> int:
-            term = accused.registry.functions.getServer(accused.address).call()[2] - 1  # the latest
+            term = accused.current_term(accused.address)  # the latest: its span is [0, 15)
             r = Receipt(server=accused.address, version_id=1, first_block=0, last_block=15, term=term,
                         kind=KIND_INFERENCE, session_id=os.urandom(32), step=3, input_hash=os.urandom(32),
                         output_hash=os.urandom(32), blocks_root=os.urandom(32), issued_at=int(time.time()))

@@ -92,7 +92,7 @@ def receipt(deployment: str, server_index: int, out: str) -> None:
     first, last = SPANS[server_index]
     now = chain.w3.eth.get_block("latest")["timestamp"]
     r = Receipt(server=chain.address, version_id=1, first_block=first, last_block=last,
-                term=chain.registry.functions.getServer(chain.address).call()[2] - 1,  # its latest term
+                term=chain.current_term(chain.address),
                 kind=KIND_INFERENCE, session_id=os.urandom(32), step=3,
                 input_hash=hash_tensor_bytes("float32", (1, 4), os.urandom(16)),
                 output_hash=hash_tensor_bytes("float32", (1, 4), os.urandom(16)),
