@@ -25,8 +25,12 @@ from pollen.deploy import Parameters
 from pollen.ui import UiError, start_ui
 
 NAMES = ["alice", "bob", "carol", "mallory"]  # mallory cheats
+# A real chain of spans: the client's route is alice [0, 15) -> mallory [15, 30); bob covers the
+# whole model and carol [15, 30), so every hop can be replayed elsewhere and a tie broken.
+SPANS = {"alice": "0:15", "bob": "0:30", "carol": "15:30", "mallory": "15:30"}
+CHEAT = "skip:27"  # a rational cheater: skip one block of its span, text still plausible
 PROMPTS = ["The honey bee is", "In a quiet village by the sea,"]
-TOLERANCE = 0.25  # measured honest spread: bf16 vs fp32 5 %, threads 0 %
+from pollen.publish import DEFAULT_TOLERANCE as TOLERANCE  # calibrated: benchmarks/results/judgment.md
 T0 = time.time()
 
 
@@ -60,7 +64,7 @@ class EventPrinter:
                 while not d.inbox.empty():
                     e = d.inbox.get()
                     if e["event"] in self.SHOWN:
-                        fields = {**e, "verdict": "FAULTY" if e.get("faulty") else "honest",
+                        fields = {**e, "verdict": (e.get("verdict") or ("faulty" if e.get("faulty") else "honest")).upper(),
                                   "amount": f"{e.get('amount_wei', 0) / 1e18:g}"}
                         say(f"  {d.name:8} {self.SHOWN[e['event']].format(**fields)}")
 
@@ -72,14 +76,17 @@ class EventPrinter:
 
 def start_daemons(stack: Stack, threads: int) -> None:
     for i, name in enumerate(NAMES):
-        flags = ["--span-length", "0"]
-        if name == "mallory":
-            flags += ["--fault-rate", "1.0", "--fault-scale", "1.0", "--advertise-throughput", "100000"]
+        flags = ["--blocks", SPANS[name]]
+        if name == "mallory":  # the fastest-looking server of [15, 30): the client routes through it
+            flags += ["--fault", CHEAT, "--fault-rate", "1.0", "--advertise-throughput", "100000"]
+        if name == "alice":
+            flags += ["--advertise-throughput", "100000"]
         stack.daemon(name, i + 1, *flags, threads=threads).start()
     for d in stack.daemons:
         ready = d.wait_event("ready", 240)
         staked = next(e for e in d.events if e["event"] in ("staking", "registered"))
-        extra = "  <- corrupts 100% of its outputs, still signs them" if d.name == "mallory" else ""
+        extra = (f"  <- skips block {CHEAT.split(':')[1]} on every step (saves compute), signs anyway"
+                 if d.name == "mallory" else "")
         say(f"  {d.name:8} {d.operator} staked {staked.get('amount_wei', 0) / 1e18:g} ETH, "
             f"serves blocks [{ready['blocks'][0]}, {ready['blocks'][1]}) on :{ready['port']}{extra}")
 
@@ -158,13 +165,15 @@ def story(stack: Stack, args) -> None:
 
     say("== session 1: generating through the swarm ==")
     session = run_session(0)
-    say(f"== spot check (p = 1.0): replaying each hop's inputs on another server, tolerance {tolerance:g} ==")
+    say(f"== spot check (p = 1.0): each hop's steps replayed as an ordinary inference session on other "
+        f"servers, compared block by block, per token, tolerance {tolerance:g} ==")
     results = checker.check_session(session)
     for r in results:
         who = names.get(members.operator_of(r.address), r.address)
         note = named(r.note)
+        bisected = f"; first wrong: step {r.step}, block {r.block}" if r.block is not None else ""
         say(f"  {who} blocks [{r.span[0]}, {r.span[1]}): {r.verdict}"
-            + (f", max relative error {r.max_error:.3g}" if r.max_error is not None else "")
+            + (f", max per-token error {r.max_error:.3g}" if r.max_error is not None else "") + bisected
             + (f" ({note})" if note else ""))
     printer.live.set()
     challenger = Challenger(chain, store, on_progress=lambda text: say("  court    " + named(text)))
@@ -206,8 +215,9 @@ def summary(stack, chain, stats, timelines, before, after, names) -> None:
           f"{stats['receipts']} receipts verified")
     for tl in timelines:
         d = chain.dispute(tl.dispute_id)
-        print(f"    dispute #{tl.dispute_id}: {tl.outcome}; {d['faulty_votes']} faulty / {d['honest_votes']} honest "
-              f"votes; blocks {tl.opened_block} -> {tl.events[-1][1]} ({tl.events[-1][1] - tl.opened_block} blocks, "
+        print(f"    dispute #{tl.dispute_id}: {tl.outcome} on block {d['block']} (step {d['step']}); "
+              f"{d['faulty_votes']} faulty / {d['honest_votes']} honest / {d['abstain_votes']} abstained "
+              f"votes; chain blocks {tl.opened_block} -> {tl.events[-1][1]} ({tl.events[-1][1] - tl.opened_block} blocks, "
               f"{tl.events[-1][0]:.1f}s)")
         for secs, block, what in tl.events:
             for addr, name in names.items():

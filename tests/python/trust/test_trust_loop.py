@@ -22,7 +22,6 @@ import torch
 from client.disputes import Challenger
 from client.spotcheck import SpotChecker
 from demo.procs import ROOT, start_stack
-from pollen.evidence import Evidence
 from trusthelp import FAULT, PARAMS, TOLERANCE, open_client, session_via
 
 HONEST = ["--advertise-throughput", "50"]
@@ -74,9 +73,10 @@ def test_cheater_caught_disputed_slashed_and_routed_around(stack, challenger_key
     assert len(session.receipts) == 5  # every step's receipt verified as it arrived
 
     assert [r.verdict for r in client.reports] == ["faulty"]
-    assert client.reports[0].accused == members.servers[cheater].endpoint
+    assert client.reports[0].accused == [members.servers[cheater].endpoint]
+    assert (client.reports[0].step, client.reports[0].block) == (0, 3)  # bisected to the skipped block
     (timeline,) = client.wait_disputes(120)
-    assert timeline.outcome == "faulty"
+    assert timeline.outcome == "faulty" and timeline.named_block == 3
 
     exit_event = d["d5"].wait_event("exit", 60)
     assert exit_event["reason"].startswith("deactivated")
@@ -88,7 +88,7 @@ def test_cheater_caught_disputed_slashed_and_routed_around(stack, challenger_key
     assert SpotChecker(model, TOLERANCE, 1.0).check_session(session2)[0].verdict == "ok"
 
     dispute = chain.dispute(timeline.dispute_id)
-    assert dispute["faulty_votes"] == 3
+    assert dispute["faulty_votes"] == 3 and (dispute["block"], dispute["step"]) == (3, 0)
     bond, slashed = PARAMS.bond, before // 2
     assert chain.credits_of(chain.address) == bond + slashed * PARAMS.finder_bps // 10_000
     balance = chain.w3.eth.get_balance(chain.address)
@@ -111,7 +111,7 @@ def _frivolous(stack, challenger_key, accused: str):
     chain, store, model, members = open_client(stack, challenger_key, allow=[stack.by_name[accused].operator])
     session, _ = session_via(model, seed=2)
     (log,) = session.hop_logs()
-    ev = Evidence(log.receipts[-1].receipt, log.receipts[-1].signature, log.inputs, log.outputs)
+    ev = log.evidence(len(log.inputs) - 1, 5)  # an honest receipt, naming its last block
     _, _, everyone, _ = open_client(stack, challenger_key)
     check = SpotChecker(everyone, TOLERANCE, 1.0).check_hop(log)  # replayed on another server
     assert check.verdict == "ok" and check.max_error <= TOLERANCE, check

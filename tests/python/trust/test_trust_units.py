@@ -12,6 +12,7 @@ from node.daemon_config import DaemonConfig
 from node.errors import ConfigError
 from node.state import COMMITTED, StateStore
 from pollen import evidence as ev
+from pollen import judgment
 from pollen.receipts import Receipt, hash_tensor
 from pollen.store import LocalStore
 
@@ -21,11 +22,13 @@ KEY = "0x" + "11" * 32
 def bundle(steps: int = 3) -> ev.Evidence:
     g = torch.Generator().manual_seed(0)
     inputs = [torch.randn(1, 2 if i == 0 else 1, 8, generator=g) for i in range(steps)]
-    outputs = [torch.randn(x.shape, generator=g) for x in inputs]
-    r = Receipt(server="0x" + "ab" * 20, version_id=1, first_block=0, last_block=4, session_id=b"\1" * 32,
-                step=steps - 1, input_hash=ev.input_chain(inputs), output_hash=hash_tensor(outputs[-1]),
+    output = torch.randn(inputs[-1].shape, generator=g)
+    sketches = torch.randn(4, 1, 1, judgment.SKETCH_DIM, generator=g)
+    r = Receipt(server="0x" + "ab" * 20, version_id=1, first_block=0, last_block=4, term=0, kind=0,
+                session_id=b"\1" * 32, step=steps - 1, input_hash=ev.input_chain(inputs),
+                output_hash=hash_tensor(output), blocks_root=judgment.blocks_root(0, sketches),
                 issued_at=1_700_000_000)
-    return ev.Evidence(r, b"\2" * 65, inputs, outputs)
+    return ev.Evidence(r, b"\2" * 65, inputs, output, sketches, 2)
 
 
 def test_evidence_roundtrip_through_the_store(tmp_path):
@@ -33,15 +36,18 @@ def test_evidence_roundtrip_through_the_store(tmp_path):
     original = bundle()
     cid = ev.put(store, original)
     back = ev.get(store, cid)
-    assert back.receipt == original.receipt and back.signature == original.signature
-    assert all(torch.equal(a, b) for a, b in zip(back.inputs + back.outputs, original.inputs + original.outputs))
+    assert back.receipt == original.receipt and back.signature == original.signature and back.block == 2
+    assert all(torch.equal(a, b) for a, b in zip(back.inputs + [back.output, back.sketches],
+                                                 original.inputs + [original.output, original.sketches]))
     assert ev.put(store, original) == cid  # content addressed
 
 
 @pytest.mark.parametrize("tamper, message", [
     (lambda b: b.inputs[0].add_(1e-3), "inputHash"),
-    (lambda b: b.outputs[-1].mul_(2), "outputHash"),
+    (lambda b: b.output.mul_(2), "outputHash"),
+    (lambda b: b.sketches.mul_(2), "blocksRoot"),
     (lambda b: b.inputs.pop(), "inputs"),
+    (lambda b: setattr(b, "block", 4), "named block"),
 ])
 def test_evidence_that_does_not_match_its_receipt_is_refused(tamper, message):
     b = bundle()
@@ -55,7 +61,7 @@ def test_evidence_bytes_from_a_peer_are_checked():
     with pytest.raises(ev.EvidenceError, match="too short"):
         ev.from_bytes(b"abc")
     with pytest.raises(ev.EvidenceError, match="schema"):
-        ev.from_bytes(data.replace(b"pollen.evidence/1", b"pollen.evidence/9"))
+        ev.from_bytes(data.replace(b"pollen.evidence/2", b"pollen.evidence/9"))
     with pytest.raises(ev.EvidenceError, match="header length"):
         ev.from_bytes((10**9).to_bytes(8, "little") + data[8:])
 

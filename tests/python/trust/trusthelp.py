@@ -6,10 +6,13 @@ import torch
 
 from pollen.deploy import Parameters
 
-# Measured honest spread on these models: bf16 vs fp32 ~7 % relative L2 (tiny Llama), 5 %
-# (SmolLM2-135M); thread counts 0. Tolerance 25 % keeps a 3x margin; injected faults are 100 %.
-TOLERANCE = 0.25
-FAULT = ["--fault-rate", "1.0", "--fault-scale", "1.0"]
+# Judgment v2 on this tiny random Llama (hidden 64, 6 blocks), per block per token on sketches:
+# honest bf16 vs fp32 0.17, fp32 KV cache vs replay 4e-6; skipping any one block 0.85..1.7.
+# Tolerance 0.4: 2.3x over the honest bf16 spread, 2.1x under the mildest skip. (SmolLM2's
+# calibrated table and default are in benchmarks/results/judgment.md.)
+TOLERANCE = 0.4
+# The cheater skips block 3 of its span on every step, still signing sketches of what it ran.
+FAULT = ["--fault", "skip:3", "--fault-rate", "1.0"]
 PARAMS = Parameters(draw_delay_blocks=1)
 
 
