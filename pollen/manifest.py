@@ -76,9 +76,13 @@ class FileRef(_Strict):
 
 
 class Tolerance(_Strict):
-    """How far honest outputs of a span may differ across hardware (audits compare within it)."""
+    """How far honest outputs of a span may differ across hardware (audits compare within it).
 
-    metric: Literal["max_relative_l2"] = "max_relative_l2"
+    "block_token_relative_l2" (judgment v2, pollen.judgment): per block, per token, on sketches.
+    "max_relative_l2" (the first wave's whole-span metric) is still parsed for old manifests;
+    auditors judge every version with the v2 metric."""
+
+    metric: Literal["block_token_relative_l2", "max_relative_l2"] = "block_token_relative_l2"
     value: float = Field(gt=0, lt=1)
 
     @property
