@@ -212,7 +212,8 @@ class AccountPanel {
     const file = h('input', { type: 'file', id: 'receipt-file', accept: '.json,application/json' });
     const preview = h('div', { class: 'receipt-preview' });
     const cid = h('input', { id: 'evidence-cid', placeholder: 'bafy… (evidence bundle on IPFS)', size: 40 });
-    const blockIn = h('input', { id: 'faulty-block', type: 'number', min: '0', step: '1', placeholder: 'first faulty block', size: 8 }) as HTMLInputElement;
+    // Not type=number with min/max: the browser would block the submit silently; we say why instead.
+    const blockIn = h('input', { id: 'faulty-block', inputmode: 'numeric', placeholder: 'first faulty block', size: 8 }) as HTMLInputElement;
     const st = txStatus('dispute-status');
     let signed: SignedReceipt | null = null;
     file.addEventListener('change', async () => {
@@ -226,8 +227,7 @@ class AccountPanel {
         if (problem) throw new Error(problem);
         signed = parsed;
         const r = parsed.receipt;
-        blockIn.min = String(r.firstBlock);
-        blockIn.max = String(r.lastBlock - 1);
+        blockIn.placeholder = `${r.firstBlock}–${r.lastBlock - 1}`;
         if (blockIn.value === '') blockIn.value = String(r.firstBlock);
         const left = Number(r.issuedAt) + (ctx.data.court?.disputeWindow ?? 0) - ctx.data.now();
         fill(preview, h('dl', null,
@@ -242,13 +242,14 @@ class AccountPanel {
     });
     const submit = async (e: Event) => {
       e.preventDefault();
+      st.clear(); // a refusal from the previous attempt must not read as this attempt's outcome
       if (!signed) { st.say('Choose a receipt file first (the JSON your Pollen client saved).'); return; }
       if (cid.value.trim().length < 8) { st.say('Enter the CID of the evidence bundle you uploaded to IPFS.'); return; }
       const bond = ctx.data.court?.bond;
       if (bond === undefined) { st.say('Still reading the court parameters; try again in a second.'); return; }
       const r = signed.receipt;
-      const block = Number(blockIn.value);
-      if (blockIn.value.trim() === '' || !Number.isInteger(block) || block < r.firstBlock || block >= r.lastBlock) {
+      const block = Number(blockIn.value.trim());
+      if (!/^\d+$/.test(blockIn.value.trim()) || !Number.isInteger(block) || block < r.firstBlock || block >= r.lastBlock) {
         st.say(`Name the first faulty block: a block of the receipt's span, ${r.firstBlock} to ${r.lastBlock - 1}.`);
         return;
       }
