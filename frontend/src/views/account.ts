@@ -86,7 +86,7 @@ class AccountPanel {
       h('div', { class: 'card', id: 'server-card' }, h('h2', null, 'My server'), this.live.server, this.serverForm.el),
       this.disputeCard(),
       h('div', { class: 'card', id: 'audits-card' }, h('h2', null, 'My audits'),
-        h('p', { class: 'hint' }, 'When your server is drawn as an auditor: recompute the span from the evidence, commit your verdict (hidden), then reveal it once commits close. Drawn auditors who never reveal are penalised.'),
+        h('p', { class: 'hint' }, 'When your server is drawn as an auditor: recompute the named block from the evidence, commit your verdict (hidden) bound to a fingerprint of what you computed, then reveal it once commits close. If you cannot fetch or use the evidence, abstain. Drawn auditors who never reveal are penalised; abstainers are not.'),
         this.live.audits),
       h('div', { class: 'card', id: 'my-disputes-card' }, h('h2', null, 'Disputes I opened or face'), this.live.mine));
   }
