@@ -571,7 +571,7 @@ def main(model, spans, tokens, prompts, cheat_prompts, batch, threads, steps, qu
          f"±1 directions per token per block. torch threads = {threads}; run took {elapsed:.0f} s.\n")
     emit("Reproduce:\n\n```bash\n"
          f".venv/bin/python benchmarks/judgment.py {argv}".rstrip() + "\n"
-         ".venv/bin/python benchmarks/judgment.py --quick   # smaller, ~1-2 min\n```\n")
+         ".venv/bin/python benchmarks/judgment.py --quick   # smaller, ~3 min on a loaded 2-core box\n```\n")
 
     # ---- honest
     emit(f"## Honest spread (max over {prompts} prompts, blocks and tokens)\n")
