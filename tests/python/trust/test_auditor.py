@@ -110,3 +110,28 @@ def test_a_framer_cannot_make_honest_work_look_wrong(span, tmp_path):
     bundle.output = bundle.output + 1.0
     with pytest.raises(ev.EvidenceError, match="outputHash"):
         bundle.check()
+
+
+def backward_bundle(span, corrupt: float):
+    from pollen.receipts import KIND_BACKWARD
+
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(1, 5, span.hidden_size, generator=g)
+    grad_out = torch.randn(x.shape, generator=g)
+    trace: list = []
+    with torch.enable_grad():
+        xi = x.clone().requires_grad_(True)
+        y = span(xi, None, trace=trace)
+        (grad,) = torch.autograd.grad(y, xi, grad_outputs=grad_out)
+    grad = grad + corrupt * grad.std() * torch.randn(grad.shape, generator=g)
+    sketches = torch.stack(trace)
+    r = Receipt(server="0x" + "cd" * 20, version_id=1, first_block=0, last_block=N, term=0, kind=KIND_BACKWARD,
+                session_id=b"\4" * 32, step=0, input_hash=ev.input_hash_of(KIND_BACKWARD, [x], grad_out),
+                output_hash=hash_tensor(grad), blocks_root=judgment.blocks_root(0, sketches), issued_at=1)
+    return ev.Evidence(r, b"\1" * 65, [x], grad, sketches, 0, grad_out)
+
+
+def test_a_backward_receipt_is_disputable(span, tmp_path):
+    """Backward is judged on the whole returned gradient: honest passes, a wrong gradient is faulty."""
+    assert judge(span, tmp_path, backward_bundle(span, 0.0)).verdict == "honest"
+    assert judge(span, tmp_path, backward_bundle(span, 1.0)).verdict == "faulty"

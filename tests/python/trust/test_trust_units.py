@@ -122,3 +122,23 @@ def test_state_survives_reload_and_corruption_is_named(tmp_path):
     (tmp_path / "state.json").write_text("{oops")
     with pytest.raises(ConfigError, match="corrupt"):
         StateStore(tmp_path).load()
+
+
+def test_spot_check_bisection_names_the_first_differing_step_and_block():
+    """SpotChecker.first_difference over plain data: the first (step, block) out of tolerance."""
+    from client.spotcheck import HopLog, Replay, SpotChecker
+
+    g = torch.Generator().manual_seed(5)
+    sk = [torch.randn(4, 1, 1 if i else 3, judgment.SKETCH_DIM, generator=g) for i in range(3)]
+    out = [torch.randn(1, s.shape[2], 16, generator=g) for s in sk]
+    theirs = Replay([], [s.clone() for s in sk], [o.clone() for o in out])
+    mine = HopLog("a:1", 10, 14, [], out, [s.clone() for s in sk], [])
+    checker = SpotChecker.__new__(SpotChecker)
+    checker.tolerance = 0.1
+    assert checker.first_difference(mine, theirs) is None
+    mine.sketches[1][2] *= 1.5  # step 1, local block 2 = global block 12 (and everything after)
+    mine.sketches[1][3] *= 1.5
+    mine.sketches[2][0] *= 2.0
+    assert checker.first_difference(mine, theirs) == (1, 12)
+    mine.sketches[1][2] = float("nan")  # NaN is never "within tolerance"
+    assert checker.first_difference(mine, theirs) == (1, 12)

@@ -97,3 +97,25 @@ def test_nan_output_is_a_failure_that_keeps_its_signed_receipt():
     with pytest.raises(ServerFailure, match="contradicts"):
         check_output("s:1", record, y * 2, sk, exact=True)
     check_output("s:1", record, y, sk, exact=True)  # consistent and finite: fine
+
+
+def test_a_nan_incident_becomes_checkable_evidence_naming_the_first_non_finite_block():
+    from types import SimpleNamespace
+
+    from client.onchain import incident_results
+    from pollen import evidence as ev
+
+    x = torch.randn(1, 2, 16)
+    y = torch.randn(1, 2, 16)
+    y[0, 0, 0] = float("nan")
+    sk = torch.stack([judgment.sketch(torch.randn(1, 2, 16)) for _ in range(4)])
+    sk[2:] = judgment.sketch(y)  # NaN from block 2 on
+    msg, _, _ = served(input_hash=ev.input_chain([x]), output_hash=hash_tensor(y),
+                       blocks_root=judgment.blocks_root(0, sk))
+    record = verifier().check("s:1", msg, expected(input_hash=ev.input_chain([x])), y, sk)
+    with pytest.raises(NonFiniteOutput) as caught:
+        check_output("s:1", record, y, sk, exact=True)
+    caught.value.inputs = [x]
+    (finding,) = incident_results(SimpleNamespace(incidents=[caught.value]))
+    assert finding.verdict == "faulty" and finding.block == 2 and finding.accused == ["s:1"]
+    finding.evidence[0].check()  # hashes, root and named block all consistent: disputable as is
