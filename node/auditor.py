@@ -53,19 +53,34 @@ class SpanProvider:
         self.chain, self.store, self.version_id, self.cache_dir = chain, store, version_id, cache_dir
         self.own = own  # (SpanModel, start, end) the daemon serves in float32, or None
         self._loaded: dict[tuple[int, int], object] = {}
+        self._folders: dict[tuple[int, int], str] = {}
 
-    def get(self, first: int, last: int):
-        """(span model, local first, local last) able to run blocks [first, last)."""
+    def _own(self, first: int, last: int):
         if self.own is not None:
             model, start, end = self.own
             if start <= first and last <= end:
                 return model, first - start, last - start
-        if (first, last) not in self._loaded:
-            from pollen.model import load_span
+        return None
+
+    def fetch(self, first: int, last: int) -> None:
+        """Download (and verify by CID) the shards of [first, last) unless we hold them: network
+        and disk only, so the daemon runs it off the compute loop that serves sessions."""
+        if self._own(first, last) is None and (first, last) not in self._folders:
             from pollen.shards import fetch_version_span
 
             files = fetch_version_span(self.store, self.chain, self.version_id, first, last, self.cache_dir)
-            self._loaded = {(first, last): load_span(str(files.folder), first, last, "float32")}
+            self._folders[(first, last)] = str(files.folder)
+
+    def get(self, first: int, last: int):
+        """(span model, local first, local last) able to run blocks [first, last)."""
+        own = self._own(first, last)
+        if own is not None:
+            return own
+        if (first, last) not in self._loaded:
+            from pollen.model import load_span
+
+            self.fetch(first, last)
+            self._loaded = {(first, last): load_span(self._folders[(first, last)], first, last, "float32")}
         return self._loaded[(first, last)], 0, last - first
 
 
@@ -97,7 +112,15 @@ def fingerprint(*tensors: torch.Tensor) -> bytes:
 
 def audit(store, dispute: dict, evidence_cid: str, receipt_fields, spans: SpanProvider,
           tolerance: float) -> Verdict:
-    """Judge one dispute (see the module docstring for the rules)."""
+    """Judge one dispute (see the module docstring for the rules), all in this thread."""
+    ready = prepare(store, dispute, evidence_cid, receipt_fields, spans)
+    return ready if isinstance(ready, Verdict) else judge(ready, spans, tolerance)
+
+
+def prepare(store, dispute: dict, evidence_cid: str, receipt_fields, spans: SpanProvider):
+    """The network and disk half of an audit (no tensor compute): fetch and check the bundle,
+    fetch the shards the named block needs. Returns the bundle, or the Verdict already decided
+    (abstain: unfetchable; honest: malformed or about something else)."""
     try:
         data = store.cat(evidence_cid)
     except PollenError as exc:
@@ -113,7 +136,16 @@ def audit(store, dispute: dict, evidence_cid: str, receipt_fields, spans: SpanPr
         return Verdict("honest", None, "evidence span differs from the dispute's span")
     if dispute.get("block") is not None and bundle.block != dispute["block"]:
         return Verdict("honest", None, f"evidence names block {bundle.block}, the dispute {dispute['block']}")
-    if r.kind == KIND_BACKWARD:
+    try:
+        spans.fetch(r.first_block, r.last_block if r.kind == KIND_BACKWARD else bundle.block + 1)
+    except PollenError as exc:
+        return Verdict("abstain", None, f"cannot fetch the disputed blocks: {exc}")
+    return bundle
+
+
+def judge(bundle: ev.Evidence, spans: SpanProvider, tolerance: float) -> Verdict:
+    """The compute half of an audit: recompute and compare (runs on the compute loop)."""
+    if bundle.receipt.kind == KIND_BACKWARD:
         return _judge_backward(bundle, spans, tolerance)
     return _judge_forward(bundle, spans, tolerance)
 

@@ -303,8 +303,10 @@ class Daemon:
     def decide(self, audit, d) -> None:
         opened = self.opened_event(audit.dispute_id)
         spans = aud.SpanProvider(self.chain, self.store, self.cfg.version_id, self.cfg.cache_dir, self.own_span())
-        verdict = self.compute(lambda: aud.audit(self.store, d, opened["evidenceCid"],
-                                                 receipt_of(opened["receipt"]), spans, self.tolerance))
+        # network and disk here on the watcher thread; only the recomputation on the compute loop
+        ready = aud.prepare(self.store, d, opened["evidenceCid"], receipt_of(opened["receipt"]), spans)
+        verdict = ready if isinstance(ready, aud.Verdict) else self.compute(
+            lambda: aud.judge(ready, spans, self.tolerance))
         audit.faulty, audit.error, audit.note = verdict.faulty, verdict.error, verdict.note
         audit.verdict, audit.fingerprint, audit.bad_block = verdict.verdict, verdict.fingerprint.hex(), verdict.bad_block
         audit.salt = os.urandom(32).hex()
