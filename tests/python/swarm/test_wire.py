@@ -72,8 +72,9 @@ def test_generated_grpc_code_is_up_to_date(tmp_path):
 
 
 def _receipt(**kw):
-    base = dict(server="0x" + "11" * 20, version_id=3, first_block=2, last_block=5, session_id=os.urandom(32),
-                step=7, input_hash=os.urandom(32), output_hash=os.urandom(32), issued_at=int(time.time()))
+    base = dict(server="0x" + "11" * 20, version_id=3, first_block=2, last_block=5, term=1, kind=0,
+                session_id=os.urandom(32), step=7, input_hash=os.urandom(32), output_hash=os.urandom(32),
+                blocks_root=os.urandom(32), issued_at=int(time.time()))
     return Receipt(**{**base, **kw})
 
 
@@ -97,13 +98,13 @@ def test_verifier_rejects_tampering():
     signer = ReceiptSigner(None, domain)
     out = torch.randn(1, 1, 8)
     r = _receipt(server=signer.address, output_hash=hash_tensor(out))
-    exp = Expected(signer.address, signer.address, r.session_id, r.step, 2, 5, r.input_hash)
+    exp = Expected(signer.address, signer.address, r.session_id, r.step, 2, 5, r.input_hash, r.kind)
 
     def msg(rec, sig):
         return pb.Receipt(server=rec.server, version_id=str(rec.version_id), first_block=rec.first_block,
-                          last_block=rec.last_block, session_id=rec.session_id, step=rec.step,
-                          input_hash=rec.input_hash, output_hash=rec.output_hash,
-                          issued_at=rec.issued_at, signature=sig)
+                          last_block=rec.last_block, term=rec.term, kind=rec.kind, session_id=rec.session_id,
+                          step=rec.step, input_hash=rec.input_hash, output_hash=rec.output_hash,
+                          blocks_root=rec.blocks_root, issued_at=rec.issued_at, signature=sig)
 
     v = ReceiptVerifier(domain, max_skew_s=30)
     assert v.check("x", msg(r, signer.sign(r)), exp, out).receipt == r
@@ -135,7 +136,8 @@ def test_packed_struct_hash_equals_eth_abi(addr, version, first, step, issued):
     r = _receipt(server="0x" + addr.hex(), version_id=version, first_block=first, last_block=first + 1,
                  step=step, issued_at=issued)
     ref = keccak(abi_encode(
-        ["bytes32", "address", "uint256", "uint32", "uint32", "bytes32", "uint64", "bytes32", "bytes32", "uint64"],
-        [RECEIPT_TYPEHASH, to_checksum_address(r.server), r.version_id, r.first_block, r.last_block,
-         r.session_id, r.step, r.input_hash, r.output_hash, r.issued_at]))
+        ["bytes32", "address", "uint256", "uint32", "uint32", "uint32", "uint8", "bytes32", "uint64", "bytes32",
+         "bytes32", "bytes32", "uint64"],
+        [RECEIPT_TYPEHASH, to_checksum_address(r.server), r.version_id, r.first_block, r.last_block, r.term,
+         r.kind, r.session_id, r.step, r.input_hash, r.output_hash, r.blocks_root, r.issued_at]))
     assert r.struct_hash() == ref
