@@ -23,7 +23,6 @@ class RemoteRunner:
         self.swarm, self.verifier, self.compress = swarm, verifier, compress
         self.max_failures, self.timeout = max_failures, timeout
         self.receipts: list[ReceiptRecord] = []
-        self.traces: list = []  # (record, sketches) per verified hop call, for spot checks
 
     def with_failover(self, fn, start: int, end: int):
         """The one retry helper: fn(hops) on a fresh route, excluding failed servers, with backoff."""
@@ -43,11 +42,9 @@ class RemoteRunner:
 
     def _verified(self, hop: Hop, resp, expected: Expected, out: torch.Tensor, exact: bool):
         """Check the receipt and the sketches of a Forward/Backward response; returns them."""
-        sketches = decode_sketches(hop.address, resp.sketches, hop.end - hop.start,
-                                   tuple(out.shape) if expected.kind == KIND_FORWARD else tuple(out.shape))
+        sketches = decode_sketches(hop.address, resp.sketches, hop.end - hop.start, tuple(out.shape))
         record = self.verifier.check(hop.address, resp.receipt, expected, out, sketches)
         self.receipts.append(record)
-        self.traces.append((record, sketches))
         check_output(hop.address, record, out, sketches, exact=exact)
         return sketches
 

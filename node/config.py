@@ -56,7 +56,7 @@ class ServerConfig:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")
         if not 0.0 <= self.fault_rate <= 1.0 or self.fault_scale < 0:
-            raise ConfigError(f"fault_rate must be in [0, 1] and fault_scale >= 0")
+            raise ConfigError("fault_rate must be in [0, 1] and fault_scale >= 0")
         if not 0 <= self.port < 65536:
             raise ConfigError(f"invalid port {self.port}")
         from node.faults import Fault

@@ -7,7 +7,7 @@ import pytest
 from eth_account import Account
 
 from conftest import ABSTAIN, ETHER, EVIDENCE, FAULTY, HONEST, PARAMS, draw, fingerprint, vault_invariant
-from pollen.receipts import KIND_BACKWARD, ReceiptDomain, sign_receipt
+from pollen.receipts import KIND_BACKWARD, ReceiptDomain
 
 FP = b"\x42" * 32  # a fingerprint for hand-made votes
 
@@ -189,7 +189,7 @@ def test_faulty_majority_slashes_and_pays(court, vault, chain, faulty_dispute, o
     slashable = vault.slashableOf(accused)
     auditors = draw(court, chain, faulty_dispute)
     vote(court, faulty_dispute, {auditors[0]: True, auditors[1]: True, auditors[2]: False}, by_addr)
-    tx = court.resolve(faulty_dispute, sender=challenger)
+    court.resolve(faulty_dispute, sender=challenger)
     slashed = slashable * PARAMS.slash_bps // 10_000
     assert vault.slashableOf(accused) == slashable - slashed
     assert vault.credits(challenger) == PARAMS.bond + slashed * PARAMS.finder_bps // 10_000

@@ -7,7 +7,6 @@ the faulty verdicts outnumber the honest ones."""
 
 import os
 
-import pytest
 from ape.exceptions import ContractLogicError
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st

@@ -5,7 +5,6 @@ slash, withdraw; and a dispute whose auditors all abstain (bond refunded)."""
 from __future__ import annotations
 
 import os
-import time
 
 import pytest
 

@@ -4,7 +4,6 @@ signed receipt is kept for a dispute. The registry is a dict here (unit test of 
 
 from __future__ import annotations
 
-import os
 import time
 
 import pytest
@@ -13,7 +12,7 @@ from eth_account import Account
 
 from client.errors import ReceiptRejected, ServerFailure
 from client.verify import Expected, NonFiniteOutput, ReceiptVerifier, check_output
-from pollen import judgment, wire
+from pollen import judgment
 from pollen.proto import swarm_pb2 as pb
 from pollen.receipts import KIND_INFERENCE, Receipt, ReceiptDomain, hash_tensor, sign_receipt
 
