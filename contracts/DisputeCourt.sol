@@ -2,6 +2,7 @@
 pragma solidity ^0.8.24;
 
 import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
+import {Ownable2Step} from "@openzeppelin/contracts/access/Ownable2Step.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {IStakeVault} from "./interfaces/IStakeVault.sol";
@@ -9,30 +10,35 @@ import {IServerRegistry} from "./interfaces/IServerRegistry.sol";
 import {IDisputeWindow} from "./interfaces/IDisputeWindow.sol";
 
 /// @title DisputeCourt
-/// @notice Disputes over signed service receipts (receipt v2). A server signs one EIP-712
-///         receipt per served step: an inference step, a training forward or a backward
-///         (`kind`), naming its registry `term` and committing to a Merkle root of per-block
-///         fingerprints (`blocksRoot`, opaque here). A challenger submits the receipt with its
-///         signature, the CID of an evidence bundle, the first block of the span it says is
-///         faulty, and a bond. After a delay K auditors are drawn among the version's active
-///         servers; they recompute the named block off chain and commit
-///         hash(verdict, fingerprint, salt), where the fingerprint is the hash of what they
-///         computed (so a vote is accountable off chain), then reveal. Verdicts: faulty, honest,
-///         or abstain (the evidence could not be fetched or used). A decision needs more than
-///         half of the whole drawn panel to have judged (faulty or honest) and no tie:
-///         faulty -> the accused is slashed, the challenger gets the bond back plus a finder's
-///         reward and the majority auditors are paid; honest -> the bond pays the accused and
-///         the auditors; otherwise no quorum -> the bond is returned to the challenger.
-///         Drawn auditors who never reveal are penalised; abstainers are neither penalised nor
-///         paid. Every stage has a deadline and anyone may push a dispute to its next stage.
+/// @notice Disputes over signed service receipts (receipt v2: server, version, span, registry
+///         term, kind, session, step, input/output hashes, per-block Merkle root, time).
+///
+///         Opening is commit-reveal: `commitOpening(h)` with h binding the challenger, the
+///         receipt, the evidence CID, the named block and a salt; `openDispute` reveals it at
+///         least one block later, with a bond scaled to what the dispute can slash. A copier who
+///         sees the reveal has no commitment of its own. A receipt may be disputed again and
+///         again until a dispute rules Faulty; one incident (accused, session) is slashed once.
+///
+///         Auditors are drawn by stake-weighted sortition over the ServerRegistry's ticket list
+///         as it stood at opening (tickets of servers active since `auditorMinAge` before the
+///         opening), from blockhash(drawBlock), drawBlock mined after the opening. The draw
+///         must happen within 256 blocks of drawBlock or the dispute lapses (the challenger's
+///         bond goes to the treasury: no free re-rolls). Drawn auditors' stake is frozen until
+///         the dispute settles. They commit hash(verdict, fingerprint, salt) and reveal. A
+///         ruling needs a panel of at least `minPanel` and more than half of the whole panel
+///         for the same verdict (faulty or honest); otherwise NoQuorum (bond refunded).
+///         A ruling can be appealed once within `appealPeriod` for twice the bond: a fresh
+///         panel of 2K+1 auditors (none from the first round) gives the final ruling.
+///         Auditors who revealed the verdict opposite to the final ruling lose
+///         `incoherencePenalty`; drawn auditors who never revealed lose `noRevealPenalty`;
+///         coherent auditors share the pool. Parameters are snapshotted at opening.
 ///         Payouts are credits in the StakeVault (pull payments).
-/// @dev Randomness: auditors are drawn from blockhash(drawBlock), a block mined after the
-///      dispute opened, so neither side can know the draw when opening. Bias: the proposer of
-///      drawBlock can see the outcome and withhold its block (losing its reward) to re-roll once
-///      per withheld block; anyone calling `drawAuditors` cannot influence it. If drawBlock
-///      falls out of the 256-block blockhash window, the draw is rescheduled (not skipped).
-///      On chains with a trusted sequencer (or anvil) the sequencer can pick blockhashes.
-contract DisputeCourt is IDisputeWindow, EIP712, Ownable {
+/// @dev Randomness: blockhash of a block mined after the candidate set and weights were fixed.
+///      The proposer of drawBlock can withhold its block (forfeiting its reward) to re-roll once;
+///      on chains with a single sequencer (L2s, anvil) the sequencer can choose the hash. Nobody
+///      else can influence the draw. Longest dispute: 2 x (drawDelayBlocks + 256) blocks plus
+///      2 x (commitPeriod + revealPeriod) + appealPeriod seconds, whatever anyone does.
+contract DisputeCourt is IDisputeWindow, EIP712, Ownable2Step {
     struct Receipt {
         address server;
         uint256 versionId;
@@ -49,24 +55,31 @@ contract DisputeCourt is IDisputeWindow, EIP712, Ownable {
     }
 
     struct Params {
-        uint64 disputeWindow; // seconds after issuedAt a receipt can be disputed
+        uint64 disputeWindow; // seconds after issuedAt a receipt can be disputed (at commit time)
         uint64 maxClockSkew; // seconds a receipt's issuedAt may lie in the future
         uint64 commitPeriod; // seconds auditors have to commit after the draw
         uint64 revealPeriod; // seconds auditors have to reveal after the commit deadline
+        uint64 appealPeriod; // seconds a first-round ruling can be appealed (0: no appeal)
+        uint64 auditorMinAge; // an auditor's server must have been active this long at opening
         uint32 drawDelayBlocks; // blocks between opening and the draw's randomness
-        uint8 auditorsPerDispute; // K
+        uint32 openRevealBlocks; // blocks a committed opening stays revealable
+        uint8 auditorsPerDispute; // K (the appeal round draws 2K+1)
+        uint8 minPanel; // fewest drawn auditors that can rule
         uint16 slashBps; // share of the accused's slashable stake taken when faulty
         uint16 finderBps; // share of the slashed amount credited to the challenger
-        uint16 auditorBps; // share of the slashed amount split among majority auditors
+        uint16 auditorBps; // share of the slashed amount split among coherent auditors
         uint16 accusedShareBps; // share of a lost bond credited to the wrongly accused
-        uint96 bond; // wei a challenger posts
+        uint16 bondBps; // bond = this share of what the dispute can slash (at least minBond)
+        uint96 minBond; // wei: floor of the challenger's bond
         uint96 noRevealPenalty; // wei slashed from a drawn auditor who never reveals
+        uint96 incoherencePenalty; // wei slashed from an auditor who revealed against the ruling
     }
 
     enum Stage {
         None,
         AwaitingDraw,
         Voting,
+        Appealable,
         Resolved
     }
 
@@ -74,7 +87,8 @@ contract DisputeCourt is IDisputeWindow, EIP712, Ownable {
         Pending,
         Faulty,
         Honest,
-        NoQuorum
+        NoQuorum,
+        Lapsed // never drawn within the blockhash window: bond to the treasury
     }
 
     enum VoteState {
@@ -90,35 +104,43 @@ contract DisputeCourt is IDisputeWindow, EIP712, Ownable {
         address accused;
         uint64 versionId;
         Stage stage;
-        Outcome outcome;
-        uint8 drawnCount;
-        uint8 committedCount;
+        Outcome outcome; // final
+        Outcome firstRuling; // round 0's ruling (Pending until ruled)
+        uint8 round; // 0, or 1 once appealed
         address challenger;
         uint88 bond;
-        uint8 faultyVotes;
+        address appellant;
+        uint88 appealBond;
+        uint32 paramsId; // the parameter snapshot this dispute runs under
+        uint32 ticketCount; // candidate tickets at opening
+        uint32 block; // first block the challenger names as faulty (global index in the span)
         uint32 firstBlock;
         uint32 lastBlock;
+        uint8 kind; // the receipt's kind
+        uint8 drawnCount; // this round
+        uint8 committedCount; // this round
+        uint8 faultyVotes; // this round
+        uint8 honestVotes; // this round
+        uint8 abstainVotes; // this round
+        uint64 step; // the receipt's step
+        uint64 openedAt;
         uint64 drawBlock;
         uint64 commitDeadline;
         uint64 revealDeadline;
-        uint8 honestVotes;
-        uint8 abstainVotes;
-        uint32 block; // first block the challenger names as faulty (global index in the span)
-        uint64 step; // the receipt's step
-        uint8 kind; // the receipt's kind
+        uint64 appealDeadline;
+        bytes32 incident; // keccak256(accused, sessionId)
     }
 
     struct Vote {
         bytes32 commitment;
         VoteState state;
+        uint8 round;
         bytes32 fingerprint; // revealed: hash of what the auditor computed
     }
 
     bytes32 public constant RECEIPT_TYPEHASH = keccak256(
         "Receipt(address server,uint256 versionId,uint32 firstBlock,uint32 lastBlock,uint32 term,uint8 kind,bytes32 sessionId,uint64 step,bytes32 inputHash,bytes32 outputHash,bytes32 blocksRoot,uint64 issuedAt)"
     );
-    uint8 public constant KIND_INFERENCE = 0;
-    uint8 public constant KIND_FORWARD = 1;
     uint8 public constant KIND_BACKWARD = 2;
     uint8 public constant VERDICT_FAULTY = 1;
     uint8 public constant VERDICT_HONEST = 2;
@@ -128,37 +150,50 @@ contract DisputeCourt is IDisputeWindow, EIP712, Ownable {
     IStakeVault public immutable vault;
     IServerRegistry public immutable registry;
 
-    Params private _params;
+    Params[] private _params; // snapshots; the last is current
     uint256 public disputeCount;
     mapping(uint256 => Dispute) private _disputes;
-    mapping(uint256 => address[]) private _auditors;
+    mapping(uint256 => address[]) private _auditors; // every round's, in draw order
     mapping(uint256 => mapping(address => Vote)) private _votes;
-    /// @notice Receipt struct hash => dispute id (0 = never disputed).
-    mapping(bytes32 => uint256) public disputeOfReceipt;
+    /// @notice Opening commitment => (block << 64 | timestamp) it was committed at (0 = none).
+    mapping(bytes32 => uint256) public openingCommitted;
+    /// @notice Incident keccak256(accused, sessionId) => the dispute that slashed it (0 = none).
+    mapping(bytes32 => uint256) public incidentSlashedBy;
+    /// @notice Incident => the earliest-opened dispute on it while that one is unsettled.
+    mapping(bytes32 => uint256) public incidentLead;
 
-    error DisputeCourt_WrongBond(uint256 sent, uint256 required);
+    error DisputeCourt_BondTooLow(uint256 sent, uint256 required);
     error DisputeCourt_BadEvidenceCid();
     error DisputeCourt_ReceiptFromFuture(uint64 issuedAt, uint256 now_);
     error DisputeCourt_WindowClosed(uint64 issuedAt, uint256 closedAt);
-    error DisputeCourt_AlreadyDisputed(uint256 disputeId);
+    error DisputeCourt_NoOpeningCommitment(bytes32 commitment);
+    error DisputeCourt_OpeningTooEarly(bytes32 commitment);
+    error DisputeCourt_OpeningExpired(bytes32 commitment);
+    error DisputeCourt_AlreadyCommitted(bytes32 commitment);
+    error DisputeCourt_IncidentSlashed(bytes32 incident, uint256 disputeId);
+    error DisputeCourt_OlderDisputePending(uint256 disputeId, uint256 olderId);
     error DisputeCourt_BadSignature();
     error DisputeCourt_SignerNotRegistered(address signer, address server);
     error DisputeCourt_SelfDispute();
     error DisputeCourt_WrongStage(uint256 disputeId, Stage stage);
     error DisputeCourt_DrawTooEarly(uint256 disputeId, uint64 drawBlock);
     error DisputeCourt_NotAuditor(uint256 disputeId, address caller);
-    error DisputeCourt_AlreadyCommitted(uint256 disputeId, address auditor);
+    error DisputeCourt_VoteCommitted(uint256 disputeId, address auditor);
     error DisputeCourt_CommitClosed(uint256 disputeId, uint64 commitDeadline);
     error DisputeCourt_RevealNotOpen(uint256 disputeId, uint64 commitDeadline);
     error DisputeCourt_RevealClosed(uint256 disputeId, uint64 revealDeadline);
     error DisputeCourt_NotCommitted(uint256 disputeId, address auditor);
     error DisputeCourt_CommitmentMismatch(uint256 disputeId, address auditor);
-    error DisputeCourt_NotResolvable(uint256 disputeId, uint64 revealDeadline);
+    error DisputeCourt_NotResolvable(uint256 disputeId, uint64 deadline);
+    error DisputeCourt_AppealClosed(uint256 disputeId, uint64 appealDeadline);
     error DisputeCourt_BadParams(string reason);
     error DisputeCourt_BadKind(uint8 kind);
     error DisputeCourt_BadBlock(uint32 blockIndex, uint32 firstBlock, uint32 lastBlock);
     error DisputeCourt_BadVerdict(uint8 verdict);
+    error DisputeCourt_NoCandidates();
+    error DisputeCourt_RenounceDisabled();
 
+    event OpeningCommitted(bytes32 indexed commitment, uint64 revealableUntilBlock);
     event DisputeOpened(
         uint256 indexed disputeId,
         address indexed accused,
@@ -170,11 +205,14 @@ contract DisputeCourt is IDisputeWindow, EIP712, Ownable {
         uint256 bond,
         uint64 drawBlock
     );
-    event DrawRescheduled(uint256 indexed disputeId, uint64 drawBlock);
-    event AuditorsDrawn(uint256 indexed disputeId, address[] auditors, uint64 commitDeadline, uint64 revealDeadline);
+    event AuditorsDrawn(
+        uint256 indexed disputeId, uint8 round, address[] auditors, uint64 commitDeadline, uint64 revealDeadline
+    );
     event VoteCommitted(uint256 indexed disputeId, address indexed auditor, bytes32 commitment);
     event VoteRevealed(uint256 indexed disputeId, address indexed auditor, uint8 verdict, bytes32 fingerprint);
-    event AuditorPenalized(uint256 indexed disputeId, address indexed auditor, uint256 amount);
+    event RoundRuled(uint256 indexed disputeId, uint8 round, Outcome ruling, uint64 appealDeadline);
+    event Appealed(uint256 indexed disputeId, address indexed appellant, uint256 appealBond, uint64 drawBlock);
+    event AuditorPenalized(uint256 indexed disputeId, address indexed auditor, uint256 amount, bool incoherent);
     event DisputeResolved(
         uint256 indexed disputeId,
         Outcome outcome,
@@ -183,12 +221,12 @@ contract DisputeCourt is IDisputeWindow, EIP712, Ownable {
         uint256 accusedCredit,
         uint256 perAuditorCredit
     );
-    event ParamsChanged(Params params);
+    event ParamsChanged(uint256 indexed paramsId, Params params);
 
     /// @param vault_ The StakeVault (must be wired to this court).
     /// @param registry_ The ServerRegistry.
     /// @param params_ Initial parameters (see `setParams` for bounds).
-    /// @param owner_ Governance.
+    /// @param owner_ Governance (a timelock outside dev chains; see pollen/deploy.py).
     constructor(IStakeVault vault_, IServerRegistry registry_, Params memory params_, address owner_)
         EIP712("PollenDisputeCourt", "2")
         Ownable(owner_)
@@ -198,82 +236,147 @@ contract DisputeCourt is IDisputeWindow, EIP712, Ownable {
         _setParams(params_);
     }
 
-    // ------------------------------------------------------------------ disputes
+    // ------------------------------------------------------------------ opening
 
-    /// @notice Open a dispute over a signed receipt, naming the first block of its span the
-    ///         challenger says is faulty, posting exactly `params().bond`. The registry term
-    ///         checked is the receipt's own `term` field.
+    /// @notice Commit to an opening; reveal it with `openDispute` from the same address at
+    ///         least one block later and within `openRevealBlocks`. The commitment is
+    ///         `openingCommitment(challenger, receiptHash, evidenceCid, blockIndex, salt)`.
+    /// @param commitment The hash.
+    function commitOpening(bytes32 commitment) external {
+        if (openingCommitted[commitment] != 0) revert DisputeCourt_AlreadyCommitted(commitment);
+        openingCommitted[commitment] = (block.number << 64) | block.timestamp;
+        emit OpeningCommitted(commitment, uint64(block.number) + _current().openRevealBlocks);
+    }
+
+    /// @notice Open a dispute over a signed receipt (revealing an earlier `commitOpening`),
+    ///         naming the first block of its span the challenger says is faulty, with a bond of
+    ///         at least `bondFor(receipt.server)` (all of msg.value is the bond).
     /// @param r The receipt as the server signed it.
     /// @param signature 65-byte ECDSA signature over the receipt's EIP-712 digest.
-    /// @param evidenceCid IPFS CID of the evidence bundle (receipt, input history, claimed output).
+    /// @param evidenceCid IPFS CID of the evidence bundle.
     /// @param blockIndex Global index of the first faulty block, r.firstBlock <= blockIndex < r.lastBlock.
+    /// @param salt The secret in the opening commitment.
     /// @return disputeId The new dispute's id.
-    function openDispute(Receipt calldata r, bytes calldata signature, string calldata evidenceCid, uint32 blockIndex)
-        external
-        payable
-        returns (uint256 disputeId)
-    {
-        uint96 bond = _params.bond;
-        if (msg.value != bond) revert DisputeCourt_WrongBond(msg.value, bond);
+    function openDispute(
+        Receipt calldata r,
+        bytes calldata signature,
+        string calldata evidenceCid,
+        uint32 blockIndex,
+        bytes32 salt
+    ) external payable returns (uint256 disputeId) {
+        bytes32 structHash = _checkOpening(r, signature, evidenceCid, blockIndex, salt);
+        disputeId = _record(r, blockIndex);
+        emit DisputeOpened(
+            disputeId,
+            r.server,
+            msg.sender,
+            structHash,
+            r,
+            evidenceCid,
+            blockIndex,
+            msg.value,
+            _disputes[disputeId].drawBlock
+        );
+        vault.freeze(r.server);
+        vault.depositEscrow{value: msg.value}();
+    }
+
+    /// @dev Every check of an opening; consumes its commitment; returns the receipt's struct hash.
+    function _checkOpening(
+        Receipt calldata r,
+        bytes calldata signature,
+        string calldata evidenceCid,
+        uint32 blockIndex,
+        bytes32 salt
+    ) private returns (bytes32 structHash) {
+        Params storage p = _current();
         if (bytes(evidenceCid).length < 8 || bytes(evidenceCid).length > 128) revert DisputeCourt_BadEvidenceCid();
         if (msg.sender == r.server) revert DisputeCourt_SelfDispute();
         if (r.kind > KIND_BACKWARD) revert DisputeCourt_BadKind(r.kind);
         if (blockIndex < r.firstBlock || blockIndex >= r.lastBlock) {
             revert DisputeCourt_BadBlock(blockIndex, r.firstBlock, r.lastBlock);
         }
-        bytes32 structHash = _verifyReceipt(r, signature);
+        structHash = hashReceipt(r);
+        uint256 committedAt = _takeOpening(
+            openingCommitment(msg.sender, structHash, evidenceCid, blockIndex, salt), p.openRevealBlocks
+        );
+        _verifyReceipt(r, structHash, signature, uint64(committedAt), p);
+        bytes32 incident = keccak256(abi.encode(r.server, r.sessionId));
+        if (incidentSlashedBy[incident] != 0) revert DisputeCourt_IncidentSlashed(incident, incidentSlashedBy[incident]);
+        uint256 required = bondFor(r.server);
+        if (msg.value < required) revert DisputeCourt_BondTooLow(msg.value, required);
+    }
 
+    /// @dev Store a new dispute (stage AwaitingDraw) under the current parameters.
+    function _record(Receipt calldata r, uint32 blockIndex) private returns (uint256 disputeId) {
+        Params storage p = _current();
+        bytes32 incident = keccak256(abi.encode(r.server, r.sessionId));
         disputeId = ++disputeCount;
-        uint64 drawBlock = uint64(block.number) + _params.drawDelayBlocks;
         Dispute storage d = _disputes[disputeId];
         d.accused = r.server;
         d.versionId = uint64(r.versionId);
         d.stage = Stage.AwaitingDraw;
         d.challenger = msg.sender;
         d.bond = uint88(msg.value);
+        d.paramsId = uint32(_params.length - 1);
+        d.ticketCount = uint32(registry.ticketCount());
+        d.block = blockIndex;
         d.firstBlock = r.firstBlock;
         d.lastBlock = r.lastBlock;
-        d.drawBlock = drawBlock;
-        d.block = blockIndex;
-        d.step = r.step;
         d.kind = r.kind;
-        disputeOfReceipt[structHash] = disputeId;
-        emit DisputeOpened(
-            disputeId, r.server, msg.sender, structHash, r, evidenceCid, blockIndex, msg.value, drawBlock
-        );
-
-        vault.freeze(r.server);
-        vault.depositEscrow{value: msg.value}();
+        d.step = r.step;
+        d.openedAt = uint64(block.timestamp);
+        d.drawBlock = uint64(block.number) + p.drawDelayBlocks;
+        d.incident = incident;
+        if (incidentLead[incident] == 0) incidentLead[incident] = disputeId;
     }
 
-    /// @notice Draw the auditors once drawBlock is mined (anyone may call).
+    // ------------------------------------------------------------------ panel
+
+    /// @notice Draw this round's auditors once drawBlock is mined (anyone may call). Past the
+    ///         256-block blockhash window the round lapses instead: round 0 -> Lapsed (bond to
+    ///         the treasury), an appeal round -> the first ruling stands and the appeal bond
+    ///         goes to the treasury. A panel smaller than `minPanel` -> NoQuorum (round 0) or
+    ///         the first ruling stands with the appeal bond refunded (appeal round).
     /// @param disputeId The dispute.
     function drawAuditors(uint256 disputeId) external {
         Dispute storage d = _disputes[disputeId];
         if (d.stage != Stage.AwaitingDraw) revert DisputeCourt_WrongStage(disputeId, d.stage);
         if (block.number <= d.drawBlock) revert DisputeCourt_DrawTooEarly(disputeId, d.drawBlock);
+        Params storage p = _params[d.paramsId];
         bytes32 seedHash = blockhash(d.drawBlock);
         if (seedHash == bytes32(0)) {
-            d.drawBlock = uint64(block.number) + _params.drawDelayBlocks;
-            emit DrawRescheduled(disputeId, d.drawBlock);
-            return;
+            if (d.round == 0) return _settle(disputeId, d, Outcome.Lapsed);
+            d.appellant = address(0); // appeal forfeited: its bond stays in escrow for the treasury
+            return _settle(disputeId, d, d.firstRuling);
         }
-        address[] memory drawn = _pickAuditors(d, keccak256(abi.encode(seedHash, disputeId)));
+        uint256 k = d.round == 0 ? p.auditorsPerDispute : 2 * uint256(p.auditorsPerDispute) + 1;
+        address[] memory drawn = registry.drawPanel(
+            keccak256(abi.encode(seedHash, disputeId, d.round)),
+            d.ticketCount,
+            d.openedAt - p.auditorMinAge,
+            k,
+            _excluded(disputeId, d)
+        );
+        if (drawn.length < p.minPanel) {
+            if (d.round == 0) return _settle(disputeId, d, Outcome.NoQuorum);
+            return _settle(disputeId, d, d.firstRuling); // appellant refunded: nobody to hear it
+        }
         for (uint256 i; i < drawn.length; ++i) {
-            _votes[disputeId][drawn[i]].state = VoteState.Drawn;
+            Vote storage v = _votes[disputeId][drawn[i]];
+            (v.state, v.round) = (VoteState.Drawn, d.round);
             _auditors[disputeId].push(drawn[i]);
         }
         d.drawnCount = uint8(drawn.length);
         d.stage = Stage.Voting;
-        d.commitDeadline = uint64(block.timestamp) + _params.commitPeriod;
-        d.revealDeadline = d.commitDeadline + _params.revealPeriod;
-        emit AuditorsDrawn(disputeId, drawn, d.commitDeadline, d.revealDeadline);
+        d.commitDeadline = uint64(block.timestamp) + p.commitPeriod;
+        d.revealDeadline = d.commitDeadline + p.revealPeriod;
+        emit AuditorsDrawn(disputeId, d.round, drawn, d.commitDeadline, d.revealDeadline);
+        vault.freezeMany(drawn);
     }
 
-    /// @notice Commit a vote as a drawn auditor: commitment = keccak256(abi.encode(disputeId,
-    ///         auditor, verdict, fingerprint, salt)) (see `commitmentOf`). Binding the id and
-    ///         auditor stops copying another auditor's commitment; the fingerprint binds the
-    ///         vote to what the auditor computed.
+    /// @notice Commit a vote as a drawn auditor: commitment = `commitmentOf(disputeId, auditor,
+    ///         verdict, fingerprint, salt)`; the fingerprint binds the vote to what it computed.
     /// @param disputeId The dispute.
     /// @param commitment The hash.
     function commitVote(uint256 disputeId, bytes32 commitment) external {
@@ -281,19 +384,18 @@ contract DisputeCourt is IDisputeWindow, EIP712, Ownable {
         if (d.stage != Stage.Voting) revert DisputeCourt_WrongStage(disputeId, d.stage);
         if (block.timestamp > d.commitDeadline) revert DisputeCourt_CommitClosed(disputeId, d.commitDeadline);
         Vote storage v = _votes[disputeId][msg.sender];
-        if (v.state == VoteState.None) revert DisputeCourt_NotAuditor(disputeId, msg.sender);
-        if (v.state != VoteState.Drawn) revert DisputeCourt_AlreadyCommitted(disputeId, msg.sender);
+        if (v.state == VoteState.None || v.round != d.round) revert DisputeCourt_NotAuditor(disputeId, msg.sender);
+        if (v.state != VoteState.Drawn) revert DisputeCourt_VoteCommitted(disputeId, msg.sender);
         v.commitment = commitment;
         v.state = VoteState.Committed;
         d.committedCount += 1;
         emit VoteCommitted(disputeId, msg.sender, commitment);
     }
 
-    /// @notice Reveal a committed vote, after the commit deadline (or once every auditor
-    ///         committed) and before the reveal deadline. The fingerprint is stored and emitted.
+    /// @notice Reveal a committed vote, after the commit deadline (or once every auditor of
+    ///         the round committed) and before the reveal deadline.
     /// @param disputeId The dispute.
-    /// @param verdict 1 = faulty (outside tolerance), 2 = honest, 3 = abstain (the evidence could
-    ///        not be fetched or used: the auditor did not judge).
+    /// @param verdict 1 = faulty, 2 = honest, 3 = abstain (the evidence could not be fetched or used).
     /// @param fingerprint The hash of what the auditor computed, as committed.
     /// @param salt The secret used in the commitment.
     function revealVote(uint256 disputeId, uint8 verdict, bytes32 fingerprint, bytes32 salt) external {
@@ -305,7 +407,7 @@ contract DisputeCourt is IDisputeWindow, EIP712, Ownable {
         }
         if (block.timestamp > d.revealDeadline) revert DisputeCourt_RevealClosed(disputeId, d.revealDeadline);
         Vote storage v = _votes[disputeId][msg.sender];
-        if (v.state == VoteState.None) revert DisputeCourt_NotAuditor(disputeId, msg.sender);
+        if (v.state == VoteState.None || v.round != d.round) revert DisputeCourt_NotAuditor(disputeId, msg.sender);
         if (v.state != VoteState.Committed) revert DisputeCourt_NotCommitted(disputeId, msg.sender);
         if (commitmentOf(disputeId, msg.sender, verdict, fingerprint, salt) != v.commitment) {
             revert DisputeCourt_CommitmentMismatch(disputeId, msg.sender);
@@ -324,42 +426,93 @@ contract DisputeCourt is IDisputeWindow, EIP712, Ownable {
         emit VoteRevealed(disputeId, msg.sender, verdict, fingerprint);
     }
 
-    /// @notice Settle a dispute after the reveal deadline (or once every drawn auditor revealed,
-    ///         abstentions included). Anyone may call.
+    /// @notice Push a dispute on (anyone may call): after the reveal deadline (or once every
+    ///         drawn auditor of the round revealed) rule the round — round 0 opens the appeal
+    ///         window when `appealPeriod` > 0, otherwise the ruling is final and settles; after
+    ///         the appeal window with no appeal, settle on the first ruling.
     /// @param disputeId The dispute.
     function resolve(uint256 disputeId) external {
         Dispute storage d = _disputes[disputeId];
+        if (d.stage == Stage.Appealable) {
+            if (block.timestamp <= d.appealDeadline) revert DisputeCourt_NotResolvable(disputeId, d.appealDeadline);
+            return _settle(disputeId, d, d.firstRuling);
+        }
         if (d.stage != Stage.Voting) revert DisputeCourt_WrongStage(disputeId, d.stage);
         uint256 revealed = uint256(d.faultyVotes) + d.honestVotes + d.abstainVotes;
         if (block.timestamp <= d.revealDeadline && revealed < d.drawnCount) {
             revert DisputeCourt_NotResolvable(disputeId, d.revealDeadline);
         }
-        Outcome outcome = _outcome(d);
-        d.stage = Stage.Resolved;
-        d.outcome = outcome;
-        _settle(disputeId, d, outcome);
-        vault.unfreeze(d.accused);
+        Outcome ruling = _ruling(d);
+        uint64 appealPeriod = _params[d.paramsId].appealPeriod;
+        if (d.round == 0 && appealPeriod != 0) {
+            d.firstRuling = ruling;
+            d.stage = Stage.Appealable;
+            d.appealDeadline = uint64(block.timestamp) + appealPeriod;
+            emit RoundRuled(disputeId, 0, ruling, d.appealDeadline);
+            return;
+        }
+        emit RoundRuled(disputeId, d.round, ruling, 0);
+        _settle(disputeId, d, ruling);
+    }
+
+    /// @notice Appeal a first-round ruling within the appeal window, posting at least twice the
+    ///         challenger's bond: a fresh panel of 2K+1 auditors gives the final ruling. The
+    ///         appeal bond is refunded if the final ruling differs from the first (or no panel
+    ///         could hear it), and shared by the coherent auditors otherwise.
+    /// @param disputeId The dispute.
+    function appeal(uint256 disputeId) external payable {
+        Dispute storage d = _disputes[disputeId];
+        if (d.stage != Stage.Appealable) revert DisputeCourt_WrongStage(disputeId, d.stage);
+        if (block.timestamp > d.appealDeadline) revert DisputeCourt_AppealClosed(disputeId, d.appealDeadline);
+        if (msg.value < 2 * uint256(d.bond)) revert DisputeCourt_BondTooLow(msg.value, 2 * uint256(d.bond));
+        d.round = 1;
+        d.appellant = msg.sender;
+        d.appealBond = uint88(msg.value);
+        d.stage = Stage.AwaitingDraw;
+        (d.drawnCount, d.committedCount, d.faultyVotes, d.honestVotes, d.abstainVotes) = (0, 0, 0, 0, 0);
+        d.drawBlock = uint64(block.number) + _params[d.paramsId].drawDelayBlocks;
+        emit Appealed(disputeId, msg.sender, msg.value, d.drawBlock);
+        vault.depositEscrow{value: msg.value}();
     }
 
     // ------------------------------------------------------------------ governance
 
-    /// @notice Change the court's parameters within bounds (see `_setParams`).
-    /// @param params_ The new parameters; they apply to disputes opened or drawn afterwards.
+    /// @notice Change the court's parameters within bounds (see `_setParams`); disputes already
+    ///         opened keep the snapshot they opened under.
+    /// @param params_ The new parameters.
     function setParams(Params calldata params_) external onlyOwner {
         _setParams(params_);
-        if (vault.unbondingPeriod() <= params_.disputeWindow) revert DisputeCourt_BadParams("window >= unbonding");
+        _bound(vault.unbondingPeriod() <= params_.disputeWindow, "window >= unbonding");
+    }
+
+    /// @notice Disabled: a court without governance could never be tuned within its bounds.
+    function renounceOwnership() public pure override {
+        revert DisputeCourt_RenounceDisabled();
     }
 
     // ------------------------------------------------------------------ views
 
     /// @notice Current parameters.
     function params() external view returns (Params memory) {
-        return _params;
+        return _current();
+    }
+
+    /// @notice The parameters a dispute runs under (snapshotted at its opening).
+    function paramsOf(uint256 disputeId) external view returns (Params memory) {
+        return _params[_disputes[disputeId].paramsId];
     }
 
     /// @inheritdoc IDisputeWindow
     function disputeWindow() external view returns (uint64) {
-        return _params.disputeWindow;
+        return _current().disputeWindow;
+    }
+
+    /// @notice The bond a dispute against `accused` requires now: bondBps of what it can slash,
+    ///         at least minBond.
+    function bondFor(address accused) public view returns (uint256) {
+        Params storage p = _current();
+        uint256 scaled = vault.slashableOf(accused) * p.slashBps / BPS * p.bondBps / BPS;
+        return scaled > p.minBond ? scaled : p.minBond;
     }
 
     /// @notice A dispute's record.
@@ -367,7 +520,7 @@ contract DisputeCourt is IDisputeWindow, EIP712, Ownable {
         return _disputes[disputeId];
     }
 
-    /// @notice The auditors drawn for a dispute.
+    /// @notice The auditors drawn for a dispute, every round, in draw order.
     function auditorsOf(uint256 disputeId) external view returns (address[] memory) {
         return _auditors[disputeId];
     }
@@ -378,11 +531,6 @@ contract DisputeCourt is IDisputeWindow, EIP712, Ownable {
     }
 
     /// @notice The commitment an auditor must submit for (verdict, fingerprint, salt).
-    /// @param disputeId The dispute.
-    /// @param auditor The drawn auditor.
-    /// @param verdict 1 = faulty, 2 = honest, 3 = abstain.
-    /// @param fingerprint Hash of what the auditor computed (32 bytes, opaque to the court).
-    /// @param salt A secret random value, revealed with the vote.
     function commitmentOf(uint256 disputeId, address auditor, uint8 verdict, bytes32 fingerprint, bytes32 salt)
         public
         pure
@@ -391,172 +539,219 @@ contract DisputeCourt is IDisputeWindow, EIP712, Ownable {
         return keccak256(abi.encode(disputeId, auditor, verdict, fingerprint, salt));
     }
 
-    /// @notice EIP-712 struct hash of a receipt (the key disputes are recorded under).
+    /// @notice The opening commitment for `openDispute`: binds who opens, which receipt (its
+    ///         struct hash), the evidence and the named block.
+    function openingCommitment(
+        address challenger,
+        bytes32 receiptHash,
+        string calldata evidenceCid,
+        uint32 blockIndex,
+        bytes32 salt
+    ) public pure returns (bytes32) {
+        return keccak256(abi.encode(challenger, receiptHash, keccak256(bytes(evidenceCid)), blockIndex, salt));
+    }
+
+    /// @notice EIP-712 struct hash of a receipt.
     function hashReceipt(Receipt calldata r) public pure returns (bytes32) {
         // Every field is static: abi.encode(typehash, r) is the 13 words EIP-712 hashes.
         return keccak256(abi.encode(RECEIPT_TYPEHASH, r));
     }
 
-    /// @notice The EIP-712 digest a server signs for a receipt.
-    function receiptDigest(Receipt calldata r) external view returns (bytes32) {
-        return _hashTypedDataV4(hashReceipt(r));
-    }
-
     /// @notice The address that signed a receipt (reverts on a malformed signature).
     function recoverSigner(Receipt calldata r, bytes calldata signature) external view returns (address) {
-        return _recover(hashReceipt(r), signature);
+        return _recoverSigner(hashReceipt(r), signature);
     }
 
     // ------------------------------------------------------------------ internal
 
-    /// @dev Window, uniqueness, signature and registration checks; returns the struct hash.
-    function _verifyReceipt(Receipt calldata r, bytes calldata signature)
-        private
-        view
-        returns (bytes32 structHash)
-    {
-        if (r.issuedAt > block.timestamp + _params.maxClockSkew) {
-            revert DisputeCourt_ReceiptFromFuture(r.issuedAt, block.timestamp);
-        }
-        uint256 closesAt = uint256(r.issuedAt) + _params.disputeWindow;
-        if (block.timestamp > closesAt) revert DisputeCourt_WindowClosed(r.issuedAt, closesAt);
-        structHash = hashReceipt(r);
-        uint256 existing = disputeOfReceipt[structHash];
-        if (existing != 0) revert DisputeCourt_AlreadyDisputed(existing);
-        address signer = _recover(structHash, signature);
-        bool registered = r.versionId <= type(uint64).max
-            && registry.signedFor(r.server, signer, uint64(r.versionId), r.firstBlock, r.lastBlock, r.issuedAt, r.term);
-        if (!registered) revert DisputeCourt_SignerNotRegistered(signer, r.server);
+    function _current() private view returns (Params storage) {
+        return _params[_params.length - 1];
     }
 
-    function _recover(bytes32 structHash, bytes calldata signature) private view returns (address signer) {
+    /// @dev Consume an opening commitment; returns the timestamp it was committed at.
+    function _takeOpening(bytes32 commitment, uint32 revealBlocks) private returns (uint256 committedAt) {
+        uint256 packed = openingCommitted[commitment];
+        if (packed == 0) revert DisputeCourt_NoOpeningCommitment(commitment);
+        uint256 atBlock = packed >> 64;
+        if (block.number <= atBlock) revert DisputeCourt_OpeningTooEarly(commitment);
+        if (block.number > atBlock + revealBlocks) revert DisputeCourt_OpeningExpired(commitment);
+        delete openingCommitted[commitment];
+        committedAt = uint64(packed);
+    }
+
+    /// @dev Window (judged at commit time), signature and registry-term checks.
+    function _verifyReceipt(
+        Receipt calldata r,
+        bytes32 structHash,
+        bytes calldata signature,
+        uint64 committedAt,
+        Params storage p
+    ) private view {
+        if (r.issuedAt > committedAt + p.maxClockSkew) revert DisputeCourt_ReceiptFromFuture(r.issuedAt, committedAt);
+        uint256 closesAt = uint256(r.issuedAt) + p.disputeWindow;
+        if (committedAt > closesAt) revert DisputeCourt_WindowClosed(r.issuedAt, closesAt);
+        _checkSigner(r, _recoverSigner(structHash, signature));
+    }
+
+    function _recoverSigner(bytes32 structHash, bytes calldata signature) private view returns (address signer) {
         ECDSA.RecoverError err;
         (signer, err,) = ECDSA.tryRecover(_hashTypedDataV4(structHash), signature);
         if (err != ECDSA.RecoverError.NoError) revert DisputeCourt_BadSignature();
     }
 
-    /// @dev Rejection sampling over the version's active set; excludes the accused and the
-    ///      challenger. Takes everyone eligible when there are at most K of them.
-    function _pickAuditors(Dispute storage d, bytes32 seed) private view returns (address[] memory picked) {
-        uint64 versionId = d.versionId;
-        uint256 n = registry.activeCount(versionId);
-        uint256 k = _params.auditorsPerDispute;
-        address[] memory chosen = new address[](k);
-        uint256 count;
-        uint256 eligible = n;
-        for (uint256 i; i < n && eligible > k; ++i) {
-            address a = registry.activeServerAt(versionId, i);
-            if (a == d.accused || a == d.challenger) --eligible;
-        }
-        if (eligible <= k) {
-            for (uint256 i; i < n; ++i) {
-                address a = registry.activeServerAt(versionId, i);
-                if (a != d.accused && a != d.challenger) chosen[count++] = a;
-            }
-        } else {
-            for (uint256 nonce; count < k; ++nonce) {
-                address a = registry.activeServerAt(versionId, uint256(keccak256(abi.encode(seed, nonce))) % n);
-                if (a == d.accused || a == d.challenger || _contains(chosen, count, a)) continue;
-                chosen[count++] = a;
-            }
-        }
-        picked = new address[](count);
-        for (uint256 i; i < count; ++i) picked[i] = chosen[i];
+    function _checkSigner(Receipt calldata r, address signer) private view {
+        bool registered = r.versionId <= type(uint64).max
+            && registry.signedFor(r.server, signer, uint64(r.versionId), r.firstBlock, r.lastBlock, r.issuedAt, r.term);
+        if (!registered) revert DisputeCourt_SignerNotRegistered(signer, r.server);
     }
 
-    function _contains(address[] memory list, uint256 len, address a) private pure returns (bool) {
-        for (uint256 i; i < len; ++i) if (list[i] == a) return true;
-        return false;
+    /// @dev Never drawn: the accused, the challenger, the appellant and earlier rounds' auditors.
+    function _excluded(uint256 disputeId, Dispute storage d) private view returns (address[] memory out) {
+        address[] storage earlier = _auditors[disputeId];
+        out = new address[](earlier.length + 3);
+        (out[0], out[1], out[2]) = (d.accused, d.challenger, d.appellant);
+        for (uint256 i; i < earlier.length; ++i) out[i + 3] = earlier[i];
     }
 
-    /// @dev Quorum: more than half of the whole drawn panel judged (faulty or honest; abstentions
-    ///      and silence do not count), and the judgments are not tied.
-    function _outcome(Dispute storage d) private view returns (Outcome) {
-        uint256 judged = uint256(d.faultyVotes) + d.honestVotes;
-        if (d.drawnCount == 0 || judged * 2 <= d.drawnCount || d.faultyVotes == d.honestVotes) {
-            return Outcome.NoQuorum;
-        }
-        return d.faultyVotes > d.honestVotes ? Outcome.Faulty : Outcome.Honest;
+    /// @dev A verdict needs more than half of the whole drawn panel (abstentions and silence
+    ///      count against both sides).
+    function _ruling(Dispute storage d) private view returns (Outcome) {
+        if (uint256(d.faultyVotes) * 2 > d.drawnCount) return Outcome.Faulty;
+        if (uint256(d.honestVotes) * 2 > d.drawnCount) return Outcome.Honest;
+        return Outcome.NoQuorum;
     }
 
-    /// @dev Amounts moved by one resolution.
+    /// @dev Amounts moved by one settlement.
     struct Settlement {
         uint256 slashed; // taken from the accused (faulty only)
-        uint256 penalties; // taken from drawn auditors who never revealed
+        uint256 penalties; // taken from silent and incoherent auditors
+        uint256 pool; // split evenly among coherent auditors
+        uint256 winners; // number of coherent auditors
         uint256 toChallenger;
         uint256 toAccused;
-        uint256 pool; // split evenly among the majority auditors
-        uint256 winners; // number of majority auditors
+        uint256 toAppellant;
+        uint256 perAuditor;
     }
 
-    /// @dev Penalise non-revealers, slash if faulty, then split escrow into credits.
+    /// @dev Final: penalise, slash if faulty (once per incident), credit, unfreeze everyone.
     function _settle(uint256 disputeId, Dispute storage d, Outcome outcome) private {
+        if (outcome == Outcome.Faulty) {
+            uint256 lead = incidentLead[d.incident];
+            if (lead != disputeId && _disputes[lead].stage != Stage.Resolved) {
+                revert DisputeCourt_OlderDisputePending(disputeId, lead);
+            }
+        }
+        d.stage = Stage.Resolved;
+        d.outcome = outcome;
+        if (incidentLead[d.incident] == disputeId) delete incidentLead[d.incident];
+        Params storage p = _params[d.paramsId];
         Settlement memory s;
-        s.penalties = _penalizeSilent(disputeId, _params.noRevealPenalty);
+        s.penalties = _penalize(disputeId, outcome, p);
         s.pool = s.penalties;
         if (outcome == Outcome.Faulty) {
-            s.slashed = vault.slash(d.accused, vault.slashableOf(d.accused) * _params.slashBps / BPS);
-            s.toChallenger = d.bond + s.slashed * _params.finderBps / BPS;
-            s.pool += s.slashed * _params.auditorBps / BPS;
-            s.winners = d.faultyVotes;
-        } else if (outcome == Outcome.Honest) {
-            s.toAccused = uint256(d.bond) * _params.accusedShareBps / BPS;
-            s.pool += d.bond - s.toAccused;
-            s.winners = d.honestVotes;
-        } else {
             s.toChallenger = d.bond;
+            if (incidentSlashedBy[d.incident] == 0) {
+                incidentSlashedBy[d.incident] = disputeId;
+                s.slashed = vault.slash(d.accused, vault.slashableOf(d.accused) * p.slashBps / BPS);
+                s.toChallenger += s.slashed * p.finderBps / BPS;
+                s.pool += s.slashed * p.auditorBps / BPS;
+            }
+        } else if (outcome == Outcome.Honest) {
+            s.toAccused = uint256(d.bond) * p.accusedShareBps / BPS;
+            s.pool += d.bond - s.toAccused;
+        } else if (outcome == Outcome.NoQuorum) {
+            s.toChallenger = d.bond;
+        } // Lapsed: the bond goes to the treasury
+        if (d.appellant != address(0)) {
+            // the appellant loses only if a second panel ruled and upheld the first ruling
+            bool upheld = d.round == 1 && d.drawnCount != 0 && outcome == d.firstRuling && outcome != Outcome.NoQuorum;
+            if (upheld) s.pool += d.appealBond;
+            else s.toAppellant = d.appealBond;
         }
-        uint256 perAuditor = s.winners == 0 ? 0 : s.pool / s.winners;
-        _payout(disputeId, d, outcome, s, perAuditor);
-        emit DisputeResolved(disputeId, outcome, s.slashed, s.toChallenger, s.toAccused, perAuditor);
+        s.winners = _coherentCount(disputeId, outcome);
+        if (s.winners != 0) s.perAuditor = s.pool / s.winners;
+        _payout(disputeId, d, outcome, s);
+        emit DisputeResolved(disputeId, outcome, s.slashed, s.toChallenger, s.toAccused, s.perAuditor);
+        vault.unfreeze(d.accused);
+        if (_auditors[disputeId].length != 0) vault.unfreezeMany(_auditors[disputeId]);
     }
 
-    function _penalizeSilent(uint256 disputeId, uint256 penalty) private returns (uint256 taken) {
+    function _winningState(Outcome outcome) private pure returns (VoteState) {
+        if (outcome == Outcome.Faulty) return VoteState.RevealedFaulty;
+        if (outcome == Outcome.Honest) return VoteState.RevealedHonest;
+        return VoteState.None; // nobody is coherent with NoQuorum or Lapsed
+    }
+
+    function _coherentCount(uint256 disputeId, Outcome outcome) private view returns (uint256 n) {
+        VoteState winning = _winningState(outcome);
+        if (winning == VoteState.None) return 0;
+        address[] storage drawn = _auditors[disputeId];
+        for (uint256 i; i < drawn.length; ++i) if (_votes[disputeId][drawn[i]].state == winning) ++n;
+    }
+
+    /// @dev Non-revealers (any round) lose noRevealPenalty; those who revealed the verdict
+    ///      opposite to a Faulty/Honest final ruling lose incoherencePenalty. Returns the total.
+    function _penalize(uint256 disputeId, Outcome outcome, Params storage p) private returns (uint256 taken) {
+        VoteState winning = _winningState(outcome);
         address[] storage drawn = _auditors[disputeId];
         for (uint256 i; i < drawn.length; ++i) {
             VoteState state = _votes[disputeId][drawn[i]].state;
-            if (state >= VoteState.RevealedHonest) continue; // revealed (abstaining included)
-            uint256 t = penalty == 0 ? 0 : vault.slash(drawn[i], penalty);
+            bool silent = state < VoteState.RevealedHonest;
+            bool incoherent = winning != VoteState.None && state != winning && state != VoteState.RevealedAbstain
+                && !silent;
+            uint256 penalty = silent ? p.noRevealPenalty : incoherent ? p.incoherencePenalty : 0;
+            if (penalty == 0) continue;
+            uint256 t = vault.slash(drawn[i], penalty);
             taken += t;
-            emit AuditorPenalized(disputeId, drawn[i], t);
+            emit AuditorPenalized(disputeId, drawn[i], t, incoherent);
         }
     }
 
-    /// @dev Credits challenger, accused and majority auditors; the rest (dust, the treasury's
-    ///      share of a slash, undistributed penalties) goes to the treasury.
-    function _payout(uint256 disputeId, Dispute storage d, Outcome outcome, Settlement memory s, uint256 perAuditor)
-        private
-    {
-        VoteState winning = outcome == Outcome.Faulty ? VoteState.RevealedFaulty : VoteState.RevealedHonest;
+    /// @dev Credits challenger, accused, appellant and coherent auditors; the rest (dust, the
+    ///      treasury's share of a slash, a lapsed bond, undistributed penalties) goes to the treasury.
+    function _payout(uint256 disputeId, Dispute storage d, Outcome outcome, Settlement memory s) private {
+        VoteState winning = _winningState(outcome);
         address[] storage drawn = _auditors[disputeId];
-        address[] memory to = new address[](s.winners + 2);
-        uint256[] memory amounts = new uint256[](s.winners + 2);
+        address[] memory to = new address[](s.winners + 3);
+        uint256[] memory amounts = new uint256[](s.winners + 3);
         (to[0], amounts[0]) = (d.challenger, s.toChallenger);
         (to[1], amounts[1]) = (d.accused, s.toAccused);
-        uint256 j = 2;
+        (to[2], amounts[2]) = (d.appellant, s.toAppellant);
+        uint256 j = 3;
         for (uint256 i; i < drawn.length && j < to.length; ++i) {
             if (_votes[disputeId][drawn[i]].state != winning) continue;
-            to[j] = drawn[i];
-            amounts[j] = perAuditor;
+            (to[j], amounts[j]) = (drawn[i], s.perAuditor);
             ++j;
         }
-        uint256 total = uint256(d.bond) + s.slashed + s.penalties;
-        uint256 paid = s.toChallenger + s.toAccused + perAuditor * s.winners;
+        uint256 total = uint256(d.bond) + d.appealBond + s.slashed + s.penalties;
+        uint256 paid = s.toChallenger + s.toAccused + s.toAppellant + s.perAuditor * s.winners;
         vault.distribute(to, amounts, total - paid);
     }
 
     function _setParams(Params memory p) private {
-        if (p.disputeWindow < 10 minutes || p.disputeWindow > 90 days) revert DisputeCourt_BadParams("disputeWindow");
-        if (p.maxClockSkew > 10 minutes) revert DisputeCourt_BadParams("maxClockSkew");
-        if (p.commitPeriod < 1 minutes || p.commitPeriod > 14 days) revert DisputeCourt_BadParams("commitPeriod");
-        if (p.revealPeriod < 1 minutes || p.revealPeriod > 14 days) revert DisputeCourt_BadParams("revealPeriod");
-        if (p.drawDelayBlocks == 0 || p.drawDelayBlocks > 200) revert DisputeCourt_BadParams("drawDelayBlocks");
-        if (p.auditorsPerDispute == 0 || p.auditorsPerDispute > 15) revert DisputeCourt_BadParams("auditorsPerDispute");
-        if (p.slashBps == 0 || p.slashBps > BPS) revert DisputeCourt_BadParams("slashBps");
-        if (uint256(p.finderBps) + p.auditorBps > BPS) revert DisputeCourt_BadParams("finderBps+auditorBps");
-        if (p.accusedShareBps > BPS) revert DisputeCourt_BadParams("accusedShareBps");
-        if (p.bond == 0 || p.bond > type(uint88).max) revert DisputeCourt_BadParams("bond");
-        _params = p;
-        emit ParamsChanged(p);
+        _bound(p.disputeWindow < 10 minutes || p.disputeWindow > 90 days, "disputeWindow");
+        _bound(p.maxClockSkew > 10 minutes, "maxClockSkew");
+        _bound(p.commitPeriod < 1 minutes || p.commitPeriod > 14 days, "commitPeriod");
+        _bound(p.revealPeriod < 1 minutes || p.revealPeriod > 14 days, "revealPeriod");
+        _bound(p.appealPeriod > 30 days, "appealPeriod");
+        _bound(p.auditorMinAge > 30 days, "auditorMinAge");
+        _bound(p.drawDelayBlocks == 0 || p.drawDelayBlocks > 200, "drawDelayBlocks");
+        _bound(p.openRevealBlocks == 0 || p.openRevealBlocks > 1000, "openRevealBlocks");
+        _bound(p.auditorsPerDispute < 3 || p.auditorsPerDispute > 15, "auditorsPerDispute");
+        _bound(p.minPanel < 3 || p.minPanel > p.auditorsPerDispute, "minPanel");
+        _bound(p.slashBps < 100 || p.slashBps > 5_000, "slashBps");
+        _bound(p.finderBps > 5_000 || p.auditorBps > 5_000 || uint256(p.finderBps) + p.auditorBps > 9_000, "finderBps+auditorBps");
+        _bound(p.accusedShareBps > BPS, "accusedShareBps");
+        _bound(p.bondBps < 100 || p.bondBps > BPS, "bondBps");
+        _bound(p.minBond < 1e15 || p.minBond > type(uint88).max / 4, "minBond");
+        uint256 cap = vault.minStake() / 2;
+        _bound(p.noRevealPenalty == 0 || p.noRevealPenalty > cap, "noRevealPenalty");
+        _bound(p.incoherencePenalty > cap, "incoherencePenalty");
+        _params.push(p);
+        emit ParamsChanged(_params.length - 1, p);
+    }
+
+    function _bound(bool outOfBounds, string memory field) private pure {
+        if (outOfBounds) revert DisputeCourt_BadParams(field);
     }
 }

@@ -5,6 +5,7 @@ import {IStakeVault} from "./interfaces/IStakeVault.sol";
 import {IModelVersions} from "./interfaces/IModelVersions.sol";
 import {IServerRegistry} from "./interfaces/IServerRegistry.sol";
 import {IServerRegistryHook} from "./interfaces/IServerRegistryHook.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 
 /// @title ServerRegistry
 /// @notice Who serves what: one server per operator address (run more servers from more
@@ -14,6 +15,14 @@ import {IServerRegistryHook} from "./interfaces/IServerRegistryHook.sol";
 ///      so a receipt stays attributable to the key and span that were registered when it was
 ///      issued, and a receipt dated after the server left (or signed by a key it never
 ///      registered) is rejected by `signedFor`.
+///
+///      Auditor sortition: an operator's first registration appends one ticket to an
+///      append-only list, weighted by its stake then (prefix sums never change, so a panel drawn
+///      over the first `count` tickets cannot be shifted by later joins, leaves or updates).
+///      A ticket's effective weight only ever goes down (min of its stake over time), and it
+///      is live while its server is Active and was active since before a given time. So after
+///      the draw's seed is known, nobody can add weight to the draw: leaving, unstaking or
+///      updating only removes one's own chance (`drawPanel`).
 contract ServerRegistry is IServerRegistry, IServerRegistryHook {
     enum Status {
         None,
@@ -27,6 +36,8 @@ contract ServerRegistry is IServerRegistry, IServerRegistryHook {
         uint32 activeIndex; // position in the version's active set while Active
         uint32 termCount;
         Status status;
+        uint64 activeSince; // when the current Active period began (register)
+        uint32 ticket; // 1 + index in the ticket list (0 = none yet)
         string endpoint; // e.g. "grpc://203.0.113.7:31330"
     }
 
@@ -52,6 +63,19 @@ contract ServerRegistry is IServerRegistry, IServerRegistryHook {
     mapping(address => mapping(uint256 => Term)) private _terms;
     mapping(uint64 => address[]) private _active;
 
+    struct Ticket {
+        address operator;
+        uint96 cumWeight; // sum of the weights of tickets [0, this one]
+    }
+
+    struct Weight {
+        uint96 weight; // stake at first registration (the ticket's share of the prefix sums)
+        uint96 effective; // min(weight, stake) over time: never increases
+    }
+
+    Ticket[] private _tickets;
+    mapping(address => Weight) private _weights;
+
     error ServerRegistry_AlreadyActive(address operator);
     error ServerRegistry_NotActive(address operator);
     error ServerRegistry_NotRegistered(address operator);
@@ -63,6 +87,7 @@ contract ServerRegistry is IServerRegistry, IServerRegistryHook {
     error ServerRegistry_ZeroThroughput();
     error ServerRegistry_NotVault(address caller);
     error ServerRegistry_StakeSufficient(address operator);
+    error ServerRegistry_BadDraw(uint256 count, uint256 tickets);
 
     event ServerRegistered(
         address indexed operator,
@@ -84,6 +109,7 @@ contract ServerRegistry is IServerRegistry, IServerRegistryHook {
     );
     event ServerDeactivated(address indexed operator, uint64 indexed versionId, uint256 stake, uint256 minStake);
     event ServerLeft(address indexed operator, uint64 indexed versionId);
+    event TicketIssued(address indexed operator, uint256 index, uint256 weight, uint256 cumWeight);
 
     /// @param vault_ The StakeVault holding operators' stake.
     /// @param versions_ The ModelVersionRegistry.
@@ -116,8 +142,10 @@ contract ServerRegistry is IServerRegistry, IServerRegistryHook {
         if (stake < minimum) revert ServerRegistry_InsufficientStake(stake, minimum);
 
         s.status = Status.Active;
+        s.activeSince = uint64(block.timestamp);
         s.endpoint = endpoint;
         s.throughput = throughput;
+        _ticketOnRegister(msg.sender, s, stake);
         _openTerm(msg.sender, s, signer, versionId, firstBlock, lastBlock);
         _addActive(msg.sender, s, versionId);
         emit ServerRegistered(msg.sender, signer, versionId, firstBlock, lastBlock, endpoint, throughput);
@@ -174,6 +202,7 @@ contract ServerRegistry is IServerRegistry, IServerRegistryHook {
     /// @inheritdoc IServerRegistryHook
     function onStakeDecreased(address operator) external {
         if (msg.sender != address(vault)) revert ServerRegistry_NotVault(msg.sender);
+        _lowerWeight(operator, vault.stakeOf(operator));
         _deactivateIfUnderStaked(operator, false);
     }
 
@@ -239,12 +268,12 @@ contract ServerRegistry is IServerRegistry, IServerRegistryHook {
         return _servers[operator].status == Status.Active;
     }
 
-    /// @inheritdoc IServerRegistry
+    /// @notice Number of active servers of a version.
     function activeCount(uint64 versionId) external view returns (uint256) {
         return _active[versionId].length;
     }
 
-    /// @inheritdoc IServerRegistry
+    /// @notice The operator at `index` of a version's active set (order changes on removal).
     function activeServerAt(uint64 versionId, uint256 index) external view returns (address) {
         return _active[versionId][index];
     }
@@ -262,7 +291,108 @@ contract ServerRegistry is IServerRegistry, IServerRegistryHook {
         for (uint256 i = offset; i < end; ++i) page[i - offset] = all[i];
     }
 
+    /// @inheritdoc IServerRegistry
+    function ticketCount() external view returns (uint256) {
+        return _tickets.length;
+    }
+
+    /// @notice A ticket and its holder's current eligibility.
+    /// @param index Ticket index.
+    /// @return operator The holder.
+    /// @return weight Its share of the prefix sums (stake at first registration).
+    /// @return effective Its current effective weight (<= weight, never increases).
+    /// @return activeSince When its server's current Active period began (0 if not Active).
+    function ticketAt(uint256 index)
+        public
+        view
+        returns (address operator, uint256 weight, uint256 effective, uint64 activeSince)
+    {
+        operator = _tickets[index].operator;
+        Weight storage w = _weights[operator];
+        Server storage s = _servers[operator];
+        (weight, effective) = (w.weight, w.effective);
+        if (s.status == Status.Active) activeSince = s.activeSince;
+    }
+
+    /// @notice Draw up to `k` distinct auditors over the first `count` tickets: stake-weighted
+    ///         sortition by rejection sampling (the ticket a `seed`-derived point lands on is
+    ///         kept with probability effective/weight, if its server has been Active since at
+    ///         most `activeBefore` and it is not in `exclude`); if 4k tries did not fill the
+    ///         panel, a scan of at most 8k consecutive tickets from a seed-derived start.
+    ///         O(k log n) reads whatever the number n of tickets.
+    /// @param seed The draw's randomness.
+    /// @param count How many tickets (a prefix of the list, fixed before the seed existed).
+    /// @param activeBefore Latest acceptable `activeSince`.
+    /// @param k Panel size wanted.
+    /// @param exclude Addresses never drawn (accused, challenger, earlier rounds' auditors).
+    /// @return panel The drawn auditors (fewer than k if not enough are eligible).
+    function drawPanel(bytes32 seed, uint256 count, uint64 activeBefore, uint256 k, address[] calldata exclude)
+        external
+        view
+        returns (address[] memory panel)
+    {
+        if (count == 0 || count > _tickets.length) revert ServerRegistry_BadDraw(count, _tickets.length);
+        Draw memory c = Draw(new address[](k), 0, activeBefore);
+        uint256 total = _tickets[count - 1].cumWeight;
+        for (uint256 nonce; nonce < 4 * k && c.n < k; ++nonce) {
+            uint256 r = uint256(keccak256(abi.encode(seed, nonce)));
+            _consider(c, _search(r % total, count), r >> 128, exclude);
+        }
+        uint256 start = uint256(keccak256(abi.encode(seed, "scan"))) % count;
+        for (uint256 i; i < count && i < 8 * k && c.n < k; ++i) {
+            _consider(c, (start + i) % count, 0, exclude);
+        }
+        panel = new address[](c.n);
+        for (uint256 i; i < c.n; ++i) panel[i] = c.chosen[i];
+    }
+
     // ------------------------------------------------------------------ internal
+
+    /// @dev First ticket index in [0, count) whose cumulative weight exceeds `point`.
+    function _search(uint256 point, uint256 count) private view returns (uint256 lo) {
+        uint256 hi = count - 1;
+        while (lo < hi) {
+            uint256 mid = (lo + hi) / 2;
+            if (_tickets[mid].cumWeight > point) hi = mid;
+            else lo = mid + 1;
+        }
+    }
+
+    /// @dev A panel being drawn.
+    struct Draw {
+        address[] chosen;
+        uint256 n; // how many of `chosen` are filled
+        uint64 activeBefore;
+    }
+
+    /// @dev Add ticket `index`'s holder to the panel if it passes the stake coin (kept with
+    ///      probability effective/weight; coin 0 keeps any nonzero effective weight), has been
+    ///      Active since at most `activeBefore`, is not excluded and not drawn already.
+    function _consider(Draw memory c, uint256 index, uint256 coin, address[] calldata exclude) private view {
+        (address a, uint256 weight, uint256 effective, uint64 since) = ticketAt(index);
+        if (coin % weight >= effective || since == 0 || since > c.activeBefore) return;
+        for (uint256 i; i < exclude.length; ++i) if (exclude[i] == a) return;
+        for (uint256 i; i < c.n; ++i) if (c.chosen[i] == a) return;
+        c.chosen[c.n++] = a;
+    }
+
+    function _ticketOnRegister(address operator, Server storage s, uint256 stake) private {
+        uint96 w = stake > type(uint96).max ? type(uint96).max : uint96(stake);
+        if (s.ticket != 0) {
+            _lowerWeight(operator, w);
+            return;
+        }
+        uint256 cum = uint256(w) + (_tickets.length == 0 ? 0 : _tickets[_tickets.length - 1].cumWeight);
+        _tickets.push(Ticket({operator: operator, cumWeight: SafeCast.toUint96(cum)}));
+        s.ticket = uint32(_tickets.length);
+        _weights[operator] = Weight({weight: w, effective: w});
+        emit TicketIssued(operator, _tickets.length - 1, w, cum);
+    }
+
+    function _lowerWeight(address operator, uint256 stake) private {
+        Weight storage w = _weights[operator];
+        if (stake < w.effective) w.effective = uint96(stake);
+    }
 
     function _checkServer(
         address signer,

@@ -2,6 +2,7 @@
 pragma solidity ^0.8.24;
 
 import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
+import {Ownable2Step} from "@openzeppelin/contracts/access/Ownable2Step.sol";
 import {Address} from "@openzeppelin/contracts/utils/Address.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 import {IServerRegistryHook} from "./interfaces/IServerRegistryHook.sol";
@@ -18,7 +19,7 @@ import {IDisputeWindow} from "./interfaces/IDisputeWindow.sol";
 ///      Unbonding lasts longer than the court's dispute window, and a dispute freezes the whole
 ///      account, so leaving cannot escape a slash: slashing takes active stake first, then
 ///      unbonding stake.
-contract StakeVault is Ownable, ReentrancyGuardTransient {
+contract StakeVault is Ownable2Step, ReentrancyGuardTransient {
     struct Account {
         uint128 staked; // active stake, counts toward the registry's minimum
         uint128 unbonding; // requested for withdrawal, still slashable until released
@@ -58,6 +59,7 @@ contract StakeVault is Ownable, ReentrancyGuardTransient {
     error StakeVault_EscrowShort(uint256 escrow, uint256 needed);
     error StakeVault_TreasuryShort(uint256 treasury, uint256 needed);
     error StakeVault_LengthMismatch();
+    error StakeVault_RenounceDisabled();
 
     event Staked(address indexed operator, uint256 amount, uint256 newStake);
     event UnstakeRequested(address indexed operator, uint256 amount, uint256 totalUnbonding, uint64 releaseAt);
@@ -154,6 +156,26 @@ contract StakeVault is Ownable, ReentrancyGuardTransient {
         emit Unfrozen(operator, count);
     }
 
+    /// @notice Freeze each of `operators` once (a dispute's drawn auditors, until it settles).
+    /// @param operators Accounts to freeze.
+    function freezeMany(address[] calldata operators) external onlyCourt {
+        for (uint256 i; i < operators.length; ++i) {
+            uint32 count = ++_accounts[operators[i]].frozenCount;
+            emit Frozen(operators[i], count);
+        }
+    }
+
+    /// @notice Undo one `freezeMany` (or `freeze`) of each of `operators`.
+    /// @param operators Accounts to unfreeze.
+    function unfreezeMany(address[] calldata operators) external onlyCourt {
+        for (uint256 i; i < operators.length; ++i) {
+            Account storage a = _accounts[operators[i]];
+            if (a.frozenCount == 0) revert StakeVault_NotFrozen(operators[i]);
+            uint32 count = --a.frozenCount;
+            emit Unfrozen(operators[i], count);
+        }
+    }
+
     /// @notice Hold a dispute bond in escrow until the court distributes it.
     function depositEscrow() external payable onlyCourt {
         escrow += msg.value;
@@ -219,6 +241,11 @@ contract StakeVault is Ownable, ReentrancyGuardTransient {
         court = court_;
         registry = registry_;
         emit Wired(court_, registry_);
+    }
+
+    /// @notice Disabled: a vault without governance could never be wired or tuned again.
+    function renounceOwnership() public pure override {
+        revert StakeVault_RenounceDisabled();
     }
 
     /// @notice Change the minimum stake (1 wei .. 1e24). Servers below it become inactive when

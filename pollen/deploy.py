@@ -1,6 +1,16 @@
 """Deploy the four contracts to any JSON-RPC node and write the deployment file.
 
     python -m pollen.deploy --rpc http://127.0.0.1:8546 --out deployments/anvil.json
+    python -m pollen.deploy --network gnosis-chiado --rpc https://rpc.chiadochain.net \
+        --private-key-file deployer.key --owner 0xYourTimelockOrSafe --out deployments/chiado.json
+
+Parameters come from a per-network preset (`PRESETS`): anvil's are fast for the demo and tests;
+Gnosis and Filecoin presets give auditors hours to fetch evidence and weights over IPFS. Outside
+a dev chain the deploy refuses demo parameters (windows under an hour, no appeal) and an owner
+that is a plain key (an EOA) unless told explicitly (--allow-demo-params / --allow-eoa-owner):
+governance should be a timelock or multisig contract. Ownership is two-step (Ownable2Step): the
+deployer wires the contracts, then proposes `--owner`, which must call `acceptOwnership()` on
+StakeVault and DisputeCourt through its own process.
 
 On a local dev chain (chain id 31337) the deployer defaults to anvil's first well-known dev
 account; anywhere else pass --private-key-file (never a key on the command line of a shared box).
@@ -26,30 +36,104 @@ DEV_CHAIN_IDS = {31337, 1337}
 ETHER = 10**18
 
 
+HOUR, DAY = 3600, 24 * 3600
+
+
 @dataclass(frozen=True)
 class Parameters:
-    """Deployment parameters; the defaults suit a local dev chain and the demo."""
+    """Deployment parameters; the defaults suit a local dev chain and the demo (preset "anvil")."""
 
     min_stake: int = 1 * ETHER  # minimum active stake per server (wei)
-    unbonding_period: int = 2 * 24 * 3600  # seconds; must exceed dispute_window
-    dispute_window: int = 24 * 3600  # seconds after issuedAt a receipt can be disputed
+    unbonding_period: int = 2 * DAY  # seconds; must exceed dispute_window
+    dispute_window: int = DAY  # seconds after issuedAt a receipt can be disputed (judged at commit)
     max_clock_skew: int = 300  # seconds a receipt may be dated in the future
-    commit_period: int = 60  # seconds to commit after the draw
-    reveal_period: int = 60  # seconds to reveal after the commit deadline
+    commit_period: int = 60  # seconds auditors have to commit after the draw
+    reveal_period: int = 60  # seconds auditors have to reveal after the commit deadline
+    appeal_period: int = 0  # seconds a first ruling can be appealed (0: final at once)
+    auditor_min_age: int = 0  # an auditor must have been active this long before the opening
     draw_delay_blocks: int = 2  # blocks between opening and the draw's randomness
-    auditors_per_dispute: int = 3  # K
+    open_reveal_blocks: int = 50  # blocks a committed opening stays revealable
+    auditors_per_dispute: int = 3  # K (an appeal draws 2K+1)
+    min_panel: int = 3  # fewest drawn auditors that can rule
     slash_bps: int = 5_000  # 50 % of the accused's slashable stake
     finder_bps: int = 2_000  # 20 % of the slash to the challenger
-    auditor_bps: int = 2_000  # 20 % of the slash split among majority auditors
+    auditor_bps: int = 2_000  # 20 % of the slash split among coherent auditors
     accused_share_bps: int = 5_000  # 50 % of a lost bond to the wrongly accused
-    bond: int = ETHER // 10  # challenger bond (wei)
+    bond_bps: int = 1_000  # bond = 10 % of what the dispute can slash ...
+    min_bond: int = ETHER // 10  # ... and at least this (wei)
     no_reveal_penalty: int = ETHER // 20  # slashed from drawn auditors who never reveal
+    incoherence_penalty: int = ETHER // 50  # slashed from auditors who revealed against the ruling
 
     def court_tuple(self) -> tuple:
         return (self.dispute_window, self.max_clock_skew, self.commit_period, self.reveal_period,
-                self.draw_delay_blocks, self.auditors_per_dispute, self.slash_bps,
-                self.finder_bps, self.auditor_bps, self.accused_share_bps, self.bond,
-                self.no_reveal_penalty)
+                self.appeal_period, self.auditor_min_age, self.draw_delay_blocks,
+                self.open_reveal_blocks, self.auditors_per_dispute, self.min_panel, self.slash_bps,
+                self.finder_bps, self.auditor_bps, self.accused_share_bps, self.bond_bps,
+                self.min_bond, self.no_reveal_penalty, self.incoherence_penalty)
+
+    @property
+    def bond(self) -> int:
+        """The bond against a server whose scaled bond is under the floor (small stakes)."""
+        return self.min_bond
+
+    def demo_grade(self) -> list[str]:
+        """Why these parameters only suit a dev chain (empty when they suit a real network)."""
+        out = []
+        for name in ("commit_period", "reveal_period"):
+            if getattr(self, name) < HOUR:
+                out.append(f"{name} {getattr(self, name)} s < 1 h (auditors fetching evidence over IPFS miss it)")
+        if self.appeal_period < DAY:
+            out.append(f"appeal_period {self.appeal_period} s < 1 day")
+        if self.auditor_min_age < HOUR:
+            out.append(f"auditor_min_age {self.auditor_min_age} s < 1 h (sybils registered at opening can be drawn)")
+        return out
+
+
+def _real(block_s: float, **overrides) -> Parameters:
+    """A preset for a public chain with `block_s`-second blocks: windows of hours, not seconds."""
+    base = dict(unbonding_period=14 * DAY, dispute_window=3 * DAY, commit_period=6 * HOUR,
+                reveal_period=6 * HOUR, appeal_period=2 * DAY, auditor_min_age=DAY,
+                draw_delay_blocks=max(2, int(60 / block_s)), open_reveal_blocks=max(10, int(3600 / block_s)),
+                auditors_per_dispute=5, min_panel=3)
+    base.update(overrides)
+    return Parameters(**base)
+
+
+# Per-network presets. Block times: Gnosis/Chiado 5 s, Filecoin/Calibration 30 s (open_reveal_blocks
+# keeps about an hour to reveal an opening; draw_delay_blocks about a minute, at least 2 blocks).
+PRESETS: dict[str, Parameters] = {
+    "anvil": Parameters(),
+    "gnosis-chiado": _real(5, min_stake=ETHER, min_bond=ETHER // 10),
+    "gnosis": _real(5, min_stake=100 * ETHER, min_bond=5 * ETHER, no_reveal_penalty=5 * ETHER,
+                    incoherence_penalty=2 * ETHER),
+    "filecoin-calibration": _real(30, min_stake=ETHER, min_bond=ETHER // 10),
+    "filecoin": _real(30, min_stake=100 * ETHER, min_bond=5 * ETHER, no_reveal_penalty=5 * ETHER,
+                      incoherence_penalty=2 * ETHER),
+}
+CHAIN_IDS = {"gnosis-chiado": 10200, "gnosis": 100, "filecoin-calibration": 314159, "filecoin": 314}
+
+
+def preset(network: str) -> Parameters:
+    """The parameter preset for a network name (dev networks -> "anvil")."""
+    if network in PRESETS:
+        return PRESETS[network]
+    if network in ("local", "localhost", "dev", "foundry", "hardhat"):
+        return PRESETS["anvil"]
+    raise ChainError(f"no parameter preset for network {network!r}: choose one of {', '.join(PRESETS)}")
+
+
+def check_production(chain_id: int, params: Parameters, owner_is_contract: bool, *,
+                     allow_demo_params: bool = False, allow_eoa_owner: bool = False) -> None:
+    """Refuse demo parameters or a plain-key owner on a chain that is not a local dev chain."""
+    if chain_id in DEV_CHAIN_IDS:
+        return
+    problems = [] if allow_demo_params else params.demo_grade()
+    if not owner_is_contract and not allow_eoa_owner:
+        problems.append("the owner is a plain key (EOA): pass --owner <timelock or multisig>, "
+                        "or --allow-eoa-owner if you really mean it")
+    if problems:
+        raise ChainError(f"refusing to deploy to chain {chain_id}: " + "; ".join(problems)
+                         + " (--allow-demo-params accepts demo parameters)")
 
 
 def _deploy(w3: Web3, account, name: str, *args) -> str:
@@ -69,19 +153,25 @@ def _send(w3: Web3, account, tx: dict, action: str):
     return receipt
 
 
-def deploy_all(rpc: str, private_key: str | None = None, params: Parameters = Parameters(),
-               network: str = "anvil", log=print) -> Deployment:
-    """Deploy StakeVault, ModelVersionRegistry, ServerRegistry and DisputeCourt, and wire them."""
+def deploy_all(rpc: str, private_key: str | None = None, params: Parameters | None = None,
+               network: str = "anvil", log=print, owner: str | None = None,
+               allow_demo_params: bool = False, allow_eoa_owner: bool = False) -> Deployment:
+    """Deploy StakeVault, ModelVersionRegistry, ServerRegistry and DisputeCourt, wire them, and
+    propose `owner` (default: the deployer) as governance of the vault and the court."""
     w3 = Web3(Web3.HTTPProvider(rpc, request_kwargs={"timeout": 30}))
     try:
         chain_id = w3.eth.chain_id
     except Exception as exc:
         raise RpcUnavailable(rpc, str(exc)) from exc
+    params = params or preset(network)
     if private_key is None:
         if chain_id not in DEV_CHAIN_IDS:
             raise ChainError(f"chain {chain_id} is not a local dev chain: pass a deployer key")
         private_key = ANVIL_DEV_KEY
     account = Account.from_key(private_key)
+    owner = Web3.to_checksum_address(owner) if owner else account.address
+    check_production(chain_id, params, len(w3.eth.get_code(owner)) > 0,
+                     allow_demo_params=allow_demo_params, allow_eoa_owner=allow_eoa_owner)
     start = w3.eth.block_number
     vault = _deploy(w3, account, "StakeVault", params.min_stake, params.unbonding_period, account.address)
     log(f"  StakeVault           {vault}")
@@ -96,6 +186,14 @@ def deploy_all(rpc: str, private_key: str | None = None, params: Parameters = Pa
         "from": account.address, "nonce": w3.eth.get_transaction_count(account.address, "pending"),
         "chainId": chain_id})
     _send(w3, account, tx, "wire StakeVault")
+    if owner != account.address:
+        for name, address in (("StakeVault", vault), ("DisputeCourt", court)):
+            c = w3.eth.contract(address=address, abi=artifacts.abi(name))
+            tx = c.functions.transferOwnership(owner).build_transaction({
+                "from": account.address, "nonce": w3.eth.get_transaction_count(account.address, "pending"),
+                "chainId": chain_id})
+            _send(w3, account, tx, f"propose {owner} as owner of {name}")
+            log(f"  {name}: {owner} proposed as owner (it must call acceptOwnership())")
     return Deployment(network=network, chain_id=chain_id, rpc=rpc, deployed_at_block=start,
                       contracts={"StakeVault": vault, "ModelVersionRegistry": versions,
                                  "ServerRegistry": registry, "DisputeCourt": court},
@@ -105,15 +203,21 @@ def deploy_all(rpc: str, private_key: str | None = None, params: Parameters = Pa
 @click.command()
 @click.option("--rpc", default="http://127.0.0.1:8546", show_default=True, help="JSON-RPC URL")
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="deployment file to write")
-@click.option("--network", default="anvil", show_default=True, help="name recorded in the file")
+@click.option("--network", default="anvil", show_default=True,
+              help=f"parameter preset and name recorded in the file: {', '.join(PRESETS)}")
 @click.option("--private-key-file", type=click.Path(exists=True, dir_okay=False),
               help="file holding the deployer's hex private key (default on dev chains: anvil's first account)")
-def main(rpc: str, out: str, network: str, private_key_file: str | None) -> None:
+@click.option("--owner", help="governance address to propose (a timelock or multisig contract)")
+@click.option("--allow-demo-params", is_flag=True, help="accept demo parameters outside a dev chain")
+@click.option("--allow-eoa-owner", is_flag=True, help="accept a plain-key owner outside a dev chain")
+def main(rpc: str, out: str, network: str, private_key_file: str | None, owner: str | None,
+         allow_demo_params: bool, allow_eoa_owner: bool) -> None:
     """Deploy Pollen's contracts and write their addresses to OUT."""
     key = Path(private_key_file).read_text().strip() if private_key_file else None
-    click.echo(f"Deploying Pollen contracts to {rpc} ...")
+    click.echo(f"Deploying Pollen contracts to {rpc} ({network} parameters) ...")
     try:
-        deployment = deploy_all(rpc, key, network=network, log=click.echo)
+        deployment = deploy_all(rpc, key, network=network, log=click.echo, owner=owner,
+                                allow_demo_params=allow_demo_params, allow_eoa_owner=allow_eoa_owner)
     except ChainError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)

@@ -15,9 +15,12 @@ interface IServerRegistry {
         uint256 termIndex
     ) external view returns (bool);
 
-    /// @notice Number of active servers of a version.
-    function activeCount(uint64 versionId) external view returns (uint256);
+    /// @notice Number of auditor tickets issued so far.
+    function ticketCount() external view returns (uint256);
 
-    /// @notice The operator at `index` of a version's active set (order changes on removal).
-    function activeServerAt(uint64 versionId, uint256 index) external view returns (address);
+    /// @notice Draw up to k distinct eligible auditors over the first `count` tickets.
+    function drawPanel(bytes32 seed, uint256 count, uint64 activeBefore, uint256 k, address[] calldata exclude)
+        external
+        view
+        returns (address[] memory panel);
 }

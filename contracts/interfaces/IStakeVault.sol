@@ -9,6 +9,8 @@ interface IStakeVault {
     function slashableOf(address operator) external view returns (uint256);
     function freeze(address operator) external;
     function unfreeze(address operator) external;
+    function freezeMany(address[] calldata operators) external;
+    function unfreezeMany(address[] calldata operators) external;
     function depositEscrow() external payable;
     function slash(address operator, uint256 amount) external returns (uint256 taken);
     function distribute(address[] calldata recipients, uint256[] calldata amounts, uint256 toTreasury) external;

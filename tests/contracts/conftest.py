@@ -145,14 +145,30 @@ def signed_receipt(domain, chain, version_id):
     return make
 
 
+def commit_opening(court, receipt, who, block=None, cid=EVIDENCE, salt=None) -> bytes:
+    """Commit `who`'s opening over `receipt` (mined in its own block); returns the salt."""
+    salt = salt or os.urandom(32)
+    block = receipt.first_block if block is None else block
+    c = court.openingCommitment(who.address, court.hashReceipt(receipt.as_tuple()), cid, block, salt)
+    court.commitOpening(c, sender=who)
+    return salt
+
+
+def open_tx(court, receipt, sig, who, block=None, value=None, cid=EVIDENCE, salt=None):
+    """Commit then reveal an opening (two blocks); returns the reveal's transaction."""
+    block = receipt.first_block if block is None else block
+    salt = commit_opening(court, receipt, who, block, cid, salt)
+    value = court.bondFor(receipt.server) if value is None else value
+    return court.openDispute(receipt.as_tuple(), sig, cid, block, salt, value=value, sender=who)
+
+
 @pytest.fixture
 def open_dispute(court, chain):
-    """Factory: open a dispute over (receipt, sig) from `who`, naming `block` (default: the
-    receipt's first block); returns the dispute id."""
+    """Factory: open a dispute over (receipt, sig) from `who` (commit, then reveal), naming
+    `block` (default: the receipt's first block); returns the dispute id."""
 
-    def make(receipt, sig, who, block=None, value=PARAMS.bond):
-        block = receipt.first_block if block is None else block
-        court.openDispute(receipt.as_tuple(), sig, EVIDENCE, block, value=value, sender=who)
+    def make(receipt, sig, who, block=None, value=None, cid=EVIDENCE):
+        open_tx(court, receipt, sig, who, block, value, cid)
         return court.disputeCount()
 
     return make
