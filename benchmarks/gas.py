@@ -5,7 +5,8 @@
 
 Gas is deterministic for a given compiler, settings and call path, so one run suffices; each
 operation is measured on its usual path (first-time registration, a K = 3 dispute naming one
-block, fingerprinted votes, ...).
+block, fingerprinted votes, ...). The draw is measured with 10 and with --scale (default
+10,000) registered servers (tickets): registering them takes about a minute on anvil.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import click  # noqa: E402
 
 from pollen.anvil import dev_keys, start_anvil  # noqa: E402
 from pollen.chain import Chain  # noqa: E402
-from pollen.deploy import Parameters, deploy_all  # noqa: E402
+from pollen.deploy import Parameters, deploy_all  # noqa: E402 (anvil preset)
 from pollen.receipts import KIND_INFERENCE, Receipt, sign_receipt  # noqa: E402
 
 ETHER = 10**18
@@ -33,13 +34,13 @@ TARGETS = {"register": 200_000, "openDispute": 250_000, "commitVote": 80_000,
 CID = "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi"
 
 
-def measure() -> dict[str, int]:
+def measure(scale: int) -> dict[str, int]:
     gas: dict[str, int] = {}
-    with start_anvil(accounts=10) as node:
+    with start_anvil(accounts=12) as node:
         dep = deploy_all(node.rpc, params=Parameters(), log=lambda *_: None)
-        keys = dev_keys(10)
+        keys = dev_keys(12)
         c = [Chain.connect(dep, private_key=k) for k in keys]
-        owner, ops, chal = c[0], c[1:6], c[6]
+        owner, chal, ops = c[0], c[1], c[2:12]  # ten servers: ten tickets
         note = lambda name, r: gas.__setitem__(name, r["gasUsed"])  # noqa: E731
 
         note("createModel", owner.transact(owner.versions.functions.createModel("SmolLM2-135M"), "x"))
@@ -62,14 +63,18 @@ def measure() -> dict[str, int]:
                         kind=KIND_INFERENCE, session_id=os.urandom(32), step=3, input_hash=os.urandom(32),
                         output_hash=os.urandom(32), blocks_root=os.urandom(32), issued_at=int(time.time()))
             sig = sign_receipt(r, chal.receipt_domain(), keys[c.index(accused)])
-            tx = chal.transact(chal.court.functions.openDispute(r.as_tuple(), sig, CID, 7), "x",
-                               value=chal.court_params()["bond"])
+            salt, court = os.urandom(32), chal.court.functions
+            h = court.openingCommitment(chal.address, court.hashReceipt(r.as_tuple()).call(), CID, 7, salt).call()
+            note("commitOpening", chal.transact(court.commitOpening(h), "x"))
+            node_mine(chal, 1)  # the reveal must come in a later block
+            tx = chal.transact(court.openDispute(r.as_tuple(), sig, CID, 7, salt), "x",
+                               value=chal.bond_for(accused.address))
             note("openDispute", tx)
-            return chal.court.functions.disputeCount().call()
+            return court.disputeCount().call()
 
-        def audit(did: int, verdicts: list[str], label: str) -> None:
+        def audit(did: int, verdicts: list[str], label: str, draw_label: str = "drawAuditors (K=3, 10 servers)") -> None:
             node_mine(chal, 3)
-            note("drawAuditors (K=3)", chal.transact(chal.court.functions.drawAuditors(did), "x"))
+            note(draw_label, chal.transact(chal.court.functions.drawAuditors(did), "x"))
             by_addr = {x.address: x for x in c}
             auditors = chal.court.functions.auditorsOf(did).call()
             salts = {a: os.urandom(32) for a in auditors}
@@ -90,7 +95,42 @@ def measure() -> dict[str, int]:
         note("withdraw", chal.withdraw())
         note("requestUnstake", ops[4].request_unstake(ETHER // 2))
         note("leave", ops[3].leave())
+        if scale > len(ops):
+            register_many(node.rpc, dep, scale - len(ops))
+            did = dispute(ops[1])
+            node_mine(chal, 3)
+            note(f"drawAuditors (K=3, {scale:,} servers)", chal.transact(chal.court.functions.drawAuditors(did), "x"))
     return gas
+
+
+def register_many(rpc: str, dep, n: int, batch: int = 400) -> None:
+    """Register n more servers (fresh impersonated accounts, 2 ETH stake each) with batched
+    JSON-RPC calls; progress on stderr."""
+    import requests
+    from eth_abi import encode
+    from eth_utils import function_signature_to_4byte_selector as sel
+
+    vault, registry = dep.contracts["StakeVault"], dep.contracts["ServerRegistry"]
+    stake = "0x" + sel("stake()").hex()
+    session, done = requests.Session(), 0
+    while done < n:
+        calls, size = [], min(batch, n - done)
+        for i in range(done, done + size):
+            who = "0x" + (0x5000_0000 + i).to_bytes(20, "big").hex()
+            reg = "0x" + (sel("register(address,string,uint64,uint32,uint32,uint64)") + encode(
+                ["address", "string", "uint64", "uint32", "uint32", "uint64"],
+                [who, f"grpc://10.0.{i // 250 % 250}.{i % 250}:31330", 1, 0, 30, 40])).hex()
+            calls += [("anvil_setBalance", [who, hex(3 * ETHER)]), ("anvil_impersonateAccount", [who]),
+                      ("eth_sendTransaction", [{"from": who, "to": vault, "value": hex(2 * ETHER), "data": stake,
+                                                     "nonce": "0x0"}]),
+                      ("eth_sendTransaction", [{"from": who, "to": registry, "data": reg, "gas": hex(400_000),
+                                                     "nonce": "0x1"}])]
+        body = [{"jsonrpc": "2.0", "id": k, "method": m, "params": p} for k, (m, p) in enumerate(calls)]
+        for reply in session.post(rpc, json=body, timeout=300).json():
+            if "error" in reply:
+                raise click.ClickException(f"registering servers: {reply['error']}")
+        done += size
+        click.echo(f"  registered {done + 10:,} servers", err=True)
 
 
 def node_mine(chain: Chain, blocks: int) -> None:
@@ -108,11 +148,12 @@ def table(gas: dict[str, int]) -> str:
 
 @click.command()
 @click.option("--write-readme", is_flag=True, help="replace the gas table in README.md")
-def main(write_readme: bool) -> None:
-    gas = measure()
+@click.option("--scale", default=10_000, show_default=True, help="servers registered for the second draw")
+def main(write_readme: bool, scale: int) -> None:
+    gas = measure(scale)
     out = table(gas)
     click.echo(out)
-    click.echo("\nreproduce: .venv/bin/python benchmarks/gas.py  (anvil, solc 0.8.37, optimizer 200 runs)")
+    click.echo(f"\nreproduce: .venv/bin/python benchmarks/gas.py --scale {scale}  (anvil, solc 0.8.37, optimizer 200 runs)")
     if write_readme:
         readme = ROOT / "README.md"
         text = readme.read_text()

@@ -1,6 +1,8 @@
-"""Disputes from the client's side: evidence to the content store, open with the bond, then push
-the dispute through its stages (draw once the draw block is mined, resolve once every auditor
-revealed or the reveal deadline passed) and report each step as it happens.
+"""Disputes from the client's side: evidence to the content store, open with the bond (commit,
+then reveal one block later), then push the dispute through its stages (draw once the draw
+block is mined, rule once every auditor revealed or the reveal deadline passed, settle once the
+appeal window closed) and report each step as it happens. Appeals are not pushed here: a client
+that disagrees with a first ruling appeals by hand (`Chain.appeal`, `ape run vote --appeal`).
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ class Challenger:
         block = self.chain.w3.eth.block_number
         tl = Timeline(dispute_id, time.time(), block, named_block=evidence.block, step=r.step)
         tl.add(block, f"opened against {r.server} (blocks [{r.first_block}, {r.last_block}), block {evidence.block} "
-                      f"named, step {r.step}), bond {self.chain.court_params()['bond'] / 1e18:g}")
+                      f"named, step {r.step}), bond {self.chain.dispute(dispute_id)['bond'] / 1e18:g}")
         self.say(f"dispute #{dispute_id} opened at block {block}")
         return tl
 
@@ -99,14 +101,21 @@ class Challenger:
             if d["stage"] == "awaiting_draw" and block > d["draw_block"]:
                 self.chain.draw_auditors(tl.dispute_id)
             elif d["stage"] == "voting" and self._resolvable(d):
+                if self.chain.resolve(tl.dispute_id) == "appealable":
+                    tl.add(block, f"first ruling: {self.chain.dispute(tl.dispute_id)['first_ruling']}; "
+                                  f"appeal window open")
+                    self.say(tl.events[-1][2])
+            elif d["stage"] == "appealable" and self._now() > d["appeal_deadline"]:
                 self.chain.resolve(tl.dispute_id)
         except ChainError as exc:  # another party pushed first, or the stage moved on
             log.info("dispute %d: %s", tl.dispute_id, exc)
 
+    def _now(self) -> int:
+        return self.chain.w3.eth.get_block("latest")["timestamp"]
+
     def _resolvable(self, d) -> bool:
-        now = self.chain.w3.eth.get_block("latest")["timestamp"]
         revealed = d["faulty_votes"] + d["honest_votes"] + d["abstain_votes"]
-        return revealed >= d["drawn_count"] or now > d["reveal_deadline"]
+        return revealed >= d["drawn_count"] or self._now() > d["reveal_deadline"]
 
 
 def balances(chain, accounts: dict[str, str]) -> dict[str, dict[str, float]]:

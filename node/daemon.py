@@ -175,8 +175,8 @@ class Daemon:
     def on_dispute_opened(self, e) -> None:
         if e["args"]["accused"] == self.me:
             emit("accused", dispute_id=e["args"]["disputeId"], challenger=e["args"]["challenger"])
-        elif receipt_of(e["args"]["receipt"]).version_id == self.cfg.version_id and e["args"]["disputeId"] not in self.state.draws:
-            self.state.draws.append(e["args"]["disputeId"])  # anyone may push the draw: we help
+        if e["args"]["disputeId"] not in self.state.draws:  # the pool is global: we help draw any
+            self.state.draws.append(e["args"]["disputeId"])  # (the accused too: a draw unfreezes it sooner)
 
     def on_auditors_drawn(self, e) -> None:
         if self.me in e["args"]["auditors"]:
@@ -187,7 +187,7 @@ class Daemon:
     def on_resolved(self, e) -> None:
         key = str(e["args"]["disputeId"])
         if key in self.state.audits:
-            outcome = {1: "faulty", 2: "honest", 3: "no_quorum"}.get(e["args"]["outcome"], "?")
+            outcome = {1: "faulty", 2: "honest", 3: "no_quorum", 4: "lapsed"}.get(e["args"]["outcome"], "?")
             self.state.audits[key].outcome = outcome
             self.state.audits[key].stage = DONE
             self.save()
@@ -302,11 +302,17 @@ class Daemon:
 
     def decide(self, audit, d) -> None:
         opened = self.opened_event(audit.dispute_id)
-        spans = aud.SpanProvider(self.chain, self.store, self.cfg.version_id, self.cfg.cache_dir, self.own_span())
+        receipt = receipt_of(opened["receipt"])
+        # Auditors are drawn from every version's servers: judge with the disputed version's
+        # weights and tolerance (our own span only when it is that version's, in float32).
+        same = receipt.version_id == self.cfg.version_id
+        tolerance = self.tolerance if same else self.chain.version(receipt.version_id)["tolerance_micros"] / 1e6
+        spans = aud.SpanProvider(self.chain, self.store, receipt.version_id, self.cfg.cache_dir,
+                                 self.own_span() if same else None)
         # network and disk here on the watcher thread; only the recomputation on the compute loop
-        ready = aud.prepare(self.store, d, opened["evidenceCid"], receipt_of(opened["receipt"]), spans)
+        ready = aud.prepare(self.store, d, opened["evidenceCid"], receipt, spans)
         verdict = ready if isinstance(ready, aud.Verdict) else self.compute(
-            lambda: aud.judge(ready, spans, self.tolerance))
+            lambda: aud.judge(ready, spans, tolerance))
         audit.faulty, audit.error, audit.note = verdict.faulty, verdict.error, verdict.note
         audit.verdict, audit.fingerprint, audit.bad_block = verdict.verdict, verdict.fingerprint.hex(), verdict.bad_block
         audit.salt = os.urandom(32).hex()
@@ -342,15 +348,23 @@ class Daemon:
         emit("revealed", operator=self.me, dispute_id=audit.dispute_id, faulty=audit.faulty, verdict=audit.verdict)
 
     def push_resolve(self, audit, d, now: int) -> None:
+        """Rule the round once every vote is in (or the reveal deadline passed); settle once the
+        appeal window (if any) closed. Done only when settled: an appeal may draw a new panel."""
         revealed = d["faulty_votes"] + d["honest_votes"] + d["abstain_votes"]
-        if d["stage"] == "voting" and (revealed >= d["drawn_count"] or now > d["reveal_deadline"]):
-            try:
-                outcome = self.chain.resolve(audit.dispute_id)
-            except ChainError as exc:  # someone else resolved it first
-                log.info("resolve %d: %s", audit.dispute_id, exc)
-                return
-            audit.stage, audit.outcome = DONE, outcome
-            emit("resolved", dispute_id=audit.dispute_id, outcome=outcome, by=self.me)
+        ready = (d["stage"] == "voting" and (revealed >= d["drawn_count"] or now > d["reveal_deadline"])
+                 or d["stage"] == "appealable" and now > d["appeal_deadline"])
+        if not ready:
+            return
+        try:
+            outcome = self.chain.resolve(audit.dispute_id)
+        except ChainError as exc:  # someone else pushed it first
+            log.info("resolve %d: %s", audit.dispute_id, exc)
+            return
+        if outcome == "appealable":
+            emit("ruled", dispute_id=audit.dispute_id, ruling=self.chain.dispute(audit.dispute_id)["first_ruling"])
+            return
+        audit.stage, audit.outcome = DONE, outcome
+        emit("resolved", dispute_id=audit.dispute_id, outcome=outcome, by=self.me)
 
     def reconcile(self, audit) -> None:
         """After a revert: align the local stage with what the chain says happened."""

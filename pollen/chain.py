@@ -12,6 +12,9 @@ signed locally, sent, and waited for. Private keys are never logged or printed.
 from __future__ import annotations
 
 import json
+import os
+import re
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -214,12 +217,14 @@ class Chain:
         return self.transact(self.registry.functions.leave(), "leave")
 
     def server(self, operator: str) -> dict[str, Any]:
-        throughput, _, term_count, status, endpoint = self.registry.functions.getServer(operator).call()
+        s = _struct(self.registry, "getServer", self.registry.functions.getServer(operator).call())
+        throughput, term_count, status, endpoint = s["throughput"], s["term_count"], s["status"], s["endpoint"]
         signer, first, last, version_id, since, until = self.registry.functions.currentTerm(operator).call()
         return {"operator": to_checksum_address(operator), "status": _STATUS[status],
                 "endpoint": endpoint, "throughput": throughput, "signer": signer,
                 "version_id": version_id, "first_block": first, "last_block": last,
-                "term_count": term_count, "since": since, "until": until}
+                "term_count": term_count, "since": since, "until": until,
+                "active_since": s["active_since"]}
 
     def active_servers(self, version_id: int, page: int = 100) -> list[str]:
         count = self.registry.functions.activeCount(version_id).call()
@@ -270,11 +275,15 @@ class Chain:
     def receipt_domain(self) -> ReceiptDomain:
         return ReceiptDomain(chain_id=self.deployment.chain_id, court=self.court.address)
 
-    def court_params(self) -> dict[str, int]:
-        names = ["dispute_window", "max_clock_skew", "commit_period", "reveal_period",
-                 "draw_delay_blocks", "auditors_per_dispute", "slash_bps", "finder_bps",
-                 "auditor_bps", "accused_share_bps", "bond", "no_reveal_penalty"]
-        return dict(zip(names, self.court.functions.params().call()))
+    def court_params(self, dispute_id: int | None = None) -> dict[str, int]:
+        """The court's current parameters, or those a dispute was opened under (snake_case keys)."""
+        if dispute_id is None:
+            return _struct(self.court, "params", self.court.functions.params().call())
+        return _struct(self.court, "paramsOf", self.court.functions.paramsOf(dispute_id).call())
+
+    def bond_for(self, accused: str) -> int:
+        """The bond (wei) a dispute against `accused` requires now (scaled to its stake)."""
+        return self.court.functions.bondFor(accused).call()
 
     def find_term(self, receipt: Receipt, signer: str) -> int | None:
         index = self.registry.functions.findTerm(
@@ -297,24 +306,51 @@ class Chain:
             raise ChainError(f"{operator} has never registered")
         return count - 1
 
-    def open_dispute(self, receipt: Receipt, signature: bytes, evidence_cid: str, block: int) -> int:
+    def open_dispute(self, receipt: Receipt, signature: bytes, evidence_cid: str, block: int,
+                     precheck: bool = True) -> int:
         """Open a dispute over `receipt`, naming the first faulty `block` (global index in the
         receipt's span), posting the court's bond; returns the dispute id. The registry term is
         the receipt's own `term` field: a receipt whose term does not match is refused here."""
         from pollen.receipts import recover_signer
 
         signer = recover_signer(receipt, self.receipt_domain(), signature)
-        if not self.registry.functions.signedFor(receipt.server, signer, receipt.version_id, receipt.first_block,
+        if precheck and not self.registry.functions.signedFor(receipt.server, signer, receipt.version_id, receipt.first_block,
                                                  receipt.last_block, receipt.issued_at, receipt.term).call():
             raise ChainError(f"{signer} was not {receipt.server}'s registered signer for blocks "
                              f"[{receipt.first_block}, {receipt.last_block}) of version {receipt.version_id} "
                              f"in term {receipt.term} at {receipt.issued_at}")
-        bond = self.court_params()["bond"]
-        fn = self.court.functions.openDispute(receipt.as_tuple(), signature, evidence_cid, block)
+        # Commit-reveal: the commitment binds us, the receipt, the evidence and the block, so
+        # nobody who sees the reveal in the mempool can copy it; reveal one block later.
+        salt = os.urandom(32)
+        receipt_hash = self.court.functions.hashReceipt(receipt.as_tuple()).call()
+        commitment = self.court.functions.openingCommitment(self.address, receipt_hash, evidence_cid, block,
+                                                             salt).call()
+        self.transact(self.court.functions.commitOpening(commitment), "commitOpening")
+        self._wait_next_block()
+        bond = self.bond_for(receipt.server) * 101 // 100  # margin: the accused may stake more meanwhile
+        fn = self.court.functions.openDispute(receipt.as_tuple(), signature, evidence_cid, block, salt)
         receipt_tx = self.transact(fn, "openDispute", value=bond)
         return self._events(self.court, "DisputeOpened", receipt_tx)[0]["args"]["disputeId"]
 
+    def _wait_next_block(self, timeout_s: float = 120.0) -> None:
+        """Return once a block after the latest one is mined (commit-reveal needs two blocks; a
+        call or gas estimate runs in the latest block's context). A local dev chain that mines
+        only on transactions (anvil's automine) is asked to mine one."""
+        start, deadline = self.w3.eth.block_number, time.monotonic() + timeout_s
+        if self.deployment.chain_id in (31337, 1337):
+            self.w3.provider.make_request("evm_mine", [])
+        while self.w3.eth.block_number <= start:
+            if time.monotonic() > deadline:
+                raise ChainError(f"no new block within {timeout_s:.0f} s after {start}: is the chain producing blocks?")
+            time.sleep(0.2)
+
+    def appeal(self, dispute_id: int, value: int | None = None) -> Any:
+        """Appeal a first-round ruling (posting twice the dispute's bond unless `value`)."""
+        value = 2 * self.dispute(dispute_id)["bond"] if value is None else value
+        return self.transact(self.court.functions.appeal(dispute_id), "appeal", value=value)
+
     def draw_auditors(self, dispute_id: int) -> list[str]:
+        """Draw the current round's panel (empty if the draw lapsed or found too few auditors)."""
         receipt = self.transact(self.court.functions.drawAuditors(dispute_id), "drawAuditors")
         drawn = self._events(self.court, "AuditorsDrawn", receipt)
         return list(drawn[0]["args"]["auditors"]) if drawn else []
@@ -334,18 +370,17 @@ class Chain:
         return self.transact(fn, "revealVote")
 
     def resolve(self, dispute_id: int) -> str:
+        """Push the dispute on: rule the round (-> "appealable" while an appeal window runs) or
+        settle it (-> the final outcome)."""
         receipt = self.transact(self.court.functions.resolve(dispute_id), "resolve")
-        return _OUTCOME[self._events(self.court, "DisputeResolved", receipt)[0]["args"]["outcome"]]
+        settled = self._events(self.court, "DisputeResolved", receipt)
+        return _OUTCOME[settled[0]["args"]["outcome"]] if settled else "appealable"
 
     def dispute(self, dispute_id: int) -> dict[str, Any]:
-        d = self.court.functions.getDispute(dispute_id).call()
-        keys = ["accused", "version_id", "stage", "outcome", "drawn_count", "committed_count",
-                "challenger", "bond", "faulty_votes", "first_block", "last_block", "draw_block",
-                "commit_deadline", "reveal_deadline", "honest_votes", "abstain_votes", "block", "step",
-                "kind"]
-        out = dict(zip(keys, d))
+        out = _struct(self.court, "getDispute", self.court.functions.getDispute(dispute_id).call())
         out["stage"] = _STAGE[out["stage"]]
         out["outcome"] = _OUTCOME[out["outcome"]]
+        out["first_ruling"] = _OUTCOME[out["first_ruling"]]
         out["auditors"] = self.court.functions.auditorsOf(dispute_id).call()
         return out
 
@@ -366,6 +401,17 @@ class Chain:
 
 
 _STATUS = {0: "none", 1: "active", 2: "inactive", 3: "left"}
-_STAGE = {0: "none", 1: "awaiting_draw", 2: "voting", 3: "resolved"}
-_OUTCOME = {0: "pending", 1: "faulty", 2: "honest", 3: "no_quorum"}
+_STAGE = {0: "none", 1: "awaiting_draw", 2: "voting", 3: "appealable", 4: "resolved"}
+_OUTCOME = {0: "pending", 1: "faulty", 2: "honest", 3: "no_quorum", 4: "lapsed"}
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def _struct(contract, fn_name: str, values) -> dict[str, Any]:
+    """A struct returned by `fn_name` as a dict keyed by its ABI component names in snake_case."""
+    (fn,) = [e for e in contract.abi if e.get("type") == "function" and e["name"] == fn_name]
+    names = [_snake(c["name"]) for c in fn["outputs"][0]["components"]]
+    return dict(zip(names, values))
 VERDICTS = {"faulty": 1, "honest": 2, "abstain": 3}  # DisputeCourt.revealVote's verdict codes

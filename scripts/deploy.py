@@ -3,7 +3,12 @@ the deployment file the Python bindings and the web UI read.
 
     ape run deploy --network ethereum:local:foundry --account TEST::0      # throwaway anvil
     ape run deploy --network http://127.0.0.1:8546 --account TEST::0       # a running anvil
-    ape run deploy --network gnosis:chiado:node --account my-operator       # a real network
+    ape run deploy --network gnosis:chiado:node --account my-deployer --owner 0xTimelockOrSafe
+
+Parameters come from pollen.deploy's preset for the network (anvil's for local networks;
+gnosis-chiado, gnosis, filecoin-calibration, filecoin otherwise, or --preset). Outside a dev
+chain demo parameters and a plain-key owner are refused unless --allow-demo-params /
+--allow-eoa-owner. Ownership is two-step: the proposed --owner must call acceptOwnership().
 """
 
 from __future__ import annotations
@@ -18,16 +23,32 @@ from ape.cli import ConnectedProviderCommand, account_option
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pollen.deploy import Parameters  # noqa: E402
+from pollen.deploy import CHAIN_IDS, PRESETS, check_production, preset  # noqa: E402
+from pollen.chain import ChainError  # noqa: E402
 from scripts._pollen import deployment_path  # noqa: E402
 
 
 @click.command(cls=ConnectedProviderCommand)
 @account_option()
 @click.option("--out", type=click.Path(dir_okay=False), help="deployment file to write")
-def cli(network, provider, account, out):
+@click.option("--preset", "preset_name", type=click.Choice(list(PRESETS)), help="parameter preset (default: by network)")
+@click.option("--owner", help="governance address to propose (a timelock or multisig contract)")
+@click.option("--allow-demo-params", is_flag=True, help="accept demo parameters outside a dev chain")
+@click.option("--allow-eoa-owner", is_flag=True, help="accept a plain-key owner outside a dev chain")
+def cli(network, provider, account, out, preset_name, owner, allow_demo_params, allow_eoa_owner):
     """Deploy Pollen's four contracts with ACCOUNT and write their addresses."""
-    params = Parameters()
+    if preset_name is None:  # by chain id: dev chains -> anvil, known public chains -> theirs
+        by_id = {cid: name for name, cid in CHAIN_IDS.items()} | {31337: "anvil", 1337: "anvil"}
+        preset_name = by_id.get(provider.chain_id)
+        if preset_name is None:
+            raise click.ClickException(f"no parameter preset for chain {provider.chain_id}: pass --preset")
+    try:
+        params = preset(preset_name)
+        owner = owner or account.address
+        check_production(provider.chain_id, params, len(provider.web3.eth.get_code(owner)) > 0,
+                         allow_demo_params=allow_demo_params, allow_eoa_owner=allow_eoa_owner)
+    except ChainError as exc:
+        raise click.ClickException(str(exc)) from exc
     start = provider.get_block("latest").number or 0
     click.echo(f"Deploying to {network.choice} (chain {provider.chain_id}) from {account.address}")
     vault = project.StakeVault.deploy(params.min_stake, params.unbonding_period, account, sender=account)
@@ -35,6 +56,10 @@ def cli(network, provider, account, out):
     registry = project.ServerRegistry.deploy(vault, versions, sender=account)
     court = project.DisputeCourt.deploy(vault, registry, params.court_tuple(), account, sender=account)
     vault.wire(court, registry, sender=account)
+    if owner != account.address:
+        for contract in (vault, court):
+            contract.transferOwnership(owner, sender=account)
+        click.echo(f"  {owner} proposed as owner of StakeVault and DisputeCourt: it must call acceptOwnership()")
     contracts = {"StakeVault": vault.address, "ModelVersionRegistry": versions.address,
                  "ServerRegistry": registry.address, "DisputeCourt": court.address}
     for name, address in contracts.items():
@@ -44,5 +69,5 @@ def cli(network, provider, account, out):
     path.write_text(json.dumps({
         "network": network.choice, "chainId": provider.chain_id,
         "rpc": getattr(provider, "uri", None) or "", "deployedAtBlock": start,
-        "contracts": contracts, "parameters": vars(params)}, indent=2) + "\n")
+        "contracts": contracts, "preset": preset_name, "parameters": vars(params)}, indent=2) + "\n")
     click.echo(f"Wrote {path}")

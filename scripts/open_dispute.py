@@ -4,7 +4,9 @@ The file is {"receipt": {...}, "signature": "0x..."} (see pollen.receipts.Receip
 The registry term checked is the receipt's own `term` field."""
 
 import json
+import os
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -24,7 +26,8 @@ from scripts._pollen import deployment_option, load_contracts  # noqa: E402
               help="global index of the first faulty block, within the receipt's span "
                    "(default: the span's first block)")
 def cli(network, provider, account, deployment, receipt_file, evidence, block):
-    """Open a dispute over a signed receipt, posting the court's bond."""
+    """Open a dispute over a signed receipt: commit, then reveal a block later with the bond
+    (scaled to the accused's stake: the court's bondFor)."""
     c = load_contracts(network, deployment)
     court, registry = c["DisputeCourt"], c["ServerRegistry"]
     try:
@@ -42,8 +45,17 @@ def cli(network, provider, account, deployment, receipt_file, evidence, block):
                               receipt.last_block, receipt.issued_at, receipt.term):
         raise click.ClickException(f"{signer} was not the registered signer of {receipt.server} "
                                    f"for that span and time in term {receipt.term}; the court would refuse it")
-    bond = court.params().bond
-    tx = court.openDispute(receipt.as_tuple(), sig, evidence, block, value=bond, sender=account)
+    salt = os.urandom(32)
+    commitment = court.openingCommitment(account.address, court.hashReceipt(receipt.as_tuple()), evidence, block, salt)
+    court.commitOpening(commitment, sender=account)
+    click.echo(f"opening committed (salt 0x{salt.hex()}); revealing once a new block is mined ...")
+    start = provider.get_block("latest").number
+    if provider.chain_id in (31337, 1337):  # a dev chain that mines only on transactions
+        provider.make_request("evm_mine", [])
+    while provider.get_block("latest").number <= start:
+        time.sleep(0.5)
+    bond = court.bondFor(receipt.server) * 101 // 100  # margin: the accused may stake more meanwhile
+    tx = court.openDispute(receipt.as_tuple(), sig, evidence, block, salt, value=bond, sender=account)
     ev = [e for e in tx.events if e.event_name == "DisputeOpened"][0]
     click.echo(f"dispute {ev.disputeId} opened against {ev.accused} over block {ev.blockIndex} of "
                f"{KIND_NAMES[receipt.kind]} step {receipt.step}; auditors drawn after block {ev.drawBlock}")

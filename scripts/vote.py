@@ -13,8 +13,8 @@ from ape.cli import ConnectedProviderCommand, account_option
 
 from scripts._pollen import deployment_option, load_contracts
 
-STAGES = ["none", "awaiting draw", "voting", "resolved"]
-OUTCOMES = ["pending", "faulty", "honest", "no quorum"]
+STAGES = ["none", "awaiting draw", "voting", "appealable", "resolved"]
+OUTCOMES = ["pending", "faulty", "honest", "no quorum", "lapsed"]
 VERDICTS = {"faulty": 1, "honest": 2, "abstain": 3}  # DisputeCourt.revealVote's verdict codes
 
 
@@ -36,13 +36,14 @@ def parse_salt(text):
 @account_option()
 @deployment_option
 @click.argument("dispute_id", type=click.IntRange(1))
-@click.argument("action", type=click.Choice(["draw", "commit", "reveal", "resolve", "show"]))
+@click.argument("action", type=click.Choice(["draw", "commit", "reveal", "resolve", "appeal", "show"]))
 @click.option("--verdict", type=click.Choice(list(VERDICTS)), help="your verdict (commit / reveal)")
 @click.option("--fingerprint", default="0x" + "00" * 32, show_default="zero hash",
               help="hash of what you recomputed (commit / reveal; the same both times)")
 @click.option("--salt", help="the salt printed at commit (reveal)")
 def cli(network, account, deployment, dispute_id, action, verdict, fingerprint, salt):
-    """Draw auditors, commit / reveal a vote, resolve, or show DISPUTE_ID."""
+    """Draw auditors, commit / reveal a vote, resolve (rule a round or settle), appeal a first
+    ruling (posting twice the bond), or show DISPUTE_ID."""
     court = load_contracts(network, deployment)["DisputeCourt"]
     if dispute_id > court.disputeCount():
         raise click.BadParameter(f"dispute {dispute_id} does not exist (count {court.disputeCount()})")
@@ -62,7 +63,10 @@ def cli(network, account, deployment, dispute_id, action, verdict, fingerprint, 
         court.revealVote(dispute_id, VERDICTS[verdict], fp, parse_salt(salt), sender=account)
     elif action == "resolve":
         court.resolve(dispute_id, sender=account)
+    elif action == "appeal":
+        court.appeal(dispute_id, value=2 * court.getDispute(dispute_id).bond, sender=account)
     d = court.getDispute(dispute_id)
-    click.echo(f"dispute {dispute_id}: {STAGES[d.stage]}, outcome {OUTCOMES[d.outcome]}, block {d.block} "
+    click.echo(f"dispute {dispute_id}: {STAGES[d.stage]} (round {d.round}), first ruling {OUTCOMES[d.firstRuling]}, "
+               f"outcome {OUTCOMES[d.outcome]}, block {d.block} "
                f"step {d.step}, votes faulty {d.faultyVotes} / honest {d.honestVotes} / abstain "
                f"{d.abstainVotes} of {d.drawnCount} drawn, auditors {list(court.auditorsOf(dispute_id))}")

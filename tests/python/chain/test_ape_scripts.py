@@ -100,4 +100,4 @@ def test_open_dispute_and_vote_scripts(anvil, deployment, tmp_path):
     assert res.returncode == 0, res.stdout + res.stderr
     assert "block 5 step 4" in res.stdout and "abstain 1 of 3 drawn" in res.stdout
     vote = accused.court.functions.voteOf(dispute_id, auditor).call()
-    assert vote[1] == 5 and vote[2] == bytes.fromhex(fp[2:])  # RevealedAbstain, the fingerprint
+    assert vote[1] == 5 and vote[3] == bytes.fromhex(fp[2:])  # RevealedAbstain, the fingerprint
