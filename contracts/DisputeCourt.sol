@@ -637,7 +637,7 @@ contract DisputeCourt is IDisputeWindow, EIP712, Ownable2Step {
     function _settle(uint256 disputeId, Dispute storage d, Outcome outcome) private {
         if (outcome == Outcome.Faulty) {
             uint256 lead = incidentLead[d.incident];
-            if (lead != disputeId && _disputes[lead].stage != Stage.Resolved) {
+            if (lead != 0 && lead != disputeId && _disputes[lead].stage != Stage.Resolved) {
                 revert DisputeCourt_OlderDisputePending(disputeId, lead);
             }
         }

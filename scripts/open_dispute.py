@@ -54,7 +54,7 @@ def cli(network, provider, account, deployment, receipt_file, evidence, block):
         provider.make_request("evm_mine", [])
     while provider.get_block("latest").number <= start:
         time.sleep(0.5)
-    bond = court.bondFor(receipt.server) * 101 // 100  # margin: the accused may stake more meanwhile
+    bond = court.bondFor(receipt.server)  # all of it is the bond: no margin
     tx = court.openDispute(receipt.as_tuple(), sig, evidence, block, salt, value=bond, sender=account)
     ev = [e for e in tx.events if e.event_name == "DisputeOpened"][0]
     click.echo(f"dispute {ev.disputeId} opened against {ev.accused} over block {ev.blockIndex} of "
