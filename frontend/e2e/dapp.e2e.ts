@@ -3,8 +3,10 @@
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import type { Page } from 'playwright-core';
-import { createPublicClient, http, parseEther, type Address } from 'viem';
-import { ARTIFACTS, WALLET_KEY, chromiumMissing, driver, startStack, steppedDriver, type Stack } from './harness';
+import { createPublicClient, createWalletClient, http, parseEther, type Address } from 'viem';
+import { privateKeyToAccount } from 'viem/accounts';
+import { DisputeCourtAbi } from '../src/generated/contracts';
+import { ARTIFACTS, OWNER_KEY, WALLET_KEY, chromiumMissing, driver, startStack, steppedDriver, type Stack } from './harness';
 import { TestWallet } from './wallet';
 
 const missing = chromiumMissing();
@@ -27,10 +29,12 @@ describe.skipIf(!!missing)('Pollen dApp in Chromium against anvil', () => {
     const dep = JSON.parse(await (await import('node:fs/promises')).readFile(stack.deploymentFile, 'utf8'));
     return fn(createPublicClient({ transport: http(stack.rpc) }), dep.contracts);
   };
-  const stakeOf = (a: Address) => read((c, d) => c.readContract({
-    address: d.StakeVault, functionName: 'stakeOf', args: [a],
-    abi: [{ type: 'function', name: 'stakeOf', stateMutability: 'view', inputs: [{ type: 'address' }], outputs: [{ type: 'uint256' }] }],
+  const vaultRead = (fn: 'stakeOf' | 'credits', a: Address) => read((c, d) => c.readContract({
+    address: d.StakeVault, functionName: fn, args: [a],
+    abi: [{ type: 'function', name: fn, stateMutability: 'view', inputs: [{ type: 'address' }], outputs: [{ type: 'uint256' }] }],
   }));
+  const stakeOf = (a: Address) => vaultRead('stakeOf', a);
+  const openingKeys = () => page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('pollen.openings.')));
   /** Wait until a form's inline status reaches a final phase; returns it with its text. */
   const settle = async (statusId: string) => {
     await page.waitForSelector(`#${statusId}[data-phase="confirmed"], #${statusId}[data-phase="failed"]`, { timeout: 30_000 });
@@ -201,10 +205,27 @@ describe.skipIf(!!missing)('Pollen dApp in Chromium against anvil', () => {
     await page.fill('#evidence-cid', 'bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy');
     await page.click('#open-dispute-btn');
     await page.waitForFunction(() => /Name the first faulty block/.test(document.querySelector('#dispute-status')?.textContent ?? ''));
+    // The bond is scaled to what the dispute can slash: 10 % of 50 % of the accused's 2 ETH, at least 0.1 ETH.
+    expect(await page.textContent('#receipt-bond')).toMatch(/^0\.1 ETH \(this dispute can slash 1 ETH of the accused's 2 ETH/);
+    expect(await page.textContent('#bond-amount')).toBe("10 % of what the dispute can slash (50 % of the accused's stake), at least 0.1 ETH");
     await page.fill('#faulty-block', '2');
     await page.fill('#evidence-cid', 'bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy');
+    // Opening is commit-reveal: the commitment goes through, then the user rejects the reveal.
+    const sentBefore = wallet.calls.filter((m) => m === 'eth_sendTransaction').length;
+    wallet.rejectAfter = 1;
     await page.click('#open-dispute-btn');
-    expect((await settle('dispute-status')).phase).toBe('confirmed');
+    const rejected = await settle('dispute-status');
+    expect(rejected.phase).toBe('failed');
+    expect(rejected.text).toContain('Step 2 of 2 — reveal and post the bond: Failed: Rejected');
+    expect(wallet.calls.filter((m) => m === 'eth_sendTransaction').length).toBe(sentBefore + 2);
+    // The salt stays in this browser until revealed: the opening waits under "Pending openings".
+    expect(await openingKeys()).toHaveLength(1);
+    await page.waitForSelector('#pending-openings .opening[data-state="ready"]');
+    expect(await page.textContent('#pending-openings')).toMatch(/Against 0x3C44…93BC · blocks 0–3 · block 2 named faulty/);
+    await shot('account-opening-pending');
+    await page.click('#pending-openings [id^="reveal-opening-"]');
+    await page.waitForSelector('#pending-openings .opening', { state: 'detached' });
+    expect(await openingKeys()).toEqual([]);
 
     await go('disputes');
     await page.waitForSelector('#dispute-1 [data-kind="opened"]');
@@ -250,8 +271,9 @@ describe.skipIf(!!missing)('Pollen dApp in Chromium against anvil', () => {
   });
 
   test('as a drawn auditor, commit a vote (salt kept and offered as backup), then reveal it', async () => {
-    // Operator 3 accuses operator 2; the eligible auditors are exactly us, 4 and 5 (K = 3).
-    const opened = await driver('open', stack.deploymentFile, '--challenger-index', '3', '--accused-index', '2');
+    // Operator 3 accuses operator 5; the eligible auditors are exactly us, 2 and 4 (K = 3: the
+    // accused and the challenger are never drawn; everyone else is registered and unfrozen).
+    const opened = await driver('open', stack.deploymentFile, '--challenger-index', '3', '--accused-index', '5');
     expect(opened).toContain(me);
     await go('account');
     await page.waitForSelector('#audit-2 form');
@@ -265,15 +287,15 @@ describe.skipIf(!!missing)('Pollen dApp in Chromium against anvil', () => {
     expect(saved).toHaveLength(1);
     await shot('account-audit-committed');
 
-    const others = steppedDriver('vote', stack.deploymentFile, '--dispute', '2', '--auditors', '4,5', '--faulty', '--no-resolve');
+    const others = steppedDriver('vote', stack.deploymentFile, '--dispute', '2', '--auditors', '2,4', '--faulty', '--no-resolve');
     try {
-      expect(await others.next()).toMatch(/^PHASE committed 4/);
+      expect(await others.next()).toMatch(/^PHASE committed 2/);
       others.proceed();
-      expect(await others.next()).toMatch(/^PHASE committed 5/);
+      expect(await others.next()).toMatch(/^PHASE committed 4/);
       await page.waitForSelector('#reveal-2');
       await page.click('#reveal-2');
       expect((await settle('vote-status-2')).phase).toBe('confirmed');
-      for (const line of [/^PHASE revealed 4/, /^PHASE revealed 5/]) {
+      for (const line of [/^PHASE revealed 2/, /^PHASE revealed 4/]) {
         others.proceed();
         expect(await others.next()).toMatch(line);
       }
@@ -293,8 +315,71 @@ describe.skipIf(!!missing)('Pollen dApp in Chromium against anvil', () => {
     await shot('disputes');
     await go('account');
     await page.waitForFunction(() => !document.querySelector('#stat-credits')?.textContent?.startsWith('0 ETH'));
-    expect(await page.textContent('#audit-2')).toContain('You voted with the majority');
+    expect(await page.textContent('#audit-2')).toContain('You voted with the majority, as the final ruling');
     await shot('account-audit-revealed');
+  });
+
+  test('with an appeal period: open a dispute (commit, then reveal), rule it, appeal within the window', async () => {
+    // Governance (dev key #0 owns the court on anvil) turns on a 10-minute appeal period; disputes
+    // opened from now on run under it, earlier ones keep their snapshot.
+    const dep = JSON.parse(await (await import('node:fs/promises')).readFile(stack.deploymentFile, 'utf8'));
+    const client = createPublicClient({ transport: http(stack.rpc) });
+    const court = { address: dep.contracts.DisputeCourt as Address, abi: DisputeCourtAbi };
+    const current = await client.readContract({ ...court, functionName: 'params' });
+    const owner = createWalletClient({ account: privateKeyToAccount(OWNER_KEY), transport: http(stack.rpc) });
+    const hash = await owner.writeContract({ ...court, functionName: 'setParams', args: [{ ...current, appealPeriod: 600n }], chain: null });
+    expect((await client.waitForTransactionReceipt({ hash })).status).toBe('success');
+
+    // We accuse operator 4 from the UI: both transactions in one go this time.
+    const receiptFile = join(stack.workDir, 'receipt-4.json');
+    await driver('receipt', stack.deploymentFile, '--server-index', '4', '--out', receiptFile);
+    await go('account');
+    await page.setInputFiles('#receipt-file', receiptFile);
+    await page.waitForFunction(() => /^0\.1 ETH/.test(document.querySelector('#receipt-bond')?.textContent ?? ''));
+    await page.fill('#faulty-block', '5');
+    await page.fill('#evidence-cid', 'bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy');
+    await page.click('#open-dispute-btn');
+    const done = await settle('dispute-status');
+    expect(done).toMatchObject({ phase: 'confirmed' });
+    expect(done.text).toContain('Step 2 of 2');
+    expect(await openingKeys()).toEqual([]);
+    const creditsBefore = await vaultRead('credits', me);
+
+    // Operators 2, 3 and 5 are drawn and vote faulty; nobody resolves.
+    await driver('vote', stack.deploymentFile, '--dispute', '3', '--faulty', '--no-resolve');
+    await go('disputes');
+    await page.waitForSelector('#dispute-3[data-stage="Voting"] .next[data-next="resolve"]');
+    expect(await page.textContent('#dispute-3 .next')).toContain('stays open to appeal');
+    await page.click('#dispute-3 .next button:has-text("Resolve")');
+
+    // Ruled faulty, open to appeal for twice the bond, with the window counting down.
+    await page.waitForSelector('#dispute-3[data-stage="Appealable"] .appeal-btn');
+    expect(await page.textContent('#dispute-3 .badge')).toBe('ruled faulty — appealable');
+    expect(await page.textContent('#dispute-3 .appeal-window')).toMatch(/^Appeal window closes in (10m|9m \d+s)/);
+    expect(await page.textContent('#dispute-3 .next')).toContain('a fresh panel of 7 auditors');
+    expect(await page.textContent('#dispute-3 [data-kind="ruled"]')).toMatch(/Ruled: faulty.*appealable until/);
+    expect(await page.textContent('#dispute-3 .appeal-btn')).toBe('Appeal (post 0.2 ETH)');
+    expect(await page.$$eval('#dispute-3 .stepper li', (els) => els.map((e) => `${e.textContent}:${e.className}`)))
+      .toEqual(['Opened:done', 'Auditors drawn:done', 'Voting:done', 'Appeal window:now', 'Resolved:']);
+    await shot('disputes-appealable');
+
+    // Anyone may appeal (here we do). The appeal panel must exclude the accused, the challenger,
+    // the appellant and round 0's auditors: nobody is left, so the first ruling stands and the
+    // appeal bond comes back.
+    await page.click('#dispute-3 .appeal-btn');
+    await page.waitForSelector('#dispute-3[data-stage="AwaitingDraw"][data-round="1"] [data-kind="appealed"]');
+    expect(await page.textContent('#dispute-3 [data-kind="appealed"]')).toMatch(/Appealed.*appeal bond 0\.2 ETH/);
+    expect(await page.textContent('#dispute-3 .stepper li.now')).toBe('Appeal panel drawn');
+    await page.click('#dispute-3 .next button:has-text("Draw auditors")');
+    await page.waitForSelector('#dispute-3[data-stage="Resolved"][data-outcome="Faulty"] .appeal-result[data-appeal="unheard"]');
+    expect(await page.textContent('#dispute-3 .appeal-result')).toContain('the first ruling (faulty) stands and the appeal bond of 0.2 ETH was refunded');
+    await shot('disputes-appeal-unheard');
+    const state = JSON.parse(await driver('state', stack.deploymentFile, '--dispute', '3'));
+    expect(state).toMatchObject({ outcome: 'faulty', first_ruling: 'faulty', round: 1, appellant: me });
+    // bond 0.1 + 20 % of the 1 ETH slashed, and the 0.2 ETH appeal bond back
+    expect(await vaultRead('credits', me) - creditsBefore).toBe(parseEther('0.5'));
+    await go('account');
+    expect(await page.textContent('#my-disputes-card')).toMatch(/Dispute #3 — you challenged 0x15d3…6A65 · faulty/);
   });
 
   test('when the chain node goes away the page says so', async () => {

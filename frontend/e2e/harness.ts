@@ -16,8 +16,10 @@ export const PYTHON = join(ROOT, '.venv', 'bin', 'python');
 export const DRIVER = join(ROOT, 'tests', 'frontend', 'chain_driver.py');
 export const ARTIFACTS = resolve(process.env.POLLEN_ARTIFACTS ?? join(ROOT, 'test-artifacts', 'frontend'));
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-// anvil's public dev accounts (mnemonic "test test … junk"): #1 is the browser's wallet.
+// anvil's public dev accounts (mnemonic "test test … junk"): #1 is the browser's wallet; #0
+// deployed the contracts and owns the court (governance on a dev chain).
 export const WALLET_KEY = '0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d' as const;
+export const OWNER_KEY = '0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80' as const;
 const execFileP = promisify(execFile);
 
 export function chromiumMissing(): string | null {
@@ -112,14 +114,18 @@ export async function startStack(): Promise<Stack> {
   const workDir = mkdtempSync(join(tmpdir(), 'pollen-e2e-'));
   const port = await freePort();
   const rpc = `http://127.0.0.1:${port}`;
-  const anvil: ChildProcess = spawn(join(ROOT, 'node_modules', '.bin', 'anvil'), ['--host', '127.0.0.1', '--port', String(port), '--silent', '--accounts', '10', '--balance', '10000'], { stdio: 'ignore' });
+  // Mixed mining: every transaction is mined at once, and a block comes every second besides, as
+  // on a live chain. Opening a dispute is commit-reveal (the reveal needs a later block than the
+  // commitment), and nobody else sends transactions while the page waits for that block.
+  const anvil: ChildProcess = spawn(join(ROOT, 'node_modules', '.bin', 'anvil'), ['--host', '127.0.0.1', '--port', String(port), '--silent', '--accounts', '10', '--balance', '10000', '--block-time', '1', '--mixed-mining'], { stdio: 'ignore' });
   const cleanups: Array<() => Promise<unknown> | unknown> = [() => anvil.kill('SIGTERM')];
   const stop = async () => { for (const fn of cleanups.reverse()) await fn(); };
   try {
     await waitForRpc(rpc);
     const deploymentFile = join(workDir, 'deployment.json');
     try {
-      await execFileP(PYTHON, ['-m', 'pollen.deploy', '--rpc', rpc, '--out', deploymentFile, '--network', 'anvil-e2e'], { cwd: ROOT, env: { ...process.env, PYTHONPATH: ROOT } });
+      // The "anvil" preset: fast windows, no appeal period (a scenario turns one on with setParams).
+      await execFileP(PYTHON, ['-m', 'pollen.deploy', '--rpc', rpc, '--out', deploymentFile, '--network', 'anvil'], { cwd: ROOT, env: { ...process.env, PYTHONPATH: ROOT } });
     } catch (err) {
       throw new Error(`python -m pollen.deploy failed: ${(err as { stderr?: string }).stderr ?? err}`);
     }

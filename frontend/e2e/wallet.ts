@@ -22,6 +22,8 @@ export class TestWallet {
   calls: string[] = [];
   /** When set, the next transaction request is rejected as a user would in MetaMask (4001). */
   rejectNext = false;
+  /** When set to n, n more transactions go through, then the next one is rejected (4001). */
+  rejectAfter: number | null = null;
   private page: Page | null = null;
   private knownChains = new Set<number>();
   private walletClient;
@@ -99,6 +101,12 @@ export class TestWallet {
         this.knownChains.add(Number((params[0] as { chainId: string }).chainId));
         return null;
       case 'eth_sendTransaction': {
+        if (this.rejectAfter === 0) {
+          this.rejectAfter = null;
+          this.rejectNext = true;
+        } else if (this.rejectAfter !== null) {
+          this.rejectAfter--;
+        }
         if (this.rejectNext) {
           this.rejectNext = false;
           throw { code: 4001, message: 'MetaMask Tx Signature: User denied transaction signature.' };

@@ -14,29 +14,68 @@ export interface ServerInfo {
   operator: Address; signer: Address; versionId: bigint; firstBlock: number; lastBlock: number;
   endpoint: string; throughput: number; status: (typeof SERVER_STATUS)[number]; stake: bigint;
 }
-export type TimelineKind = 'opened' | 'rescheduled' | 'drawn' | 'committed' | 'revealed' | 'penalized' | 'resolved';
+export type TimelineKind = 'opened' | 'drawn' | 'committed' | 'revealed' | 'ruled' | 'appealed' | 'penalized' | 'resolved';
 export interface TimelineEntry {
   kind: TimelineKind; block: bigint; time: number; tx: Hex; logIndex: number;
   args: Record<string, unknown>;
 }
+export type Stage = (typeof DISPUTE_STAGE)[number];
+export type Outcome = (typeof OUTCOME)[number];
+export type VoteState = (typeof VOTE_STATE)[number];
 export interface DisputeInfo {
   id: bigint; accused: Address; challenger: Address; versionId: bigint; firstBlock: number; lastBlock: number;
-  stage: (typeof DISPUTE_STAGE)[number]; outcome: (typeof OUTCOME)[number]; bond: bigint; drawBlock: bigint;
+  stage: Stage; outcome: Outcome; bond: bigint; drawBlock: bigint;
   commitDeadline: number; revealDeadline: number; drawnCount: number; committedCount: number;
   faultyVotes: number; honestVotes: number; abstainVotes: number; evidenceCid: string; receiptHash: Hex;
   /** The first block the challenger names as faulty (global index), the receipt's step and kind. */
   block: number; step: bigint; kind: number;
-  auditors: Address[]; votes: Record<Address, (typeof VOTE_STATE)[number]>; timeline: TimelineEntry[];
+  /** Round 0's ruling (Pending until ruled); 1 once appealed; who appealed (zero address: nobody) and their bond. */
+  firstRuling: Outcome; round: number; appellant: Address; appealBond: bigint;
+  /** The parameter snapshot it runs under, candidate tickets at opening, when it opened (chain time). */
+  paramsId: number; ticketCount: number; openedAt: number; appealDeadline: number; incident: Hex;
+  /** The dispute's own parameters (snapshotted at opening); null until read. */
+  params: CourtParams | null;
+  /** Every round's auditors, in draw order; each one's vote state and the round it was drawn in. */
+  auditors: Address[]; votes: Record<Address, VoteState>; voteRound: Record<Address, number>;
+  timeline: TimelineEntry[];
 }
 export interface CourtParams {
   disputeWindow: number; maxClockSkew: number; commitPeriod: number; revealPeriod: number;
-  drawDelayBlocks: number; auditorsPerDispute: number; bond: bigint; noRevealPenalty: bigint;
+  /** Seconds a first-round ruling can be appealed (0: no appeal, the ruling is final). */
+  appealPeriod: number;
+  /** An auditor's server must have been active this long before the opening. */
+  auditorMinAge: number;
+  drawDelayBlocks: number;
+  /** Blocks a committed opening stays revealable. */
+  openRevealBlocks: number;
+  auditorsPerDispute: number; minPanel: number;
   slashBps: number; finderBps: number; auditorBps: number; accusedShareBps: number;
+  /** Bond = bondBps of what the dispute can slash, at least minBond (see bondFor). */
+  bondBps: number; minBond: bigint;
+  noRevealPenalty: bigint; incoherencePenalty: bigint;
+}
+
+/** DisputeCourt.Params as viem decodes it → numbers for durations and counts, bigints for wei. */
+export function toCourtParams(p: {
+  disputeWindow: bigint; maxClockSkew: bigint; commitPeriod: bigint; revealPeriod: bigint; appealPeriod: bigint;
+  auditorMinAge: bigint; drawDelayBlocks: number; openRevealBlocks: number; auditorsPerDispute: number; minPanel: number;
+  slashBps: number; finderBps: number; auditorBps: number; accusedShareBps: number; bondBps: number;
+  minBond: bigint; noRevealPenalty: bigint; incoherencePenalty: bigint;
+}): CourtParams {
+  return {
+    disputeWindow: Number(p.disputeWindow), maxClockSkew: Number(p.maxClockSkew), commitPeriod: Number(p.commitPeriod),
+    revealPeriod: Number(p.revealPeriod), appealPeriod: Number(p.appealPeriod), auditorMinAge: Number(p.auditorMinAge),
+    drawDelayBlocks: Number(p.drawDelayBlocks), openRevealBlocks: Number(p.openRevealBlocks),
+    auditorsPerDispute: Number(p.auditorsPerDispute), minPanel: Number(p.minPanel),
+    slashBps: Number(p.slashBps), finderBps: Number(p.finderBps), auditorBps: Number(p.auditorBps),
+    accusedShareBps: Number(p.accusedShareBps), bondBps: Number(p.bondBps),
+    minBond: BigInt(p.minBond), noRevealPenalty: BigInt(p.noRevealPenalty), incoherencePenalty: BigInt(p.incoherencePenalty),
+  };
 }
 
 const DISPUTE_EVENTS: Record<string, TimelineKind> = {
-  DisputeOpened: 'opened', DrawRescheduled: 'rescheduled', AuditorsDrawn: 'drawn', VoteCommitted: 'committed',
-  VoteRevealed: 'revealed', AuditorPenalized: 'penalized', DisputeResolved: 'resolved',
+  DisputeOpened: 'opened', AuditorsDrawn: 'drawn', VoteCommitted: 'committed', VoteRevealed: 'revealed',
+  RoundRuled: 'ruled', Appealed: 'appealed', AuditorPenalized: 'penalized', DisputeResolved: 'resolved',
 };
 const MAX_LOG_RANGE = 5000n;
 
@@ -48,7 +87,10 @@ export class ChainData {
   disputes = new Map<bigint, DisputeInfo>();
   minStake = 0n;
   unbondingPeriod = 0;
+  /** The court's current parameters (those a dispute opened now runs under). */
   court: CourtParams | null = null;
+  /** Parameter snapshots by id (immutable once written), read as disputes refer to them. */
+  paramsById = new Map<number, CourtParams>();
   latestBlock: bigint | null = null;
   /** Chain time of the latest block and the local clock when we saw it (for countdowns). */
   private chainTime = 0;
@@ -189,12 +231,7 @@ export class ChainData {
     ]);
     this.minStake = minStake;
     this.unbondingPeriod = Number(unbonding);
-    this.court = {
-      disputeWindow: Number(p.disputeWindow), maxClockSkew: Number(p.maxClockSkew), commitPeriod: Number(p.commitPeriod),
-      revealPeriod: Number(p.revealPeriod), drawDelayBlocks: Number(p.drawDelayBlocks), auditorsPerDispute: Number(p.auditorsPerDispute),
-      bond: p.bond, noRevealPenalty: p.noRevealPenalty, slashBps: p.slashBps, finderBps: p.finderBps,
-      auditorBps: p.auditorBps, accusedShareBps: p.accusedShareBps,
-    };
+    this.court = toCourtParams(p);
   }
 
   private async reread(dirty: Awaited<ReturnType<ChainData['ingest']>>): Promise<void> {
@@ -227,20 +264,29 @@ export class ChainData {
         client.readContract({ ...court, functionName: 'getDispute', args: [id], blockNumber: this.at }),
         client.readContract({ ...court, functionName: 'auditorsOf', args: [id], blockNumber: this.at }),
       ]);
-      const votes = await Promise.all(auditors.map((a) => client.readContract({ ...court, functionName: 'voteOf', args: [id, a], blockNumber: this.at })));
+      const paramsId = Number(d.paramsId);
+      const [votes] = await Promise.all([
+        Promise.all(auditors.map((a) => client.readContract({ ...court, functionName: 'voteOf', args: [id, a], blockNumber: this.at }))),
+        this.paramsById.has(paramsId) ? null : client.readContract({ ...court, functionName: 'paramsOf', args: [id], blockNumber: this.at })
+          .then((p) => { this.paramsById.set(paramsId, toCourtParams(p)); }),
+      ]);
       const prev = this.disputes.get(id);
       const timeline = [...(prev?.timeline ?? []), ...pending.filter(([pid]) => pid === id).map(([, e]) => e)]
         .sort((a, b) => Number(a.block - b.block) || a.logIndex - b.logIndex);
       const opened = timeline.find((e) => e.kind === 'opened');
       this.disputes.set(id, {
-        id, accused: d.accused, challenger: d.challenger, versionId: d.versionId, firstBlock: d.firstBlock, lastBlock: d.lastBlock,
-        stage: DISPUTE_STAGE[d.stage], outcome: OUTCOME[d.outcome], bond: d.bond, drawBlock: d.drawBlock,
+        id, accused: d.accused, challenger: d.challenger, versionId: BigInt(d.versionId), firstBlock: d.firstBlock, lastBlock: d.lastBlock,
+        stage: DISPUTE_STAGE[d.stage] ?? 'None', outcome: OUTCOME[d.outcome] ?? 'Pending', bond: BigInt(d.bond), drawBlock: BigInt(d.drawBlock),
         commitDeadline: Number(d.commitDeadline), revealDeadline: Number(d.revealDeadline), drawnCount: d.drawnCount,
         committedCount: d.committedCount, faultyVotes: d.faultyVotes, honestVotes: d.honestVotes, abstainVotes: d.abstainVotes,
-        block: d.block, step: d.step, kind: d.kind,
+        block: d.block, step: BigInt(d.step), kind: d.kind,
+        firstRuling: OUTCOME[d.firstRuling] ?? 'Pending', round: d.round, appellant: d.appellant, appealBond: BigInt(d.appealBond),
+        paramsId, ticketCount: Number(d.ticketCount), openedAt: Number(d.openedAt), appealDeadline: Number(d.appealDeadline),
+        incident: d.incident, params: this.paramsById.get(paramsId) ?? null,
         evidenceCid: (opened?.args.evidenceCid as string) ?? '', receiptHash: (opened?.args.receiptHash as Hex) ?? '0x',
         auditors: [...auditors],
-        votes: Object.fromEntries(auditors.map((a, i) => [a, VOTE_STATE[votes[i].state]])),
+        votes: Object.fromEntries(auditors.map((a, i) => [a, VOTE_STATE[votes[i].state] ?? 'None'])),
+        voteRound: Object.fromEntries(auditors.map((a, i) => [a, Number(votes[i].round)])),
         timeline,
       });
     }));
@@ -262,6 +308,11 @@ export class ChainData {
   disputesAgainst(operator: Address): DisputeInfo[] {
     return [...this.disputes.values()].filter((d) => d.accused.toLowerCase() === operator.toLowerCase());
   }
+}
+
+/** The auditors drawn for the dispute's current round (earlier rounds' auditors keep their votes). */
+export function roundAuditors(d: DisputeInfo): Address[] {
+  return d.auditors.filter((a) => (d.voteRound[a] ?? 0) === d.round);
 }
 
 /** One server's record, current term and active stake. */

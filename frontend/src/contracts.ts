@@ -25,6 +25,6 @@ export type Contracts = ReturnType<typeof contractsOf>;
 
 /** Server.status and DisputeCourt enums, in declaration order (see the contracts' NatSpec). */
 export const SERVER_STATUS = ['None', 'Active', 'Inactive', 'Left'] as const;
-export const DISPUTE_STAGE = ['None', 'AwaitingDraw', 'Voting', 'Resolved'] as const;
-export const OUTCOME = ['Pending', 'Faulty', 'Honest', 'NoQuorum'] as const;
+export const DISPUTE_STAGE = ['None', 'AwaitingDraw', 'Voting', 'Appealable', 'Resolved'] as const;
+export const OUTCOME = ['Pending', 'Faulty', 'Honest', 'NoQuorum', 'Lapsed'] as const;
 export const VOTE_STATE = ['None', 'Drawn', 'Committed', 'RevealedHonest', 'RevealedFaulty', 'RevealedAbstain'] as const;

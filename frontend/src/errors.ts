@@ -34,6 +34,9 @@ export class PlainError extends Error {
 }
 type Phrase = (args: Args, ctx: ExplainContext) => string;
 
+/** DisputeCourt.Stage in words (WrongStage's second argument). */
+const STAGE_WORDS = ['not opened', 'awaiting its auditor draw', 'in voting', 'in its appeal window', 'resolved'];
+
 const amt = (v: unknown, ctx: ExplainContext) => formatAmount(BigInt(v as bigint), ctx.symbol);
 
 /** Plain words for the reverts people actually hit, with what to do next. */
@@ -42,7 +45,7 @@ const PHRASES: Record<string, Phrase> = {
   StakeVault_InsufficientStake: (a, c) =>
     `You asked to unstake ${amt(a[1], c)} but only ${amt(a[0], c)} is actively staked. Enter a smaller amount.`,
   StakeVault_Frozen: () =>
-    'Your stake is frozen while a dispute against you is open. Wait until the dispute resolves, then try again.',
+    'Your stake is frozen while a dispute against you, or one you were drawn to audit, is unsettled. Wait until it resolves (see the Disputes page), then try again.',
   StakeVault_NothingToWithdraw: () =>
     'There is nothing to withdraw yet: no credits, and no unbonding stake past its release time. Check the countdown under My account.',
   StakeVault_NotCourt: () => 'Only the DisputeCourt may do this.',
@@ -60,24 +63,45 @@ const PHRASES: Record<string, Phrase> = {
   ServerRegistry_ZeroSigner: () => 'The signer address must not be zero. Use your own address if unsure.',
   ServerRegistry_ZeroThroughput: () => 'Declared throughput must be more than zero tokens/s.',
   ServerRegistry_StakeSufficient: () => 'That server still holds the minimum stake, so it cannot be deactivated.',
-  DisputeCourt_WrongBond: (a, c) => `The bond must be exactly ${amt(a[1], c)} (you sent ${amt(a[0], c)}). Reload the page to read the current bond.`,
+  DisputeCourt_BondTooLow: (a, c) =>
+    `The bond must be at least ${amt(a[1], c)} (you sent ${amt(a[0], c)}): it is scaled to what the dispute can slash, so it grows when the accused stakes more. Try again: the page reads the current bond first.`,
   DisputeCourt_BadEvidenceCid: () => 'The evidence CID must be 8 to 128 characters. Paste the CID your IPFS node printed for the evidence bundle.',
   DisputeCourt_ReceiptFromFuture: (a) => `The receipt is dated ${formatTimestamp(a[0] as bigint)}, later than the chain's clock allows. The server's clock is wrong; keep the receipt as evidence of that.`,
-  DisputeCourt_WindowClosed: (a) => `The dispute window for this receipt closed at ${formatTimestamp(a[1] as bigint)}. Receipts can only be disputed within the window after they were issued.`,
-  DisputeCourt_AlreadyDisputed: (a) => `This receipt is already disputed in dispute #${a[0]}. Follow it on the Disputes page.`,
+  DisputeCourt_WindowClosed: (a) => `The dispute window for this receipt closed at ${formatTimestamp(a[1] as bigint)} (judged when the opening was committed). Receipts can only be disputed within the window after they were issued.`,
+  DisputeCourt_NoOpeningCommitment: () =>
+    'The court has no commitment for this opening from this account (it was never mined, was already revealed, or was committed from another account). Open the dispute again from the form: it commits first, then reveals.',
+  DisputeCourt_OpeningTooEarly: () =>
+    'The opening was committed in the latest block; it can be revealed from the next block on. Wait for one more block, then press "Open dispute now".',
+  DisputeCourt_OpeningExpired: () =>
+    'The commitment for this opening expired (it must be revealed within the court\'s reveal window of blocks). Discard it and open the dispute again from the form.',
+  DisputeCourt_AlreadyCommitted: () =>
+    'This exact opening commitment is already on chain. Reveal it from the pending openings under "Open a dispute", or start again (a new salt makes a new commitment).',
+  DisputeCourt_IncidentSlashed: (a) =>
+    `The accused was already slashed for this session in dispute #${a[1]}: one incident is slashed once. Follow that dispute on the Disputes page.`,
+  DisputeCourt_OlderDisputePending: (a) =>
+    `An older dispute on the same incident (#${a[1]}) must settle before dispute #${a[0]} can rule faulty. Push #${a[1]} on from the Disputes page, then try again.`,
+  DisputeCourt_BadBlock: (a) => `Block ${a[0]} is not in the receipt's span: name a block from ${a[1]} to ${Number(a[2]) - 1}.`,
+  DisputeCourt_BadKind: (a) => `The receipt's kind (${a[0]}) is not one the court knows (0 inference, 1 forward, 2 backward). Use the file exactly as your client saved it.`,
+  DisputeCourt_BadVerdict: (a) => `Verdict ${a[0]} is not valid: choose faulty, honest or abstain.`,
   DisputeCourt_BadSignature: () => 'The receipt signature is malformed. Use the file exactly as your client saved it.',
   DisputeCourt_SignerNotRegistered: (a) => `The key that signed the receipt (${a[0]}) was not the registered signer of ${a[1]} for that span at that time, so the court rejects it.`,
   DisputeCourt_SelfDispute: () => 'You cannot dispute your own server\'s receipt.',
-  DisputeCourt_WrongStage: (a) => `Dispute #${a[0]} is not at that stage (it is ${['unknown', 'awaiting its auditor draw', 'in voting', 'resolved'][Number(a[1])] ?? 'elsewhere'}). Reload the Disputes page to see where it stands.`,
+  DisputeCourt_WrongStage: (a) => `Dispute #${a[0]} is not at that stage (it is ${STAGE_WORDS[Number(a[1])] ?? 'elsewhere'}). Reload the Disputes page to see where it stands.`,
   DisputeCourt_DrawTooEarly: (a) => `Auditors for dispute #${a[0]} can be drawn only after block ${a[1]} is mined. Wait a few blocks and try again.`,
-  DisputeCourt_NotAuditor: (a) => `You were not drawn as an auditor for dispute #${a[0]}.`,
-  DisputeCourt_AlreadyCommitted: (a) => `You already committed a vote for dispute #${a[0]}. Reveal it once commits close.`,
+  DisputeCourt_NotAuditor: (a) => `You were not drawn as an auditor for this round of dispute #${a[0]}.`,
+  DisputeCourt_VoteCommitted: (a) => `You already committed a vote for dispute #${a[0]}. Reveal it once commits close.`,
   DisputeCourt_CommitClosed: (a) => `The commit window of dispute #${a[0]} closed at ${formatTimestamp(a[1] as bigint)}.`,
   DisputeCourt_RevealNotOpen: (a) => `Reveals for dispute #${a[0]} open when every auditor has committed or at ${formatTimestamp(a[1] as bigint)}. Try again then.`,
   DisputeCourt_RevealClosed: (a) => `The reveal window of dispute #${a[0]} closed at ${formatTimestamp(a[1] as bigint)}; unrevealed votes are penalised.`,
   DisputeCourt_NotCommitted: (a) => `You have no committed vote in dispute #${a[0]} to reveal.`,
   DisputeCourt_CommitmentMismatch: () => 'This verdict and salt do not match your commitment. Load the vote backup you downloaded when committing.',
-  DisputeCourt_NotResolvable: (a) => `Dispute #${a[0]} can be resolved after every auditor revealed or after ${formatTimestamp(a[1] as bigint)}.`,
+  DisputeCourt_NotResolvable: (a) => `Dispute #${a[0]} cannot be pushed on yet: wait until every auditor has revealed or until ${formatTimestamp(a[1] as bigint)} (the reveal or appeal deadline), then try again.`,
+  DisputeCourt_AppealClosed: (a) =>
+    `The appeal window of dispute #${a[0]} closed at ${formatTimestamp(a[1] as bigint)}: the first ruling stands. Anyone may now resolve it from the Disputes page.`,
+  DisputeCourt_NoCandidates: () => 'There are no auditor candidates in the registry yet: a dispute needs registered servers to audit it. Try again once servers have registered.',
+  DisputeCourt_RenounceDisabled: () => 'Renouncing ownership is disabled: the court must keep its governance. Transfer ownership (two steps) instead.',
+  DisputeCourt_BadParams: (a) => `The parameter "${a[0]}" is outside the court's bounds. Pick a value within them and try again.`,
+  StakeVault_RenounceDisabled: () => 'Renouncing ownership is disabled: the vault must keep its governance. Transfer ownership (two steps) instead.',
   ModelVersionRegistry_UnknownVersion: (a) => `There is no model version ${a[0]}.`,
   ModelVersionRegistry_UnknownModel: (a) => `There is no model ${a[0]}.`,
   ModelVersionRegistry_NotMaintainer: (a) => `Only maintainers of model ${a[0]} may do this.`,

@@ -53,6 +53,7 @@ export function voteKey(chainId: number, court: Address, disputeId: bigint, audi
 export interface KeyValueStore {
   getItem(key: string): string | null;
   setItem(key: string, value: string): void;
+  removeItem?(key: string): void;
 }
 
 export function saveVote(store: KeyValueStore, vote: SavedVote): void {

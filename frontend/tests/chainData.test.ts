@@ -20,7 +20,7 @@ function log(abi: Abi, eventName: string, args: Record<string, unknown>, block: 
   const event = abi.find((i) => i.type === 'event' && i.name === eventName) as AbiEvent;
   const topics = encodeEventTopics({ abi: [event], eventName, args } as Parameters<typeof encodeEventTopics>[0]);
   const plain = event.inputs.filter((i) => !i.indexed);
-  const address = eventName.startsWith('Dispute') || eventName.startsWith('Auditors') ? deployment.contracts.DisputeCourt : deployment.contracts.ModelVersionRegistry;
+  const address = abi === DisputeCourtAbi ? deployment.contracts.DisputeCourt : deployment.contracts.ModelVersionRegistry;
   return {
     address, topics, data: encodeAbiParameters(plain, plain.map((i) => args[i.name!])) as Hex,
     blockNumber: BigInt(block), logIndex, transactionHash: `0x${String(block).padStart(64, '0')}` as Hex,
@@ -33,7 +33,20 @@ const receipt = {
   inputHash: `0x${'0'.repeat(64)}`, outputHash: `0x${'0'.repeat(64)}`, blocksRoot: `0x${'0'.repeat(64)}`, issuedAt: 100n,
 };
 
-function fakeClient(state: { head: bigint; logs: ReturnType<typeof log>[] }) {
+const PARAMS = {
+  disputeWindow: 600n, maxClockSkew: 0n, commitPeriod: 60n, revealPeriod: 60n, appealPeriod: 0n, auditorMinAge: 0n,
+  drawDelayBlocks: 2, openRevealBlocks: 50, auditorsPerDispute: 3, minPanel: 3, slashBps: 5000, finderBps: 2000,
+  auditorBps: 2000, accusedShareBps: 5000, bondBps: 1000, minBond: 10n ** 17n, noRevealPenalty: 5n * 10n ** 16n,
+  incoherencePenalty: 2n * 10n ** 16n,
+};
+const DISPUTE = {
+  accused: B, versionId: 1n, stage: 2, outcome: 0, firstRuling: 0, round: 0, challenger: A, bond: 10n ** 17n,
+  appellant: `0x${'0'.repeat(40)}`, appealBond: 0n, paramsId: 1, ticketCount: 4, block: 2, firstBlock: 0, lastBlock: 4, kind: 2,
+  drawnCount: 1, committedCount: 0, faultyVotes: 0, honestVotes: 0, abstainVotes: 0, step: 5n, openedAt: 1006n, drawBlock: 8n,
+  commitDeadline: 2000n, revealDeadline: 2060n, appealDeadline: 0n, incident: `0x${'cd'.repeat(32)}`,
+};
+
+function fakeClient(state: { head: bigint; logs: ReturnType<typeof log>[]; dispute?: Record<string, unknown> }) {
   const ranges: Array<[bigint, bigint]> = [];
   const reads: string[] = [];
   const client = {
@@ -48,12 +61,13 @@ function fakeClient(state: { head: bigint; logs: ReturnType<typeof log>[] }) {
       switch (functionName) {
         case 'minStake': return 10n ** 18n;
         case 'unbondingPeriod': return 3600n;
-        case 'params': return { disputeWindow: 600n, maxClockSkew: 0n, commitPeriod: 60n, revealPeriod: 60n, drawDelayBlocks: 2, auditorsPerDispute: 3, slashBps: 5000, finderBps: 2000, auditorBps: 2000, accusedShareBps: 5000, bond: 10n ** 17n, noRevealPenalty: 0n };
+        case 'params': return PARAMS;
+        case 'paramsOf': return { ...PARAMS, appealPeriod: 3600n };
         case 'getModel': return { owner: A, name: 'm' };
         case 'getVersion': return { modelId: 1n, parentId: 0n, supersededBy: 0n, numBlocks: 8, toleranceMicros: 10_000, deprecated: false, publisher: A, manifestCid: 'bafyversion' };
-        case 'getDispute': return { accused: B, versionId: 1n, stage: 2, outcome: 0, drawnCount: 1, committedCount: 0, challenger: A, bond: 10n ** 17n, faultyVotes: 0, firstBlock: 0, lastBlock: 4, drawBlock: 8n, commitDeadline: 2000n, revealDeadline: 2060n, honestVotes: 0, abstainVotes: 0, block: 2, step: 5n, kind: 2 };
+        case 'getDispute': return { ...DISPUTE, ...state.dispute };
         case 'auditorsOf': return [A];
-        case 'voteOf': return { commitment: `0x${'0'.repeat(64)}`, state: 1 };
+        case 'voteOf': return { commitment: `0x${'0'.repeat(64)}`, state: 1, round: 0, fingerprint: `0x${'0'.repeat(64)}` };
         default: throw new Error(`unexpected read ${functionName}`);
       }
     },
@@ -63,7 +77,7 @@ function fakeClient(state: { head: bigint; logs: ReturnType<typeof log>[] }) {
 
 describe('ChainData', () => {
   test('fetches events incrementally and re-reads only what they touched', async () => {
-    const state = { head: 5n, logs: [
+    const state: Parameters<typeof fakeClient>[0] = { head: 5n, logs: [
       log(ModelVersionRegistryAbi as Abi, 'ModelCreated', { modelId: 1n, owner: A, name: 'm' }, 3),
       log(ModelVersionRegistryAbi as Abi, 'VersionPublished', { versionId: 1n, modelId: 1n, parentId: 0n, publisher: A, manifestCid: 'bafyversion', numBlocks: 8, toleranceMicros: 10_000 }, 4),
     ] };
@@ -73,7 +87,7 @@ describe('ChainData', () => {
     expect(ranges).toEqual([[2n, 5n]]);
     expect(data.versions.get(1n)?.manifestCid).toBe('bafyversion');
     expect(data.models.get(1n)?.name).toBe('m');
-    expect(data.court?.bond).toBe(10n ** 17n);
+    expect(data.court).toMatchObject({ minBond: 10n ** 17n, bondBps: 1000, openRevealBlocks: 50, appealPeriod: 0, minPanel: 3, incoherencePenalty: 2n * 10n ** 16n });
 
     // Same head: scanned once more (logs can lag the block number), without re-reading
     // anything already seen; after that, no query at all.
@@ -90,7 +104,7 @@ describe('ChainData', () => {
     // timeline keeps chain order even when the logs arrive out of order.
     state.head = 9n;
     state.logs.push(
-      log(DisputeCourtAbi as Abi, 'AuditorsDrawn', { disputeId: 1n, auditors: [A], commitDeadline: 2000n, revealDeadline: 2060n }, 9),
+      log(DisputeCourtAbi as Abi, 'AuditorsDrawn', { disputeId: 1n, round: 0, auditors: [A], commitDeadline: 2000n, revealDeadline: 2060n }, 9),
       log(DisputeCourtAbi as Abi, 'DisputeOpened', { disputeId: 1n, accused: B, challenger: A, receiptHash: `0x${'ab'.repeat(32)}`, receipt, evidenceCid: 'bafyevidence', blockIndex: 2, bond: 10n ** 17n, drawBlock: 8n }, 6),
     );
     await data.refresh();
@@ -104,6 +118,26 @@ describe('ChainData', () => {
     expect(d.timeline[0].args.blockIndex).toBe(2);
     expect(d.stage).toBe('Voting');
     expect(d.votes[A]).toBe('Drawn');
+    expect(d.voteRound[A]).toBe(0);
+    // the dispute's own parameter snapshot, read once per snapshot id
+    expect(d.params?.appealPeriod).toBe(3600);
+    expect([d.paramsId, d.ticketCount, d.openedAt, d.round, d.appealBond]).toEqual([1, 4, 1006, 0, 0n]);
+    expect(reads.filter((r) => r.startsWith('paramsOf'))).toEqual(['paramsOf(1)']);
+
+    // It is ruled (appeal window), then appealed: both land on its timeline, the record follows.
+    state.head = 12n;
+    state.dispute = { stage: 3, firstRuling: 1, appealDeadline: 5000n };
+    state.logs.push(log(DisputeCourtAbi as Abi, 'RoundRuled', { disputeId: 1n, round: 0, ruling: 1, appealDeadline: 5000n }, 11));
+    await data.refresh();
+    expect(data.disputes.get(1n)).toMatchObject({ stage: 'Appealable', firstRuling: 'Faulty', appealDeadline: 5000 });
+    state.head = 14n;
+    state.dispute = { stage: 1, firstRuling: 1, round: 1, appellant: B, appealBond: 2n * 10n ** 17n, drawBlock: 16n, appealDeadline: 5000n };
+    state.logs.push(log(DisputeCourtAbi as Abi, 'Appealed', { disputeId: 1n, appellant: B, appealBond: 2n * 10n ** 17n, drawBlock: 16n }, 13));
+    await data.refresh();
+    const appealed = data.disputes.get(1n)!;
+    expect(appealed.timeline.map((e) => e.kind)).toEqual(['opened', 'drawn', 'ruled', 'appealed']);
+    expect(appealed).toMatchObject({ stage: 'AwaitingDraw', round: 1, appellant: B, appealBond: 2n * 10n ** 17n, drawBlock: 16n });
+    expect(reads.filter((r) => r.startsWith('paramsOf'))).toEqual(['paramsOf(1)']);
   });
 
   test('splits a long history into bounded log queries', async () => {

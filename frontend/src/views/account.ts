@@ -1,10 +1,14 @@
 // My account: stake / unstake / withdraw, register or update a server, open a dispute from a
-// receipt file, and (as a drawn auditor) commit and reveal votes.
-import { isAddress, type Address } from 'viem';
+// receipt file (commit, then reveal with the bond), and (as a drawn auditor) commit and reveal votes.
+import { isAddress, type Address, type Hex } from 'viem';
 import type { Ctx, View } from '../app';
 import { fetchServer, type DisputeInfo, type ServerInfo } from '../chainData';
+import { outcomeWords } from '../disputeStatus';
 import { fill, h } from '../dom';
 import { countdown, formatAmount, formatDuration, formatSpan, formatTimestamp, parseAmount, shortAddress } from '../format';
+import {
+  forgetOpening, loadOpenings, newOpening, openingReceipt, openingState, revealArgs, saveOpening, type OpeningState, type SavedOpening,
+} from '../openings';
 import { domainMismatch, kindName, parseReceiptFile, type SignedReceipt } from '../receiptFile';
 import { phaseText, type TxEntry, type TxRequest } from '../tx';
 import { commitmentOf, loadVote, parseFingerprint, parseVoteBackup, randomSalt, saveVote, VERDICT_CODE, type SavedVote, type Verdict } from '../votes';
@@ -42,16 +46,20 @@ function notConnected(ctx: Ctx): HTMLElement {
     h('button', { class: 'primary', disabled: s.kind === 'connecting', onclick: () => ctx.wallet.connect().catch(() => {}) }, 'Connect wallet'));
 }
 
-/** A status line next to a form button that follows its transaction. */
-type TxStatus = { el: HTMLElement; show: (e: TxEntry) => void; say: (text: string, tone?: string) => void; clear: () => void };
+/** A status line next to a form button that follows its transaction. In a sequence of
+ *  transactions, `step` names the one shown, and a confirmed step that is not the last reads as
+ *  phase "between" (so "confirmed" always means the whole action is done). */
+type TxStatus = {
+  el: HTMLElement; show: (e: TxEntry, step?: string, last?: boolean) => void; say: (text: string, tone?: string) => void; clear: () => void;
+};
 
 function txStatus(id: string): TxStatus {
   const el = h('div', { class: 'tx-status', id, 'aria-live': 'polite' });
   return {
     el,
-    show(e) {
-      el.dataset.phase = e.phase;
-      fill(el, h('span', { class: `phase ${e.phase}` }, phaseText(e)),
+    show(e, step, last = true) {
+      el.dataset.phase = e.phase === 'confirmed' && !last ? 'between' : e.phase;
+      fill(el, step ? h('span', { class: 'step' }, `${step}: `) : null, h('span', { class: `phase ${e.phase}` }, phaseText(e)),
         e.error ? h('span', { class: 'err' }, ': ', h('strong', { class: 'err-name' }, e.error.name), ' — ', e.error.message) : null);
     },
     say(text, tone = 'failed') {
@@ -72,7 +80,16 @@ class AccountPanel {
   private readAgain = false;
   private server: ServerInfo | null = null;
   private seenRevision = -1;
-  private live = { stats: h('div', { class: 'stats' }), withdrawHint: h('p', { class: 'hint' }), server: h('div'), audits: h('div'), mine: h('div') };
+  private live = {
+    stats: h('div', { class: 'stats' }), withdrawHint: h('p', { class: 'hint' }), server: h('div'), audits: h('div'), mine: h('div'),
+    bondRule: h('strong', { id: 'bond-amount' }, '…'), openings: h('div', { class: 'openings', id: 'pending-openings' }),
+  };
+  private mineKey: string | null = null;
+  /** Openings this page is committing or revealing right now (no buttons on them meanwhile). */
+  private busyOpenings = new Set<Hex>();
+  private openingStatus = new Map<Hex, TxStatus>();
+  private openingsKey: string | null = null;
+  private openingsSeq = 0;
   private auditsKey: string | null = null;
   /** One status line per audited dispute, kept across re-renders while its transaction runs. */
   private voteStatus = new Map<bigint, TxStatus>();
@@ -98,6 +115,8 @@ class AccountPanel {
       this.serverForm.refreshVersions();
       this.renderAudits();
       this.renderMine();
+      this.renderBondRule();
+      void this.renderOpenings();
     }
     this.renderNumbers();
   }
@@ -183,11 +202,11 @@ class AccountPanel {
       stat('active stake', formatAmount(n.staked, sym), 'stat-staked'),
       stat('unbonding', n.unbonding > 0n ? h('span', null, formatAmount(n.unbonding, sym), h('small', { class: 'countdown', id: 'unbond-countdown' }, released ? ' released' : ` ${countdown(n.releaseAt, now)}`)) : formatAmount(0n, sym), 'stat-unbonding'),
       stat('credits to withdraw', formatAmount(n.credits, sym), 'stat-credits'),
-      n.frozen ? stat('frozen', badge(`${n.frozen} open dispute${n.frozen > 1 ? 's' : ''}`, 'bad')) : null);
+      n.frozen ? stat('frozen', badge(`${n.frozen} unsettled dispute${n.frozen > 1 ? 's' : ''}`, 'bad'), 'stat-frozen') : null);
     const parts: string[] = [];
     if (n.credits > 0n) parts.push(`${formatAmount(n.credits, sym)} of credits`);
     if (n.unbonding > 0n) {
-      if (n.frozen) parts.push(`unbonding stake stays locked while a dispute is open`);
+      if (n.frozen) parts.push(`unbonding stake stays locked while a dispute you face or audit is unsettled`);
       else if (released) parts.push(`${formatAmount(n.unbonding, sym)} of released stake`);
       else parts.push(`${formatAmount(n.unbonding, sym)} unbonding, withdrawable ${countdown(n.releaseAt, now)} (${formatTimestamp(n.releaseAt)})`);
     }
@@ -206,7 +225,7 @@ class AccountPanel {
     this.serverForm.setMode(s?.status === 'Active');
   }
 
-  // ------------------------------------------------------------------ open a dispute
+  // ------------------------------------------------------------------ open a dispute (commit, then reveal)
   private disputeCard(): HTMLElement {
     const { ctx } = this;
     const file = h('input', { type: 'file', id: 'receipt-file', accept: '.json,application/json' });
@@ -216,6 +235,7 @@ class AccountPanel {
     const blockIn = h('input', { id: 'faulty-block', inputmode: 'numeric', placeholder: 'first faulty block', size: 8 }) as HTMLInputElement;
     const st = txStatus('dispute-status');
     let signed: SignedReceipt | null = null;
+    let busy = false;
     file.addEventListener('change', async () => {
       signed = null;
       fill(preview);
@@ -230,23 +250,26 @@ class AccountPanel {
         blockIn.placeholder = `${r.firstBlock}–${r.lastBlock - 1}`;
         if (blockIn.value === '') blockIn.value = String(r.firstBlock);
         const left = Number(r.issuedAt) + (ctx.data.court?.disputeWindow ?? 0) - ctx.data.now();
+        const bond = h('dd', { id: 'receipt-bond' }, 'reading…');
         fill(preview, h('dl', null,
           h('dt', null, 'Server'), h('dd', { class: 'mono' }, r.server),
           h('dt', null, 'Served'), h('dd', null, `version #${r.versionId} · ${formatSpan(r.firstBlock, r.lastBlock)} · ${kindName(r.kind)} step ${r.step} · registry term ${r.term}`),
           h('dt', null, 'Issued'), h('dd', null, formatTimestamp(r.issuedAt)),
-          h('dt', null, 'Dispute window'), h('dd', null, left > 0 ? `closes in ${formatDuration(left)}` : badge('closed', 'bad'))));
+          h('dt', null, 'Dispute window'), h('dd', null, left > 0 ? `closes in ${formatDuration(left)}` : badge('closed', 'bad')),
+          h('dt', null, 'Bond'), bond));
         st.clear();
+        void this.showBond(r.server, bond);
       } catch (e) {
         st.say((e as Error).message);
       }
     });
     const submit = async (e: Event) => {
       e.preventDefault();
+      if (busy) return;
       st.clear(); // a refusal from the previous attempt must not read as this attempt's outcome
       if (!signed) { st.say('Choose a receipt file first (the JSON your Pollen client saved).'); return; }
       if (cid.value.trim().length < 8) { st.say('Enter the CID of the evidence bundle you uploaded to IPFS.'); return; }
-      const bond = ctx.data.court?.bond;
-      if (bond === undefined) { st.say('Still reading the court parameters; try again in a second.'); return; }
+      if (!ctx.data.court) { st.say('Still reading the court parameters; try again in a second.'); return; }
       const r = signed.receipt;
       const block = Number(blockIn.value.trim());
       if (!/^\d+$/.test(blockIn.value.trim()) || !Number.isInteger(block) || block < r.firstBlock || block >= r.lastBlock) {
@@ -265,30 +288,196 @@ class AccountPanel {
         st.say(`${x.name} — ${x.message}`);
         return;
       }
-      await this.send({
-        title: `Open dispute against ${shortAddress(r.server)}`, ...ctx.c.court, functionName: 'openDispute',
-        args: [r, signed.signature, cid.value.trim(), block], value: bond, onUpdate: st.show,
-      });
+      const opening = newOpening(signed, this.account, cid.value.trim(), block, randomSalt(),
+        { chainId: ctx.deployment.chainId, court: ctx.c.court.address });
+      busy = true;
+      try {
+        await this.commitAndReveal(opening, st);
+      } finally {
+        busy = false;
+      }
     };
-    const bondText = () => (ctx.data.court ? formatAmount(ctx.data.court.bond, ctx.chain.symbol) : '…');
     return h('div', { class: 'card', id: 'dispute-card' },
       h('h2', null, 'Open a dispute'),
       h('p', { class: 'hint' }, 'Dispute a server\'s output: choose the signed receipt file your client saved, name the first block of its span you say is faulty, and give the CID of the evidence bundle (receipt, input history, claimed output). ',
-        'You post a bond of ', h('strong', { id: 'bond-amount' }, bondText()), '; you get it back plus a finder\'s reward if auditors find the server faulty, and lose it if they find it honest.'),
+        'Opening takes two transactions: a hidden commitment first, then — from the next block on — the reveal with the bond, so nobody can copy your dispute from the mempool. ',
+        'The bond is ', this.live.bondRule, `; you get it back plus a finder's reward if auditors find the server faulty, and lose it if they find it honest.`),
       h('form', { onsubmit: submit },
         h('div', { class: 'row' }, h('label', { for: 'receipt-file' }, 'Receipt file'), file),
         preview,
         h('div', { class: 'row' }, h('label', { for: 'faulty-block' }, 'Faulty block'), blockIn),
         h('div', { class: 'row' }, h('label', { for: 'evidence-cid' }, 'Evidence CID'), cid),
         h('button', { class: 'primary', id: 'open-dispute-btn', type: 'submit' }, 'Open dispute')),
-      st.el);
+      st.el,
+      h('p', { class: 'hint muted' }, `The salt of a commitment is kept in this browser until the dispute is opened; without it the commitment cannot be revealed (you would only lose its gas, and can start again).`),
+      this.live.openings);
+  }
+
+  /** The bond rule in words, from the court's current parameters. */
+  private renderBondRule(): void {
+    const p = this.ctx.data.court;
+    if (!p) return;
+    this.live.bondRule.textContent = `${p.bondBps / 100} % of what the dispute can slash (${p.slashBps / 100} % of the accused's stake), at least ${formatAmount(p.minBond, this.ctx.chain.symbol)}`;
+  }
+
+  /** The bond a dispute against `accused` requires now, with what it can slash. */
+  private async showBond(accused: Address, el: HTMLElement): Promise<void> {
+    const { ctx } = this;
+    try {
+      const [bond, slashable] = await Promise.all([
+        ctx.client.readContract({ ...ctx.c.court, functionName: 'bondFor', args: [accused] }),
+        ctx.client.readContract({ ...ctx.c.vault, functionName: 'slashableOf', args: [accused] }),
+      ]);
+      const p = ctx.data.court;
+      const canSlash = p ? slashable * BigInt(p.slashBps) / 10_000n : null;
+      fill(el, h('strong', null, formatAmount(bond, ctx.chain.symbol)),
+        canSlash !== null ? ` (this dispute can slash ${formatAmount(canSlash, ctx.chain.symbol)} of the accused's ${formatAmount(slashable, ctx.chain.symbol)} slashable stake)` : null);
+    } catch (err) {
+      const x = ctx.explain(err);
+      fill(el, h('span', { class: 'warn-text' }, `cannot read the bond: ${x.message}`));
+    }
+  }
+
+  /** Commit an opening, wait for the next block, reveal it with the bond. The opening (its salt)
+   *  is saved before anything is sent and forgotten once the dispute is opened. */
+  private async commitAndReveal(o: SavedOpening, st: TxStatus): Promise<void> {
+    const { ctx } = this;
+    this.busyOpenings.add(o.commitment);
+    try {
+      saveOpening(localStorage, o);
+      const against = shortAddress(openingReceipt(o).server);
+      const c = await this.send({
+        title: `Commit to a dispute against ${against}`, ...ctx.c.court, functionName: 'commitOpening', args: [o.commitment],
+        onUpdate: (e) => st.show(e, 'Step 1 of 2 — commit', false),
+      });
+      if (c.phase !== 'confirmed') {
+        if (!c.hash) forgetOpening(localStorage, o); // never sent: nothing to reveal
+        return;
+      }
+      st.say(`Step 1 of 2 done: committed in block ${c.block}. Waiting for the next block to reveal…`, 'between');
+      if (!(await this.waitForBlockAfter(c.block!))) {
+        st.say('No new block for a long time: reveal this opening from "Pending openings" below once the chain moves on.', 'between');
+        return;
+      }
+      await this.reveal(o, st, 'Step 2 of 2 — reveal and post the bond');
+    } finally {
+      this.busyOpenings.delete(o.commitment);
+      void this.renderOpenings();
+    }
+  }
+
+  /** openDispute for a committed opening, with the bond read just before. */
+  private async reveal(o: SavedOpening, st: TxStatus, step: string): Promise<TxEntry | null> {
+    const { ctx } = this;
+    const r = openingReceipt(o);
+    let bond: bigint;
+    try {
+      bond = await ctx.client.readContract({ ...ctx.c.court, functionName: 'bondFor', args: [r.server] });
+    } catch (err) {
+      const x = ctx.explain(err);
+      st.say(`${x.name} — ${x.message}`);
+      return null;
+    }
+    const e = await this.send({
+      title: `Open dispute against ${shortAddress(r.server)} (bond ${formatAmount(bond, ctx.chain.symbol)})`, ...ctx.c.court,
+      functionName: 'openDispute', args: revealArgs(o), value: bond, onUpdate: (x) => st.show(x, step),
+    });
+    if (e.phase === 'confirmed') forgetOpening(localStorage, o);
+    return e;
+  }
+
+  /** Resolves true once a block after `n` is mined (false after ten minutes without one). */
+  private async waitForBlockAfter(n: bigint): Promise<boolean> {
+    const until = Date.now() + 10 * 60_000;
+    while (Date.now() < until) {
+      try {
+        if ((await this.ctx.client.getBlockNumber({ cacheTime: 0 })) > n) return true;
+      } catch { /* the chain banner says the RPC is down; keep waiting */ }
+      await new Promise((ok) => setTimeout(ok, 500));
+    }
+    return false;
+  }
+
+  /** Openings saved in this browser and not yet revealed, with where each stands on chain. */
+  private async renderOpenings(): Promise<void> {
+    const { ctx, account } = this;
+    const seq = ++this.openingsSeq;
+    const saved = loadOpenings(localStorage, ctx.deployment.chainId, ctx.c.court.address, account);
+    const head = ctx.data.latestBlock ?? 0n;
+    const revealBlocks = ctx.data.court?.openRevealBlocks ?? 0;
+    let states: OpeningState[];
+    try {
+      states = await Promise.all(saved.map(async (o) => openingState(
+        await ctx.client.readContract({ ...ctx.c.court, functionName: 'openingCommitted', args: [o.commitment], blockNumber: ctx.data.latestBlock ?? undefined }),
+        head, revealBlocks)));
+    } catch {
+      return; // the chain banner says the RPC is down
+    }
+    if (seq !== this.openingsSeq) return; // a newer render is under way
+    // An opening whose commitment is gone and whose dispute is on chain was revealed: forget it.
+    const rows: Array<[SavedOpening, OpeningState]> = [];
+    saved.forEach((o, i) => {
+      const revealed = states[i].kind === 'uncommitted' && [...ctx.data.disputes.values()].some((d) =>
+        d.challenger.toLowerCase() === account.toLowerCase() && d.receiptHash.toLowerCase() === o.receiptHash.toLowerCase()
+        && d.block === o.blockIndex && d.evidenceCid === o.evidenceCid);
+      if (revealed && !this.busyOpenings.has(o.commitment)) forgetOpening(localStorage, o);
+      else rows.push([o, states[i]]);
+    });
+    const key = rows.map(([o, s]) => `${o.commitment}:${s.kind}:${this.busyOpenings.has(o.commitment)}`).join('|');
+    if (key === this.openingsKey) return;
+    this.openingsKey = key;
+    fill(this.live.openings, rows.length
+      ? [h('h3', null, 'Pending openings'), ...rows.map(([o, s]) => this.openingItem(o, s))]
+      : null);
+  }
+
+  private openingItem(o: SavedOpening, s: OpeningState): HTMLElement {
+    const short = o.commitment.slice(2, 10);
+    let st = this.openingStatus.get(o.commitment);
+    if (!st) {
+      st = txStatus(`opening-status-${short}`);
+      this.openingStatus.set(o.commitment, st);
+    }
+    const status = st;
+    const r = openingReceipt(o);
+    const busy = this.busyOpenings.has(o.commitment);
+    const discard = h('button', { type: 'button', class: 'small-btn', id: `discard-opening-${short}`, onclick: () => {
+      forgetOpening(localStorage, o);
+      void this.renderOpenings();
+    } }, 'Discard');
+    const run = (fn: () => Promise<unknown>) => async () => {
+      this.busyOpenings.add(o.commitment);
+      void this.renderOpenings();
+      try { await fn(); } finally { this.busyOpenings.delete(o.commitment); void this.renderOpenings(); }
+    };
+    let state: (HTMLElement | string)[];
+    switch (s.kind) {
+      case 'waiting':
+        state = [`Committed in block ${s.committedBlock}; it can be revealed from block ${s.revealFrom} to ${s.revealUntil}.`];
+        break;
+      case 'ready':
+        state = [`Committed in block ${s.committedBlock}; reveal it by block ${s.revealUntil}. `,
+          busy ? '' : h('button', { type: 'button', class: 'primary small-btn', id: `reveal-opening-${short}`, onclick: run(() => this.reveal(o, status, 'Reveal and post the bond')) }, 'Open dispute now')];
+        break;
+      case 'expired':
+        state = [`Committed in block ${s.committedBlock}, but it expired after block ${s.revealUntil}: discard it and open the dispute again. `, busy ? '' : discard];
+        break;
+      case 'uncommitted':
+        state = busy ? ['Committing…'] : ['Not on chain: the commitment was never mined. ',
+          h('button', { type: 'button', class: 'small-btn', id: `recommit-opening-${short}`, onclick: run(() => this.commitAndReveal(o, status)) }, 'Commit again'), discard];
+        break;
+    }
+    return h('div', { class: 'opening', id: `opening-${short}`, 'data-state': s.kind },
+      h('div', null, h('strong', null, `Against ${shortAddress(r.server)}`), ` · ${formatSpan(r.firstBlock, r.lastBlock)} · block ${o.blockIndex} named faulty · ${kindName(r.kind)} step ${r.step}`),
+      h('div', { class: 'row' }, ...state),
+      status.el);
   }
 
   // ------------------------------------------------------------------ audits (commit-reveal)
   private renderAudits(): void {
     const me = this.account;
     const mine = [...this.ctx.data.disputes.values()].filter((d) => d.auditors.some((a) => a.toLowerCase() === me.toLowerCase()));
-    const key = mine.map((d) => `${d.id}:${d.stage}:${d.votes[me]}:${d.committedCount}`).join('|');
+    const key = mine.map((d) => `${d.id}:${d.stage}:${d.round}:${d.outcome}:${d.votes[me]}:${d.committedCount}:${d.params ? 1 : 0}`).join('|');
     if (key === this.auditsKey) return;
     this.auditsKey = key;
     fill(this.live.audits, mine.length ? mine.sort((a, b) => Number(b.id - a.id)).map((d) => this.auditItem(d))
@@ -297,7 +486,9 @@ class AccountPanel {
 
   private auditItem(d: DisputeInfo): HTMLElement {
     const { ctx, account } = this;
+    const sym = ctx.chain.symbol;
     const state = d.votes[account] ?? 'None';
+    const myRound = d.voteRound[account] ?? 0;
     let st = this.voteStatus.get(d.id);
     if (!st) {
       st = txStatus(`vote-status-${d.id}`);
@@ -305,13 +496,34 @@ class AccountPanel {
     }
     const saved = loadVote(localStorage, ctx.deployment.chainId, ctx.c.court.address, d.id, account);
     const words: Record<string, string> = { None: 'not drawn', Drawn: 'drawn: commit your vote', Committed: 'committed', RevealedHonest: 'revealed: honest', RevealedFaulty: 'revealed: faulty', RevealedAbstain: 'revealed: abstained' };
-    const head = h('div', { class: 'audit-head' }, h('strong', null, `Dispute #${d.id}`), ` · accused ${shortAddress(d.accused)} · ${formatSpan(d.firstBlock, d.lastBlock)} · block ${d.block} named faulty (${kindName(d.kind)} step ${d.step}) · `, badge(words[state] ?? state, state.startsWith('Revealed') ? 'ok' : 'info'));
+    const voting = d.stage === 'Voting' && myRound === d.round; // my round is the one voting now
+    const badgeText = !voting && (state === 'Drawn' || state === 'Committed') ? 'not revealed' : words[state] ?? state;
+    const head = h('div', { class: 'audit-head' }, h('strong', null, `Dispute #${d.id}`),
+      ` · accused ${shortAddress(d.accused)} · ${formatSpan(d.firstBlock, d.lastBlock)} · block ${d.block} named faulty (${kindName(d.kind)} step ${d.step})${myRound > 0 ? ' · appeal panel' : ''} · `,
+      badge(badgeText, state.startsWith('Revealed') ? 'ok' : voting ? 'info' : 'warn'));
     const box = h('div', { class: 'audit', id: `audit-${d.id}` }, head);
+    const verdict = state === 'RevealedFaulty' ? 'Faulty' : state === 'RevealedHonest' ? 'Honest' : state === 'RevealedAbstain' ? 'Abstain' : null;
     if (d.stage === 'Resolved') {
-      const verdict = state === 'RevealedFaulty' ? 'Faulty' : state === 'RevealedHonest' ? 'Honest' : state === 'RevealedAbstain' ? 'Abstain' : null;
-      box.append(h('p', { class: 'muted' }, `Resolved: ${d.outcome === 'NoQuorum' ? 'no quorum' : d.outcome.toLowerCase()}. `,
-        verdict === null ? 'You did not reveal a vote.' : verdict === 'Abstain' ? 'You abstained: neither penalised nor paid.'
-          : verdict === d.outcome ? 'You voted with the majority: your share is under Stake → credits.' : 'You voted with the minority.'));
+      const p = d.params;
+      const decided = d.outcome === 'Faulty' || d.outcome === 'Honest';
+      const penalty = (wei: bigint | undefined) => (wei ? ` (${formatAmount(wei, sym)})` : '');
+      box.append(h('p', { class: 'muted' }, `Resolved: ${outcomeWords(d.outcome)}. `,
+        verdict === null ? `You did not reveal a vote: penalised${penalty(p?.noRevealPenalty)}.`
+          : verdict === 'Abstain' ? 'You abstained: neither penalised nor paid.'
+            : !decided ? 'No verdict carried, so nobody is paid or penalised for theirs.'
+              : verdict === d.outcome ? 'You voted with the majority, as the final ruling: your share is under Stake → credits.'
+                : `You voted against the final ruling: penalised${penalty(p?.incoherencePenalty)}.`));
+      return box;
+    }
+    if (!voting) {
+      // Between rounds, or an appeal panel voting after my round: nothing to send now.
+      const what = d.stage === 'Appealable'
+        ? `The first round ruled ${outcomeWords(d.firstRuling)}; it can be appealed until ${formatTimestamp(d.appealDeadline)}.`
+        : d.round > myRound ? 'The ruling was appealed: a fresh panel gives the final ruling.' : 'Waiting for the next stage.';
+      const mineSays = verdict === null ? ' You did not reveal a vote in your round, so you will be penalised when it settles.'
+        : verdict === 'Abstain' ? ' You abstained.'
+          : ` You revealed ${verdict.toLowerCase()}: if the final ruling differs you are penalised; if it agrees you share the pool.`;
+      box.append(h('p', { class: 'muted' }, what, mineSays), st.el);
       return box;
     }
     if (state === 'Drawn') {
@@ -320,14 +532,15 @@ class AccountPanel {
         faulty: ' Faulty — the named block\'s output differs beyond tolerance',
         abstain: ' Abstain — I could not fetch or use the evidence (not penalised, not paid)',
       };
-      const verdict = (v: Verdict) => h('label', { class: 'radio' }, h('input', { type: 'radio', name: `verdict-${d.id}`, value: v, checked: v === 'honest' }), label[v]);
+      const verdictIn = (v: Verdict) => h('label', { class: 'radio' }, h('input', { type: 'radio', name: `verdict-${d.id}`, value: v, checked: v === 'honest' }), label[v]);
       const fpIn = h('input', { id: `fingerprint-${d.id}`, class: 'mono', placeholder: '0x… (empty = zero hash)', size: 68 }) as HTMLInputElement;
+      const status = st;
       const form = h('form', { onsubmit: async (e: Event) => {
         e.preventDefault();
         const chosen = (form.querySelector(`input[name="verdict-${d.id}"]:checked`) as HTMLInputElement).value as Verdict;
-        if (!(chosen in VERDICT_CODE)) { st.say('Choose a verdict.'); return; }
+        if (!(chosen in VERDICT_CODE)) { status.say('Choose a verdict.'); return; }
         let fingerprint;
-        try { fingerprint = parseFingerprint(fpIn.value); } catch (err) { st.say((err as Error).message); return; }
+        try { fingerprint = parseFingerprint(fpIn.value); } catch (err) { status.say((err as Error).message); return; }
         const salt = randomSalt();
         const vote: SavedVote = {
           disputeId: String(d.id), auditor: account, verdict: chosen, fingerprint, salt,
@@ -336,22 +549,24 @@ class AccountPanel {
         };
         saveVote(localStorage, vote); // kept before sending, so a crash after signing cannot lose it
         box.append(backupBox(vote));
-        await this.send({ title: `Commit vote on dispute #${d.id}`, ...ctx.c.court, functionName: 'commitVote', args: [d.id, vote.commitment], onUpdate: st.show });
-      } }, verdict('honest'), verdict('faulty'), verdict('abstain'),
+        await this.send({ title: `Commit vote on dispute #${d.id}`, ...ctx.c.court, functionName: 'commitVote', args: [d.id, vote.commitment], onUpdate: status.show });
+      } }, verdictIn('honest'), verdictIn('faulty'), verdictIn('abstain'),
         h('div', { class: 'row' }, h('label', { for: `fingerprint-${d.id}` }, 'Fingerprint'), fpIn),
         h('p', { class: 'hint' }, 'The fingerprint binds your vote to what you computed: the hash your Pollen auditor reports for the named block. For a manual vote leave it empty: the zero hash is used (it is revealed with your vote).'),
+        d.params ? h('p', { class: 'hint' }, `Penalties: ${formatAmount(d.params.noRevealPenalty, sym)} if you never reveal, ${formatAmount(d.params.incoherencePenalty, sym)} if you reveal the verdict opposite to the final ruling. Your stake stays frozen until the dispute settles.`) : null,
         h('button', { class: 'primary', type: 'submit', id: `commit-${d.id}` }, 'Commit vote'));
       box.append(form, st.el);
     } else if (state === 'Committed') {
       const backupIn = h('input', { type: 'file', accept: '.json', id: `backup-${d.id}` });
+      const status = st;
       const reveal = async (vote: SavedVote) => {
-        await this.send({ title: `Reveal vote on dispute #${d.id}`, ...ctx.c.court, functionName: 'revealVote', args: [d.id, VERDICT_CODE[vote.verdict], vote.fingerprint, vote.salt], onUpdate: st.show });
+        await this.send({ title: `Reveal vote on dispute #${d.id}`, ...ctx.c.court, functionName: 'revealVote', args: [d.id, VERDICT_CODE[vote.verdict], vote.fingerprint, vote.salt], onUpdate: status.show });
       };
       box.append(
         saved ? h('p', null, `Your committed verdict: `, h('strong', null, saved.verdict), ` with fingerprint `, h('span', { class: 'mono' }, `${saved.fingerprint.slice(0, 12)}…`), ` (salt saved in this browser).`, backupBox(saved))
           : h('p', { class: 'warn-text' }, 'This browser has no saved salt for this vote: load the backup file you downloaded when committing.'),
         h('div', { class: 'row' },
-          h('button', { class: 'primary', id: `reveal-${d.id}`, onclick: () => saved ? reveal(saved) : st.say('Load your vote backup first.') }, 'Reveal vote'),
+          h('button', { class: 'primary', id: `reveal-${d.id}`, onclick: () => saved ? reveal(saved) : status.say('Load your vote backup first.') }, 'Reveal vote'),
           h('label', { for: `backup-${d.id}`, class: 'small' }, 'or reveal from a backup file '), backupIn),
         st.el);
       backupIn.addEventListener('change', async () => {
@@ -359,22 +574,29 @@ class AccountPanel {
           const v = parseVoteBackup(await backupIn.files![0].text());
           if (v.disputeId !== String(d.id)) throw new Error(`That backup is for dispute #${v.disputeId}, not #${d.id}.`);
           await reveal(v);
-        } catch (e) { st.say((e as Error).message); }
+        } catch (e) { status.say((e as Error).message); }
       });
     } else {
-      box.append(h('p', { class: 'muted' }, 'Your vote is revealed. Credits from the outcome appear under Stake once the dispute resolves.'), st.el);
+      box.append(h('p', { class: 'muted' }, 'Your vote is revealed. Credits or penalties follow once the dispute settles (after its appeal window, if it has one).'), st.el);
     }
     return box;
   }
 
   private renderMine(): void {
     const me = this.account.toLowerCase();
+    const now = this.ctx.data.now();
     const list = [...this.ctx.data.disputes.values()].filter((d) => d.challenger.toLowerCase() === me || d.accused.toLowerCase() === me)
       .sort((a, b) => Number(b.id - a.id));
-    fill(this.live.mine, list.length ? h('ul', { class: 'plain' }, list.map((d) => h('li', null,
+    const where = (d: DisputeInfo) => d.stage === 'Resolved' ? outcomeWords(d.outcome)
+      : d.stage === 'Appealable' ? `ruled ${outcomeWords(d.firstRuling)}, ${now > d.appealDeadline ? 'appeal window closed' : `appealable until ${formatTimestamp(d.appealDeadline)}`} (on the Disputes page)`
+        : `${d.round > 0 ? 'appeal: ' : ''}${d.stage === 'AwaitingDraw' ? 'awaiting draw' : 'voting'}`;
+    const key = list.map((d) => `${d.id}:${where(d)}`).join('|');
+    if (key === this.mineKey) return;
+    this.mineKey = key;
+    fill(this.live.mine, list.length ? h('ul', { class: 'plain' }, list.map((d) => h('li', { 'data-dispute': String(d.id) },
       h('a', { href: `#/disputes`, onclick: () => setTimeout(() => document.getElementById(`dispute-${d.id}`)?.scrollIntoView(), 50) }, `Dispute #${d.id}`),
       d.challenger.toLowerCase() === me ? ` — you challenged ${shortAddress(d.accused)}` : ` — ${shortAddress(d.challenger)} challenged you`,
-      ' · ', d.stage === 'Resolved' ? d.outcome : d.stage)))
+      ' · ', where(d))))
       : h('p', { class: 'muted' }, 'None.'));
   }
 }

@@ -1,28 +1,29 @@
-// Disputes: one timeline per dispute — opened, auditors drawn, commits, reveals, result and the
-// amounts moved — updated live as events arrive. Anyone may push a dispute to its next stage.
+// Disputes: one timeline per dispute — opened, auditors drawn, commits, reveals, the ruling, an
+// appeal and its panel, the result and the amounts moved — updated live as events arrive. Anyone
+// may push a dispute to its next stage, and appeal a first-round ruling within its window.
 import type { Ctx, View } from '../app';
 import type { DisputeInfo, TimelineEntry } from '../chainData';
+import { OUTCOME } from '../contracts';
+import { appealResult, disputeSteps, nextStep, outcomeWords } from '../disputeStatus';
 import { fill, h } from '../dom';
 import { countdown, formatAmount, formatSpan, formatTimestamp } from '../format';
 import { kindName } from '../receiptFile';
 import { verdictOf } from '../votes';
 import { addr, badge, cidLink, empty, you } from './common';
 
-const STEPS = ['Opened', 'Auditors drawn', 'Voting', 'Resolved'] as const;
-
 export function disputesView(ctx: Ctx): View {
   const el = h('section', { class: 'view disputes' });
   const body = h('div');
   fill(el, h('h1', null, 'Disputes'),
-    h('p', { class: 'lede' }, 'A challenger posts a server\'s signed receipt, names the first block it says is faulty, and posts a bond; auditors drawn at random recompute that block, commit a hidden vote bound to a fingerprint of what they computed, then reveal it. An auditor who cannot fetch the evidence abstains. A majority of the whole panel must judge, or the bond is returned.'),
+    h('p', { class: 'lede' }, 'A challenger commits to a server\'s signed receipt, then reveals it a block later, naming the first block it says is faulty and posting a bond scaled to what the dispute can slash. Auditors drawn at random, weighted by stake, recompute that block, commit a hidden vote bound to a fingerprint of what they computed, then reveal it; one who cannot fetch the evidence abstains. A majority of the whole panel must judge, or the bond is returned. Where the court has an appeal period, anyone may appeal the ruling once, for twice the bond: a fresh, larger panel gives the final ruling.'),
     body);
   let rendered = -1, tick = 0;
   return {
     el,
     update() {
       const now = ctx.data.now();
-      // Countdowns tick every second, but only open disputes have one.
-      const ticking = [...ctx.data.disputes.values()].some((d) => d.stage === 'Voting');
+      // Countdowns tick every second, but only disputes in voting or in their appeal window have one.
+      const ticking = [...ctx.data.disputes.values()].some((d) => d.stage === 'Voting' || d.stage === 'Appealable');
       if (rendered === ctx.data.revision && (now === tick || !ticking)) return;
       rendered = ctx.data.revision;
       tick = now;
@@ -34,62 +35,100 @@ export function disputesView(ctx: Ctx): View {
   };
 }
 
-function stageIndex(d: DisputeInfo): number {
-  // steps before the returned index are done; the one at it is in progress
-  if (d.stage === 'Resolved') return STEPS.length;
-  if (d.stage === 'Voting') return 2;
-  return 1;
-}
-
 function outcomeBadge(d: DisputeInfo): HTMLElement {
-  if (d.stage !== 'Resolved') return badge(d.stage === 'Voting' ? 'voting' : 'awaiting draw', 'info');
-  return d.outcome === 'Faulty' ? badge('server faulty — slashed', 'bad') : d.outcome === 'Honest' ? badge('server honest', 'ok') : badge('no quorum — bond returned', 'muted');
+  if (d.stage === 'Appealable') return badge(`ruled ${outcomeWords(d.firstRuling)} — appealable`, 'warn');
+  if (d.stage !== 'Resolved') {
+    const what = d.stage === 'Voting' ? 'voting' : 'awaiting draw';
+    return badge(d.round > 0 ? `appeal: ${what}` : what, 'info');
+  }
+  switch (d.outcome) {
+    case 'Faulty': return badge('server faulty — slashed', 'bad');
+    case 'Honest': return badge('server honest', 'ok');
+    case 'Lapsed': return badge('lapsed — never drawn in time', 'muted');
+    default: return badge('no quorum — bond returned', 'muted');
+  }
 }
 
 function disputeCard(ctx: Ctx, d: DisputeInfo, now: number): HTMLElement {
   const me = you(ctx);
-  const done = stageIndex(d);
-  return h('div', { class: 'card dispute', id: `dispute-${d.id}`, 'data-stage': d.stage, 'data-outcome': d.outcome },
+  const sym = ctx.chain.symbol;
+  return h('div', { class: 'card dispute', id: `dispute-${d.id}`, 'data-stage': d.stage, 'data-outcome': d.outcome, 'data-round': String(d.round) },
     h('div', { class: 'card-head' },
       h('h2', null, `Dispute #${d.id}`), outcomeBadge(d),
       h('span', { class: 'muted' }, 'accused '), addr(d.accused, me), h('span', { class: 'muted' }, ' by '), addr(d.challenger, me)),
-    h('ol', { class: 'stepper' }, STEPS.map((s, i) => h('li', { class: i < done ? 'done' : i === done ? 'now' : '' }, s))),
+    h('ol', { class: 'stepper' }, disputeSteps(d).map((s) => h('li', { class: s.state === 'todo' ? '' : s.state }, s.label))),
     h('div', { class: 'facts' },
       h('span', null, `version #${d.versionId} · ${formatSpan(d.firstBlock, d.lastBlock)}`),
       h('span', { class: 'named-block' }, `block ${d.block} named faulty · ${kindName(d.kind)} step ${d.step}`),
-      h('span', null, 'bond ', formatAmount(d.bond, ctx.chain.symbol)),
+      h('span', { class: 'bond' }, 'bond ', formatAmount(d.bond, sym)),
+      d.appealBond > 0n ? h('span', { class: 'appeal-bond' }, 'appeal bond ', formatAmount(d.appealBond, sym), ' by ', addr(d.appellant, me)) : null,
       h('span', null, 'evidence ', cidLink(ctx.gateway(), d.evidenceCid))),
-    nextStep(ctx, d, now),
+    nextStepBox(ctx, d, now),
+    appealNote(ctx, d),
     h('ul', { class: 'timeline' }, d.timeline.map((e) => timelineItem(ctx, e, me))));
 }
 
 /** What the dispute waits for, and a button to push it when anyone may. */
-function nextStep(ctx: Ctx, d: DisputeInfo, now: number): HTMLElement | null {
+function nextStepBox(ctx: Ctx, d: DisputeInfo, now: number): HTMLElement | null {
   const head = ctx.data.latestBlock ?? 0n;
-  const push = (label: string, fn: string) => h('button', {
-    class: 'small-btn', onclick: () => ctx.tx.send({ title: `${label} (dispute #${d.id})`, ...ctx.c.court, functionName: fn, args: [d.id] }),
+  const sym = ctx.chain.symbol;
+  const push = (label: string, fn: string, value?: bigint, cls = 'small-btn') => h('button', {
+    class: cls, onclick: () => ctx.tx.send({ title: `${label} (dispute #${d.id})`, ...ctx.c.court, functionName: fn, args: [d.id], value }),
   }, label);
-  if (d.stage === 'AwaitingDraw') {
-    return head > d.drawBlock
-      ? h('div', { class: 'next' }, 'Block ', String(d.drawBlock), ' is mined: anyone may draw the auditors now. ', push('Draw auditors', 'drawAuditors'))
-      : h('div', { class: 'next' }, `Auditors are drawn from the hash of block ${d.drawBlock} (now at ${head}).`);
+  const next = nextStep(d, now, head);
+  if (!next) return null;
+  const box = (...children: (HTMLElement | string | null)[]) => h('div', { class: 'next', 'data-next': next.kind }, ...children);
+  const round = d.round > 0 ? 'the appeal panel' : 'the auditors';
+  switch (next.kind) {
+    case 'draw':
+      if (next.lapsed) {
+        return box(`The draw block ${next.drawBlock} left the 256-block window (last chance was block ${next.lastDrawBlock}): `,
+          d.round > 0 ? 'the appeal round lapses — the first ruling stands and the appeal bond goes to the treasury. ' : 'the dispute lapses — the bond goes to the treasury. ',
+          'Anyone may settle it now. ', push('Settle as lapsed', 'drawAuditors'));
+      }
+      return next.ready
+        ? box('Block ', String(next.drawBlock), ` is mined: anyone may draw ${round} now (before block ${next.lastDrawBlock}, or it lapses). `, push('Draw auditors', 'drawAuditors'))
+        : box(`${d.round > 0 ? 'The appeal panel' : 'Auditors'} will be drawn from the hash of block ${next.drawBlock} (now at ${head}).`);
+    case 'commit':
+      return box(`Commits: ${next.committed} of ${next.drawn}; commit window closes ${countdown(next.deadline, now)}.`);
+    case 'reveal':
+      return box(`Reveals: ${next.revealed} of ${next.drawn} (${next.faulty} faulty, ${next.honest} honest, ${next.abstain} abstained); reveal window closes ${countdown(next.deadline, now)}.`);
+    case 'resolve':
+      return box(next.opensAppeal ? 'Voting is over: anyone may resolve it now — the ruling then stays open to appeal for a while. '
+        : 'Voting is over: anyone may resolve it now. ', push('Resolve', 'resolve'));
+    case 'appeal':
+      return box(h('strong', null, `First round ruled ${outcomeWords(next.ruling)}. `),
+        h('span', { class: 'appeal-window' }, `Appeal window closes ${countdown(next.deadline, now)} (${formatTimestamp(next.deadline)}). `),
+        `Anyone may appeal by posting ${formatAmount(next.appealBond, sym)} (twice the bond): a fresh panel of ${next.panel ?? '2K+1'} auditors, none from the first round, gives the final ruling. The appeal bond is refunded if the final ruling differs, and goes to the auditors if it is upheld. `,
+        push(`Appeal (post ${formatAmount(next.appealBond, sym)})`, 'appeal', next.appealBond, 'small-btn appeal-btn'));
+    case 'settle':
+      return box(`First round ruled ${outcomeWords(next.ruling)}; the appeal window closed at ${formatTimestamp(next.deadline)} with no appeal: anyone may settle it on that ruling now. `, push('Resolve', 'resolve'));
   }
-  if (d.stage === 'Voting') {
-    const revealed = d.faultyVotes + d.honestVotes + d.abstainVotes;
-    const resolvable = now > d.revealDeadline || revealed >= d.drawnCount;
-    if (resolvable) return h('div', { class: 'next' }, 'Voting is over: anyone may resolve it now. ', push('Resolve', 'resolve'));
-    const revealOpen = now > d.commitDeadline || d.committedCount >= d.drawnCount;
-    return h('div', { class: 'next' }, revealOpen
-      ? `Reveals: ${revealed} of ${d.drawnCount} (${d.faultyVotes} faulty, ${d.honestVotes} honest, ${d.abstainVotes} abstained); reveal window closes ${countdown(d.revealDeadline, now)}.`
-      : `Commits: ${d.committedCount} of ${d.drawnCount}; commit window closes ${countdown(d.commitDeadline, now)}.`);
-  }
-  return null;
+}
+
+/** How an appeal ended, in words (null without an appeal). */
+function appealNote(ctx: Ctx, d: DisputeInfo): HTMLElement | null {
+  const result = appealResult(d);
+  if (!result) return null;
+  const bond = formatAmount(d.appealBond, ctx.chain.symbol);
+  const words = {
+    upheld: `The appeal panel upheld the first ruling (${outcomeWords(d.firstRuling)}): the appeal bond of ${bond} went to its coherent auditors.`,
+    overturned: `The appeal panel ruled ${outcomeWords(d.outcome)}, not ${outcomeWords(d.firstRuling)}: the appeal bond of ${bond} was refunded to the appellant.`,
+    unheard: `Too few eligible auditors were left for the appeal panel: the first ruling (${outcomeWords(d.firstRuling)}) stands and the appeal bond of ${bond} was refunded.`,
+    forfeited: `The appeal panel was never drawn within the 256-block window: the first ruling (${outcomeWords(d.firstRuling)}) stands and the appeal bond went to the treasury.`,
+  }[result];
+  return h('div', { class: 'next appeal-result', 'data-appeal': result }, words);
 }
 
 /** "block 5 of a backward step 41" from a DisputeOpened event's receipt and named block. */
 function openedWhat(a: Record<string, unknown>): string {
   const r = a.receipt as { kind?: number; step?: bigint } | undefined;
   return `block ${String(a.blockIndex)} named faulty${r ? ` (${kindName(Number(r.kind))} step ${String(r.step)})` : ''}`;
+}
+
+function outcomeOf(code: unknown): string {
+  const o = OUTCOME[Number(code)];
+  return o ? outcomeWords(o) : String(code);
 }
 
 function timelineItem(ctx: Ctx, e: TimelineEntry, me: string | null): HTMLElement {
@@ -102,13 +141,10 @@ function timelineItem(ctx: Ctx, e: TimelineEntry, me: string | null): HTMLElemen
       title = 'Dispute opened';
       detail = ['receipt ', h('span', { class: 'mono' }, `${String(a.receiptHash).slice(0, 12)}…`), ` · ${openedWhat(a)} · bond ${formatAmount(a.bond as bigint, sym)} · draw at block ${a.drawBlock}`];
       break;
-    case 'rescheduled':
-      title = 'Draw rescheduled';
-      detail = [`the draw block left the 256-block window; new draw block ${a.drawBlock}`];
-      break;
     case 'drawn': {
       const auditors = a.auditors as string[];
-      title = `${auditors.length} auditor${auditors.length === 1 ? '' : 's'} drawn`;
+      const appeal = Number(a.round ?? 0) > 0;
+      title = `${auditors.length} ${appeal ? 'appeal ' : ''}auditor${auditors.length === 1 ? '' : 's'} drawn`;
       detail = [h('span', { class: 'addrs' }, auditors.map((x) => addr(x, me))), ` · commit by ${formatTimestamp(a.commitDeadline as bigint)}, reveal by ${formatTimestamp(a.revealDeadline as bigint)}`];
       break;
     }
@@ -116,23 +152,36 @@ function timelineItem(ctx: Ctx, e: TimelineEntry, me: string | null): HTMLElemen
       title = 'Vote committed';
       detail = [addr(a.auditor as string, me), ' (hidden until revealed)'];
       break;
-    case 'revealed':
+    case 'revealed': {
       const verdict = verdictOf(a.verdict as number) ?? `verdict ${String(a.verdict)}`;
       title = `Vote revealed: ${verdict === 'abstain' ? 'abstained (could not judge)' : verdict}`;
       detail = [addr(a.auditor as string, me), ' · fingerprint ', h('span', { class: 'mono', title: String(a.fingerprint) }, `${String(a.fingerprint).slice(0, 12)}…`)];
       break;
+    }
+    case 'ruled': {
+      const appeal = Number(a.round ?? 0) > 0;
+      const deadline = Number(a.appealDeadline ?? 0);
+      title = `${appeal ? 'Appeal panel ruled' : 'Ruled'}: ${outcomeOf(a.ruling)}`;
+      detail = [deadline > 0 ? `appealable until ${formatTimestamp(deadline)}` : appeal ? 'final ruling' : 'final (no appeal period)'];
+      break;
+    }
+    case 'appealed':
+      title = 'Appealed';
+      detail = ['by ', addr(a.appellant as string, me), ` · appeal bond ${formatAmount(a.appealBond as bigint, sym)} · appeal panel drawn at block ${a.drawBlock}`];
+      break;
     case 'penalized':
-      title = 'Auditor penalised for not revealing';
+      title = a.incoherent ? 'Auditor penalised for voting against the ruling' : 'Auditor penalised for not revealing';
       detail = [addr(a.auditor as string, me), ` · ${formatAmount(a.amount as bigint, sym)}`];
       break;
     case 'resolved': {
-      const outcome = ['pending', 'faulty', 'honest', 'no quorum'][Number(a.outcome)] ?? String(a.outcome);
+      const outcome = outcomeOf(a.outcome);
       title = `Resolved: ${outcome}`;
       detail = [[
         (a.slashed as bigint) > 0n ? `slashed ${formatAmount(a.slashed as bigint, sym)}` : null,
         (a.challengerCredit as bigint) > 0n ? `challenger credited ${formatAmount(a.challengerCredit as bigint, sym)}` : null,
         (a.accusedCredit as bigint) > 0n ? `accused credited ${formatAmount(a.accusedCredit as bigint, sym)}` : null,
-        (a.perAuditorCredit as bigint) > 0n ? `each majority auditor credited ${formatAmount(a.perAuditorCredit as bigint, sym)}` : null,
+        (a.perAuditorCredit as bigint) > 0n ? `each coherent auditor credited ${formatAmount(a.perAuditorCredit as bigint, sym)}` : null,
+        Number(a.outcome) === OUTCOME.indexOf('Lapsed') ? 'the bond went to the treasury' : null,
       ].filter(Boolean).join(' · ') || 'no amounts moved'];
       break;
     }
