@@ -89,7 +89,8 @@ def measure(scale: int) -> dict[str, int]:
                     note("revealVote", r)
             note(label, chal.transact(chal.court.functions.resolve(did), "x"))
 
-        audit(dispute(ops[0]), ["faulty", "faulty", "honest"], "resolve (faulty, K=3)")
+        audit(dispute(ops[0]), ["faulty", "faulty", "faulty"], "resolve (faulty, K=3)")
+        audit(dispute(ops[5]), ["faulty", "faulty", "honest"], "resolve (faulty 2-1, K=3: one incoherent penalised)")
         audit(dispute(ops[0]), ["honest", "honest", "honest"], "resolve (honest, K=3)")
         audit(dispute(ops[0]), ["abstain", "abstain", "abstain"], "resolve (no quorum: all abstain, K=3)")
         note("withdraw", chal.withdraw())
@@ -97,6 +98,9 @@ def measure(scale: int) -> dict[str, int]:
         note("leave", ops[3].leave())
         if scale > len(ops):
             register_many(node.rpc, dep, scale - len(ops))
+            tickets = chal.registry.functions.ticketCount().call()
+            if tickets != scale:
+                raise click.ClickException(f"{tickets} tickets after registering, expected {scale}")
             did = dispute(ops[1])
             node_mine(chal, 3)
             note(f"drawAuditors (K=3, {scale:,} servers)", chal.transact(chal.court.functions.drawAuditors(did), "x"))
@@ -113,24 +117,38 @@ def register_many(rpc: str, dep, n: int, batch: int = 400) -> None:
     vault, registry = dep.contracts["StakeVault"], dep.contracts["ServerRegistry"]
     stake = "0x" + sel("stake()").hex()
     session, done = requests.Session(), 0
+
+    def rpc_call(method, params):
+        reply = session.post(rpc, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params}, timeout=300).json()
+        if "error" in reply:
+            raise click.ClickException(f"{method}: {reply['error']}")
+        return reply["result"]
+
+    rpc_call("evm_setAutomine", [False])  # mine full blocks per batch, not one block per tx
     while done < n:
-        calls, size = [], min(batch, n - done)
+        setup, calls, size = [], [], min(batch, n - done)
         for i in range(done, done + size):
             who = "0x" + (0x5000_0000 + i).to_bytes(20, "big").hex()
             reg = "0x" + (sel("register(address,string,uint64,uint32,uint32,uint64)") + encode(
                 ["address", "string", "uint64", "uint32", "uint32", "uint64"],
                 [who, f"grpc://10.0.{i // 250 % 250}.{i % 250}:31330", 1, 0, 30, 40])).hex()
-            calls += [("anvil_setBalance", [who, hex(3 * ETHER)]), ("anvil_impersonateAccount", [who]),
-                      ("eth_sendTransaction", [{"from": who, "to": vault, "value": hex(2 * ETHER), "data": stake,
-                                                     "nonce": "0x0"}]),
+            setup += [("anvil_setBalance", [who, hex(10 * ETHER)]), ("anvil_impersonateAccount", [who])]
+            calls += [("eth_sendTransaction", [{"from": who, "to": vault, "value": hex(2 * ETHER), "data": stake,
+                                                     "nonce": "0x0", "gasPrice": hex(2 * 10**9)}]),
                       ("eth_sendTransaction", [{"from": who, "to": registry, "data": reg, "gas": hex(400_000),
-                                                     "nonce": "0x1"}])]
-        body = [{"jsonrpc": "2.0", "id": k, "method": m, "params": p} for k, (m, p) in enumerate(calls)]
-        for reply in session.post(rpc, json=body, timeout=300).json():
-            if "error" in reply:
-                raise click.ClickException(f"registering servers: {reply['error']}")
+                                                     "nonce": "0x1", "gasPrice": hex(2 * 10**9)}])]
+        for part in (setup, calls):  # balances first: a batch's calls may run in any order
+            body = [{"jsonrpc": "2.0", "id": k, "method": m, "params": p} for k, (m, p) in enumerate(part)]
+            for reply in session.post(rpc, json=body, timeout=300).json():
+                if "error" in reply:
+                    raise click.ClickException(f"registering servers: {reply['error']}")
+        while int(rpc_call("txpool_status", [])["pending"], 16):
+            rpc_call("anvil_setNextBlockBaseFeePerGas", [hex(10**9)])  # full blocks would raise it
+            rpc_call("evm_mine", [])
         done += size
-        click.echo(f"  registered {done + 10:,} servers", err=True)
+        click.echo(f"  registered {done:,} more servers", err=True)
+    rpc_call("anvil_setNextBlockBaseFeePerGas", [hex(10**9)])
+    rpc_call("evm_setAutomine", [True])
 
 
 def node_mine(chain: Chain, blocks: int) -> None:

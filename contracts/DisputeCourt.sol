@@ -672,8 +672,11 @@ contract DisputeCourt is IDisputeWindow, EIP712, Ownable2Step {
         if (s.winners != 0) s.perAuditor = s.pool / s.winners;
         _payout(disputeId, d, outcome, s);
         emit DisputeResolved(disputeId, outcome, s.slashed, s.toChallenger, s.toAccused, s.perAuditor);
-        vault.unfreeze(d.accused);
-        if (_auditors[disputeId].length != 0) vault.unfreezeMany(_auditors[disputeId]);
+        address[] storage drawn = _auditors[disputeId];
+        address[] memory frozen = new address[](drawn.length + 1);
+        frozen[0] = d.accused;
+        for (uint256 i; i < drawn.length; ++i) frozen[i + 1] = drawn[i];
+        vault.unfreezeMany(frozen);
     }
 
     function _winningState(Outcome outcome) private pure returns (VoteState) {

@@ -68,13 +68,11 @@ contract ServerRegistry is IServerRegistry, IServerRegistryHook {
         uint96 cumWeight; // sum of the weights of tickets [0, this one]
     }
 
-    struct Weight {
-        uint96 weight; // stake at first registration (the ticket's share of the prefix sums)
-        uint96 effective; // min(weight, stake) over time: never increases
-    }
-
     Ticket[] private _tickets;
-    mapping(address => Weight) private _weights;
+    /// @dev A ticket's weight is its stake at first registration (cumWeight minus the previous
+    ///      one); its effective weight is min(weight, stake) over time, stored +1 once lowered
+    ///      (0 = never lowered: effective == weight), so registering writes no extra slot.
+    mapping(address => uint256) private _lowered;
 
     error ServerRegistry_AlreadyActive(address operator);
     error ServerRegistry_NotActive(address operator);
@@ -308,9 +306,8 @@ contract ServerRegistry is IServerRegistry, IServerRegistryHook {
         returns (address operator, uint256 weight, uint256 effective, uint64 activeSince)
     {
         operator = _tickets[index].operator;
-        Weight storage w = _weights[operator];
+        (weight, effective) = _weightOf(operator, index);
         Server storage s = _servers[operator];
-        (weight, effective) = (w.weight, w.effective);
         if (s.status == Status.Active) activeSince = s.activeSince;
     }
 
@@ -385,13 +382,20 @@ contract ServerRegistry is IServerRegistry, IServerRegistryHook {
         uint256 cum = uint256(w) + (_tickets.length == 0 ? 0 : _tickets[_tickets.length - 1].cumWeight);
         _tickets.push(Ticket({operator: operator, cumWeight: SafeCast.toUint96(cum)}));
         s.ticket = uint32(_tickets.length);
-        _weights[operator] = Weight({weight: w, effective: w});
         emit TicketIssued(operator, _tickets.length - 1, w, cum);
     }
 
+    function _weightOf(address operator, uint256 index) private view returns (uint256 weight, uint256 effective) {
+        weight = _tickets[index].cumWeight - (index == 0 ? 0 : _tickets[index - 1].cumWeight);
+        uint256 lowered = _lowered[operator];
+        effective = lowered == 0 ? weight : lowered - 1;
+    }
+
     function _lowerWeight(address operator, uint256 stake) private {
-        Weight storage w = _weights[operator];
-        if (stake < w.effective) w.effective = uint96(stake);
+        uint32 ticket = _servers[operator].ticket;
+        if (ticket == 0) return;
+        (, uint256 effective) = _weightOf(operator, ticket - 1);
+        if (stake < effective) _lowered[operator] = stake + 1;
     }
 
     function _checkServer(
