@@ -320,3 +320,41 @@ def test_ownership_is_two_step_and_cannot_be_renounced(court, vault, owner, stra
 def test_governance_values_are_bounded(court, owner, field, value):
     with ape.reverts(court.DisputeCourt_BadParams):
         court.setParams(PARAMS.__class__(**{**vars(PARAMS), field: value}).court_tuple(), sender=owner)
+
+
+def test_appeal_overturns_a_colluding_first_panel(court, vault, registry, chain, version_id, owner, swarm,
+                                                 signed_receipt, open_dispute, operators, signer_keys, challenger,
+                                                 by_addr):
+    """A first panel that covers for a cheater (bribed, or the cheater's own sybils): the
+    challenger appeals for twice the bond; a fresh panel of 2K+1 rules faulty; the colluders
+    each lose incoherencePenalty and earn nothing, the appeal bond comes back."""
+    court.setParams(PARAMS.__class__(**{**vars(PARAMS), "appeal_period": 3600}).court_tuple(), sender=owner)
+    extra = sybils(owner, 6, fund=5 * ETHER)  # more honest servers, so 7 fresh auditors exist
+    for i, s in enumerate(extra):
+        register(vault, registry, version_id, s, port=32100 + i)
+    by = {**by_addr, **{s.address: s for s in extra}}
+    r, sig = signed_receipt(operators[0], signer_keys[0])
+    d = open_dispute(r, sig, challenger)
+    first = draw(court, chain, d)
+    stakes = {a: vault.stakeOf(a) for a in first}
+    vote_all(court, d, {a: False for a in first}, by)  # "honest": the cover-up
+    court.resolve(d, sender=challenger)
+    rec = court.getDispute(d)
+    assert rec.stage == 3 and rec.firstRuling == 2  # appealable, first ruling honest
+    with ape.reverts(court.DisputeCourt_BondTooLow):
+        court.appeal(d, value=rec.bond, sender=challenger)
+    court.appeal(d, value=2 * rec.bond, sender=challenger)
+    second = [a for a in draw(court, chain, d) if a not in first]
+    assert len(second) == 2 * PARAMS.auditors_per_dispute + 1 and not set(second) & set(first)
+    stake = vault.stakeOf(operators[0])
+    vote_all(court, d, {a: True for a in second}, by)
+    court.resolve(d, sender=challenger)
+    rec = court.getDispute(d)
+    assert rec.outcome == 1 and vault.stakeOf(operators[0]) == stake // 2
+    for a in first:
+        assert vault.stakeOf(a) == stakes[a] - PARAMS.incoherence_penalty and vault.credits(a) == 0
+    assert all(vault.credits(a) > 0 for a in second)
+    slashed = stake // 2
+    assert vault.credits(challenger) == rec.bond + 2 * rec.bond + slashed * PARAMS.finder_bps // 10_000
+    assert not any(vault.isFrozen(a) for a in [*first, *second, operators[0].address])
+    vault_invariant(vault, chain)
