@@ -68,9 +68,6 @@ class InferenceSession:
             try:
                 y = self._send(self._hops[i], x)
             except ServerFailure as exc:
-                if isinstance(exc, NonFiniteOutput):
-                    exc.inputs = list(self._hops[i].history)  # steps 0..t of that hop
-                    self.incidents.append(exc)
                 failures = self._recover(i, exc, failures)
                 continue
             i, x = i + 1, y
@@ -124,10 +121,17 @@ class InferenceSession:
         record = self.verifier.check(hs.hop.address, response.receipt, expected,
                                      wire.message_hash(response.hidden), sketches)
         self.receipts.append(record)
+        self._record(hs, x, y, sketches, record)
+        try:
+            check_output(hs.hop.address, record, y, sketches, exact=not self.compress)
+        except NonFiniteOutput as exc:  # also during a failover's replay
+            exc.inputs = hs.history + [x]  # steps 0..t of that hop, as signed
+            self.incidents.append(exc)
+            raise
+        # only output that passed goes into the history a failover replays: the step that
+        # failed is sent again, once, by step() to the replacement
         hs.input_hash, hs.step = input_hash, hs.step + 1
         hs.history.append(x)
-        self._record(hs, x, y, sketches, record)
-        check_output(hs.hop.address, record, y, sketches, exact=not self.compress)
         return y
 
     def _record(self, hs: HopSession, x: torch.Tensor, y: torch.Tensor, sketches: torch.Tensor,
