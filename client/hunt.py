@@ -50,7 +50,8 @@ def probe(model, checker: SpotChecker, address: str, rng: random.Random):
     prompt = rng.randrange(4, x.shape[1] - 2)
     chunks = [x[:, :prompt]] + [x[:, t:t + 1] for t in range(prompt, x.shape[1])]
     others = set(model.swarm.views) - {address}
-    with _ReplaySession(model.swarm, model.verifier, x.shape[1], 1, model.compress, start=start, end=end,
+    # declared like generate() would: its last sampled token is never sent, so one more
+    with _ReplaySession(model.swarm, model.verifier, x.shape[1] + 1, 1, model.compress, start=start, end=end,
                         exclude=others) as session:
         for chunk in chunks:
             session.step(chunk)

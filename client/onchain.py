@@ -103,14 +103,19 @@ class TrustedClient:
         finally:
             session.close()
         self.last_session = session
-        results = incident_results(session) + self.checker.check_session(session)
+        # a server that signed NaN/inf is routed around (and disputed) before a spot check
+        # could send it a replay
+        self._act(incident_results(session))
+        self._act(self.checker.check_session(session))
+        return out
+
+    def _act(self, results: list[CheckResult]) -> None:
         self.reports += results
         for timeline in act_on(results, self.model, self.members, self.challenger):
             self.timelines.append(timeline)
             thread = threading.Thread(target=self._follow, args=(timeline,), daemon=True)
             thread.start()
             self._threads.append(thread)
-        return out
 
     def _follow(self, timeline) -> None:
         try:

@@ -4,10 +4,10 @@
 outputs and per-block sketches it returned and their verified receipts. After a session, with
 probability p, `SpotChecker.check_session` replays each hop's input history through a route of
 OTHER servers covering the same span, as an ordinary inference session with the original step
-pattern (one step per original step, same chunk sizes), so a server cannot tell a check from
-traffic. Every step's per-block sketches are compared (pollen.judgment: per block, per token,
-within the version's tolerance, never hash equality); the first (step, block) that differs is
-the bisection point a dispute names.
+pattern (one step per original step, same chunk sizes, the same declared max_length), so a
+server cannot tell a check from traffic. Every step's per-block sketches are compared
+(pollen.judgment: per block, per token, within the version's tolerance, never hash equality);
+the first (step, block) that differs is the bisection point a dispute names.
 
 On a mismatch a third route breaks the tie: whoever disagrees with the two others is accused,
 with an evidence bundle naming its first wrong block. With no third route the two signed
@@ -44,6 +44,7 @@ class HopLog:
     outputs: list[torch.Tensor] = field(default_factory=list)
     sketches: list[torch.Tensor] = field(default_factory=list)  # (blocks, B, T, K) per step
     receipts: list[ReceiptRecord] = field(default_factory=list)
+    max_length: int | None = None  # what the session declared when it opened this hop
 
     def evidence(self, step: int, block: int) -> Evidence:
         """The bundle against this server's receipt of `step`, naming `block`."""
@@ -60,7 +61,8 @@ class RecordingSession(InferenceSession):
         self.logs: dict[int, HopLog] = {}
 
     def _record(self, hs: HopSession, x, y, sketches, record) -> None:
-        entry = self.logs.setdefault(id(hs), HopLog(hs.hop.address, hs.hop.start, hs.hop.end))
+        entry = self.logs.setdefault(id(hs), HopLog(hs.hop.address, hs.hop.start, hs.hop.end,
+                                                     max_length=self.max_length))
         entry.inputs.append(wire.roundtrip(x, self.compress))
         entry.outputs.append(y)
         entry.sketches.append(sketches)
@@ -116,10 +118,12 @@ class SpotChecker:
         self.rng = rng or random.Random()
 
     def check_session(self, session: RecordingSession) -> list[CheckResult]:
-        """With probability p, check every hop of the session; [] when not drawn."""
+        """With probability p, check every hop of the session; [] when not drawn. A hop whose
+        last output was not finite is not replayed: that signed claim is already evidence
+        (client.onchain.incident_results), and a replay would only accuse it a second time."""
         if self.rng.random() >= self.probability:
             return []
-        return [self.check_hop(h) for h in session.hop_logs()]
+        return [self.check_hop(h) for h in session.hop_logs() if bool(torch.isfinite(h.outputs[-1]).all())]
 
     def check_hop(self, h: HopLog) -> CheckResult:
         span = (h.start, h.end)
@@ -161,8 +165,10 @@ class SpotChecker:
         except ClientError:
             return None
         batch = h.inputs[0].shape[0]
-        total = sum(x.shape[1] for x in h.inputs)
-        session = _ReplaySession(swarm, self.model.verifier, total, batch, self.model.compress,
+        # the original session's max_length, not the tokens replayed: real generation never
+        # sends its last sampled token, so a session filled exactly would mark a replay
+        length = max(h.max_length or 0, sum(x.shape[1] for x in h.inputs))
+        session = _ReplaySession(swarm, self.model.verifier, length, batch, self.model.compress,
                                  start=h.start, end=h.end, exclude=exclude)
         try:
             with session:
