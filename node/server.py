@@ -4,13 +4,20 @@ Calls: Info, Forward (parallel forward, no cache), Backward (grad w.r.t. inputs)
 Inference stream (one session per stream, server-side KV cache, freed when the stream ends or
 idles out). Every response carries a receipt signed by the server's signer key. Anything wrong
 with a request is reported to that caller only (gRPC status + message); the server goes on.
+
+Debug hook (off by default): with env POLLEN_RPC_TRACE=FILE the server appends one JSON line per
+request it served to FILE: the RPC, the session's open parameters and step, the hidden states'
+shape and dtype, and a digest of their bytes. It is what the server itself can see of a
+request, for tests that compare real traffic with spot-check replays and hunts.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import logging
+import os
 import random
 import signal
 import statistics
@@ -99,6 +106,16 @@ class BlockServicer(pb_grpc.BlockServerServicer):
         self.fault_rng = random.Random()
         kv_heads, head_dim = span.family.kv_heads_dim(span.config)
         self.bytes_per_token = SpanCache.nbytes(len(span.blocks), 1, kv_heads, head_dim, 1, self.dtype)
+        self.trace_path = os.environ.get("POLLEN_RPC_TRACE", "")  # debug hook, see the module doc
+
+    def _trace(self, rpc: str, hidden: pb.Tensor, x: torch.Tensor, **fields) -> None:
+        """Debug hook: one JSON line per request served, what this server saw of it."""
+        if not self.trace_path:
+            return
+        line = {"rpc": rpc, **fields, "shape": list(x.shape), "dtype": str(x.dtype).removeprefix("torch."),
+                "digest": hashlib.sha256(hidden.SerializeToString(deterministic=True)).hexdigest()[:16]}
+        with open(self.trace_path, "a") as f:
+            f.write(json.dumps(line) + "\n")
 
     # ---- checks on everything that comes from outside -------------------------------------
     def _hidden(self, msg: pb.Tensor, batch: int | None = None) -> torch.Tensor:
@@ -192,6 +209,7 @@ class BlockServicer(pb_grpc.BlockServerServicer):
         first, last = self._local_span(request.start, request.end)
         session_id = self._session_id(request.session_id)
         x = self._hidden(request.hidden)
+        self._trace("Forward", request.hidden, x, start=request.start, end=request.end)
         trace: list[torch.Tensor] = []
         y = self._no_grad(x, None, first, last, trace)
         msg = wire.encode(y, request.compress_output)
@@ -207,6 +225,7 @@ class BlockServicer(pb_grpc.BlockServerServicer):
         g = self._hidden(request.grad_output, batch=x.shape[0])
         if g.shape != x.shape:
             raise BadRequest(f"grad_output shape {tuple(g.shape)} != hidden shape {tuple(x.shape)}")
+        self._trace("Backward", request.hidden, x, start=request.start, end=request.end)
         trace: list[torch.Tensor] = []
         grad = self._input_grad(x, g, first, last, trace)
         input_hash = chain_input_hash(chain_input_hash(ZERO_HASH, hash_tensor(x)), hash_tensor(g))
@@ -271,6 +290,8 @@ class BlockServicer(pb_grpc.BlockServerServicer):
         if session.cache.length + x.shape[1] > session.max_length:
             raise SessionLimit(f"{session.cache.length} + {x.shape[1]} tokens exceed the session's "
                                f"max_length {session.max_length}")
+        self._trace("Inference", request.hidden, x, session=session.session_id.hex()[:16], step=session.step,
+                    open=_open_fields(request.open) if request.HasField("open") else None)
         trace: list[torch.Tensor] = []
         y = self._no_grad(x, session.cache, session.first, session.last, trace)
         msg = wire.encode(y, session.compress)
@@ -291,6 +312,11 @@ class BlockServicer(pb_grpc.BlockServerServicer):
             s.context.cancel()
             self._close(s)
         return len(idle)
+
+
+def _open_fields(o: pb.SessionOpen) -> dict:
+    return {"start": o.start, "end": o.end, "max_length": o.max_length, "batch_size": o.batch_size,
+            "compress_output": o.compress_output}
 
 
 def measure_throughput(span: SpanModel, dtype: torch.dtype, steps: int = 5) -> float:
