@@ -389,7 +389,10 @@ class Daemon:
         return logs[0]["args"]
 
     def own_span(self):
-        if self.servicer is None or self.cfg.dtype != "float32" or self.server is None:
+        """Our served span as the float32 reference for audits, unless it is not one: another
+        dtype, or a load-time fault (e.g. quant:int8) that changed its weights."""
+        loads_faulty = (self.cfg.fault or "").startswith("quant:")
+        if self.servicer is None or self.cfg.dtype != "float32" or self.server is None or loads_faulty:
             return None
         return self.servicer.span, self.span[0], self.span[1]
 
