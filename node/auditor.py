@@ -144,7 +144,8 @@ def prepare(store, dispute: dict, evidence_cid: str, receipt_fields, spans: Span
 
 
 def judge(bundle: ev.Evidence, spans: SpanProvider, tolerance: float) -> Verdict:
-    """The compute half of an audit: recompute and compare (runs on the compute loop)."""
+    """The compute half of an audit: recompute and compare. The daemon runs it on its watcher
+    thread beside the compute loop (weights are only read), so no session waits on an audit."""
     if bundle.receipt.kind == KIND_BACKWARD:
         return _judge_backward(bundle, spans, tolerance)
     return _judge_forward(bundle, spans, tolerance)

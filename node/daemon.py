@@ -309,10 +309,11 @@ class Daemon:
         tolerance = self.tolerance if same else self.chain.version(receipt.version_id)["tolerance_micros"] / 1e6
         spans = aud.SpanProvider(self.chain, self.store, receipt.version_id, self.cfg.cache_dir,
                                  self.own_span() if same else None)
-        # network and disk here on the watcher thread; only the recomputation on the compute loop
+        # All of it on the watcher thread, never the compute loop that serves sessions: fetching
+        # (network, disk) and the recomputation (read-only use of the weights, its own buffers;
+        # it competes for cores but no session waits on it).
         ready = aud.prepare(self.store, d, opened["evidenceCid"], receipt, spans)
-        verdict = ready if isinstance(ready, aud.Verdict) else self.compute(
-            lambda: aud.judge(ready, spans, tolerance))
+        verdict = ready if isinstance(ready, aud.Verdict) else aud.judge(ready, spans, tolerance)
         audit.faulty, audit.error, audit.note = verdict.faulty, verdict.error, verdict.note
         audit.verdict, audit.fingerprint, audit.bad_block = verdict.verdict, verdict.fingerprint.hex(), verdict.bad_block
         audit.salt = os.urandom(32).hex()
