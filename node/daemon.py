@@ -457,7 +457,13 @@ class Daemon:
         status = self.chain.server(self.me)["status"]
         if self.cfg.leave_on_exit and status in ("active", "inactive"):
             self._try(self.chain.leave, "leave")
-        if self.cfg.unstake_on_exit and (staked := self.chain.account_of(self.me)["staked"]):
+        account = self.chain.account_of(self.me)
+        if self.cfg.unstake_on_exit and account["staked"] and account["frozen_count"]:
+            # accused or drawn as an auditor in an unsettled dispute: the vault refuses until it settles
+            log.warning("stake is frozen by %d open dispute(s) (accused or drawn auditor): not requesting "
+                        "unstake; run `pollen node status` and unstake once they settle", account["frozen_count"])
+            emit("unstake_deferred", operator=self.me, open_disputes=account["frozen_count"])
+        elif self.cfg.unstake_on_exit and (staked := account["staked"]):
             self._try(lambda: self.chain.request_unstake(staked), "request unstake")
         self.record_stats()
         self.save()
