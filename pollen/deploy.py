@@ -113,6 +113,20 @@ PRESETS: dict[str, Parameters] = {
 CHAIN_IDS = {"gnosis-chiado": 10200, "gnosis": 100, "filecoin-calibration": 314159, "filecoin": 314}
 
 
+BLOCK_SECONDS = {"anvil": 1.0, "gnosis-chiado": 5.0, "gnosis": 5.0, "filecoin-calibration": 30.0, "filecoin": 30.0}
+
+
+def longest_dispute(params: Parameters, block_s: float) -> tuple[int, float]:
+    """(blocks, seconds) the longest possible dispute lasts once opened, whatever anyone does:
+    two rounds (one without appeals) of (draw delay + the 256-block blockhash window) and
+    (commit + reveal), plus the appeal window. Blocks count both parts at `block_s` seconds per block."""
+    rounds = 2 if params.appeal_period else 1  # no appeal window: the first ruling is final
+    draw_blocks = rounds * (params.draw_delay_blocks + 256)
+    timed_s = rounds * (params.commit_period + params.reveal_period) + params.appeal_period
+    blocks = draw_blocks + int(timed_s / block_s + 0.999)
+    return blocks, draw_blocks * block_s + timed_s
+
+
 def preset(network: str) -> Parameters:
     """The parameter preset for a network name (dev networks -> "anvil")."""
     if network in PRESETS:
