@@ -167,11 +167,30 @@ def _send(w3: Web3, account, tx: dict, action: str):
     return receipt
 
 
+def deploy_timelock(w3: Web3, account, delay_s: int, proposer: str, log=print) -> str:
+    """Deploy a PollenTimelock: `proposer` schedules, anyone executes after `delay_s`."""
+    address = _deploy(w3, account, "PollenTimelock", delay_s, [Web3.to_checksum_address(proposer)],
+                      ["0x0000000000000000000000000000000000000000"])
+    log(f"  PollenTimelock       {address} (delay {delay_s} s, proposer {proposer})")
+    return address
+
+
+def accept_ownership_batch(deployment: Deployment) -> tuple[list[str], list[int], list[bytes]]:
+    """(targets, values, payloads) the timelock's proposer schedules (scheduleBatch) to accept
+    ownership of StakeVault and DisputeCourt."""
+    selector = Web3.keccak(text="acceptOwnership()")[:4]
+    targets = [deployment.contracts["StakeVault"], deployment.contracts["DisputeCourt"]]
+    return targets, [0, 0], [selector, selector]
+
+
 def deploy_all(rpc: str, private_key: str | None = None, params: Parameters | None = None,
                network: str = "anvil", log=print, owner: str | None = None,
-               allow_demo_params: bool = False, allow_eoa_owner: bool = False) -> Deployment:
+               allow_demo_params: bool = False, allow_eoa_owner: bool = False,
+               timelock_delay: int | None = None, proposer: str | None = None) -> Deployment:
     """Deploy StakeVault, ModelVersionRegistry, ServerRegistry and DisputeCourt, wire them, and
-    propose `owner` (default: the deployer) as governance of the vault and the court."""
+    propose `owner` (default: the deployer) as governance of the vault and the court. With
+    `timelock_delay`, deploy a PollenTimelock whose `proposer` schedules changes and make it
+    the proposed owner (its proposer then schedules `accept_ownership_batch`)."""
     w3 = Web3(Web3.HTTPProvider(rpc, request_kwargs={"timeout": 30}))
     try:
         chain_id = w3.eth.chain_id
@@ -183,6 +202,11 @@ def deploy_all(rpc: str, private_key: str | None = None, params: Parameters | No
             raise ChainError(f"chain {chain_id} is not a local dev chain: pass a deployer key")
         private_key = ANVIL_DEV_KEY
     account = Account.from_key(private_key)
+    timelock = None
+    if timelock_delay is not None:
+        if owner or not proposer:
+            raise ChainError("with a timelock pass its --proposer (the multisig that schedules), not --owner")
+        timelock = owner = deploy_timelock(w3, account, timelock_delay, proposer, log)
     owner = Web3.to_checksum_address(owner) if owner else account.address
     check_production(chain_id, params, len(w3.eth.get_code(owner)) > 0,
                      allow_demo_params=allow_demo_params, allow_eoa_owner=allow_eoa_owner)
@@ -208,10 +232,14 @@ def deploy_all(rpc: str, private_key: str | None = None, params: Parameters | No
                 "chainId": chain_id})
             _send(w3, account, tx, f"propose {owner} as owner of {name}")
             log(f"  {name}: {owner} proposed as owner (it must call acceptOwnership())")
+    contracts = {"StakeVault": vault, "ModelVersionRegistry": versions, "ServerRegistry": registry,
+                 "DisputeCourt": court}
+    if timelock:
+        contracts["PollenTimelock"] = timelock
+        log(f"  next: {proposer} schedules acceptOwnership() on StakeVault and DisputeCourt through the "
+            f"timelock (scheduleBatch), and anyone executes it after {timelock_delay} s")
     return Deployment(network=network, chain_id=chain_id, rpc=rpc, deployed_at_block=start,
-                      contracts={"StakeVault": vault, "ModelVersionRegistry": versions,
-                                 "ServerRegistry": registry, "DisputeCourt": court},
-                      parameters={k: v for k, v in vars(params).items()})
+                      contracts=contracts, parameters={k: v for k, v in vars(params).items()})
 
 
 @click.command()
@@ -222,16 +250,19 @@ def deploy_all(rpc: str, private_key: str | None = None, params: Parameters | No
 @click.option("--private-key-file", type=click.Path(exists=True, dir_okay=False),
               help="file holding the deployer's hex private key (default on dev chains: anvil's first account)")
 @click.option("--owner", help="governance address to propose (a timelock or multisig contract)")
+@click.option("--timelock-delay", type=click.IntRange(0), help="deploy a PollenTimelock with this delay (s) as owner")
+@click.option("--proposer", help="with --timelock-delay: who schedules operations (a multisig)")
 @click.option("--allow-demo-params", is_flag=True, help="accept demo parameters outside a dev chain")
 @click.option("--allow-eoa-owner", is_flag=True, help="accept a plain-key owner outside a dev chain")
 def main(rpc: str, out: str, network: str, private_key_file: str | None, owner: str | None,
-         allow_demo_params: bool, allow_eoa_owner: bool) -> None:
+         timelock_delay: int | None, proposer: str | None, allow_demo_params: bool, allow_eoa_owner: bool) -> None:
     """Deploy Pollen's contracts and write their addresses to OUT."""
     key = Path(private_key_file).read_text().strip() if private_key_file else None
     click.echo(f"Deploying Pollen contracts to {rpc} ({network} parameters) ...")
     try:
         deployment = deploy_all(rpc, key, network=network, log=click.echo, owner=owner,
-                                allow_demo_params=allow_demo_params, allow_eoa_owner=allow_eoa_owner)
+                                allow_demo_params=allow_demo_params, allow_eoa_owner=allow_eoa_owner,
+                                timelock_delay=timelock_delay, proposer=proposer)
     except ChainError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
