@@ -3,6 +3,15 @@
     model = AutoDistributedModelForCausalLM.from_pretrained(path, initial_peers=["127.0.0.1:5000"])
     out = model.generate(input_ids, max_new_tokens=20)
     with model.inference_session(max_length=64) as sess: ...
+
+Fine-tuning (client-owned parameters, frozen remote blocks; see client/tuning.py):
+
+    model = AutoDistributedModelForCausalLM.from_pretrained(path, initial_peers=peers,
+                                                            tuning_mode="ptune", pre_seq_len=8)
+    opt = torch.optim.Adam(model.trainable_parameters(), lr=1e-2)
+    loss = model(ids, attention_mask=mask, labels=ids).loss; loss.backward(); opt.step()
+    model.save_pretrained("my-prompts")            # peft layout
+    again = AutoDistributedModelForCausalLM.from_pretrained(path, initial_peers=peers, adapter="my-prompts")
 """
 
 from __future__ import annotations
@@ -16,6 +25,9 @@ from torch import nn
 from client.remote import RemoteBlocks, RemoteRunner
 from client.session import InferenceSession
 from client.swarm import RemoteSwarm
+from client.tuning import (PromptEmbeddings, PromptedSession, TuningConfig, TuningError, causal_lm_loss,
+                           check_right_padded, classification_loss, final_norm, last_token_index,
+                           load_adapter, read_adapter, save_adapter, tuning_from_adapter)
 from client.verify import ReceiptVerifier
 from pollen.membership import MembershipSource, StaticMembership
 from pollen.model import load_client
@@ -26,35 +38,60 @@ DEFAULT_COURT = "0x000000000000000000000000000000000000c0de"
 
 class DistributedModelForCausalLM(nn.Module):
     def __init__(self, config, family, parts: nn.Module, swarm: RemoteSwarm, verifier: ReceiptVerifier,
-                 compress: bool = False, tokenizer=None):
+                 compress: bool = False, tokenizer=None, tuning: TuningConfig = TuningConfig(),
+                 num_labels: int | None = None, name_or_path: str = ""):
         super().__init__()
         self.config, self.family, self.parts = config, family, parts
         self.swarm, self.verifier, self.compress, self.tokenizer = swarm, verifier, compress, tokenizer
         self.runner = RemoteRunner(swarm, verifier, compress)
+        self.tuning, self.name_or_path = tuning, name_or_path
+        self.prompts = PromptEmbeddings(tuning.pre_seq_len, self._embedding(), tuning) \
+            if tuning.tuning_mode == "ptune" else None
+        self.score = self._make_head(num_labels)
+        if tuning.tuning_mode is not None:  # only the client-owned tuning parameters train
+            self.parts.requires_grad_(False)
 
     @classmethod
     def from_pretrained(cls, model_path: str | Path, initial_peers=None,
                         membership: MembershipSource | None = None, dtype: str = "float32",
                         compress: bool = False, chain_id: int = 31337, court: str = DEFAULT_COURT,
-                        max_clock_skew_s: float = 60.0, terms=None, version_id: int | None = None):
+                        max_clock_skew_s: float = 60.0, terms=None, version_id: int | None = None,
+                        tuning_mode: str | None = None, pre_seq_len: int = 0, adapter: str | Path | None = None,
+                        num_labels: int | None = None):
         """`terms` (client.verify.TermBook over the registry) makes every accepted receipt one
-        the court accepts; without it the servers' own Info is trusted (local dev swarms)."""
+        the court accepts; without it the servers' own Info is trusted (local dev swarms).
+        `tuning_mode="ptune", pre_seq_len=N`: N trainable prompt embeddings; `adapter`: a dir
+        written by save_pretrained (its prompt length / labels are used unless given)."""
+        tuning = TuningConfig(tuning_mode, pre_seq_len)
+        if adapter is not None and tuning_mode is None:
+            tuning, saved_labels = tuning_from_adapter(read_adapter(adapter)[0])
+            num_labels = num_labels or saved_labels
         config, family, parts = load_client(model_path, dtype)
         membership = membership or StaticMembership(initial_peers or [])
         swarm = RemoteSwarm(membership, family.num_blocks(config), int(config.hidden_size))
         verifier = ReceiptVerifier(ReceiptDomain(chain_id, court), max_clock_skew_s, terms, version_id)
-        return cls(config, family, parts, swarm, verifier, compress, _tokenizer(model_path))
+        model = cls(config, family, parts, swarm, verifier, compress, _tokenizer(model_path), tuning,
+                    num_labels, Path(model_path).name)
+        if adapter is not None:
+            model.load_adapter(adapter)
+        return model
 
     # ---- HF-like API -----------------------------------------------------------------------
-    def forward(self, input_ids: torch.Tensor | None = None, inputs_embeds: torch.Tensor | None = None,
-                **_ignored):
-        """Logits (B, T, V) for whole sequences; autograd flows through the servers."""
-        h = self.parts.embed(input_ids) if inputs_embeds is None else inputs_embeds
-        h = RemoteBlocks.apply(h, self.runner)
-        return SimpleNamespace(logits=self.parts.head(h))
+    def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
+                labels: torch.Tensor | None = None, inputs_embeds: torch.Tensor | None = None, **_ignored):
+        """.logits (B, T, V) for whole sequences (prompts stripped); .loss with `labels` (B, T):
+        shifted cross-entropy, -100 ignored. Autograd flows through the servers."""
+        h = self._remote_hidden(input_ids, attention_mask, inputs_embeds)
+        logits = self.parts.head(h)
+        loss = causal_lm_loss(logits, labels) if labels is not None else None
+        return SimpleNamespace(loss=loss, logits=logits)
 
     def inference_session(self, max_length: int, batch_size: int = 1) -> InferenceSession:
-        return InferenceSession(self.swarm, self.verifier, max_length, batch_size, self.compress)
+        """With prompts, their N positions are added to max_length and sent before the first step."""
+        if self.prompts is None:
+            return InferenceSession(self.swarm, self.verifier, max_length, batch_size, self.compress)
+        return PromptedSession(self.prompts, self.swarm, self.verifier, max_length + self.prompts.length,
+                               batch_size, self.compress)
 
     @torch.no_grad()
     def generate(self, input_ids: torch.Tensor, max_new_tokens: int = 20, **kwargs) -> torch.Tensor:
@@ -62,11 +99,65 @@ class DistributedModelForCausalLM(nn.Module):
 
         return generate(self, input_ids, max_new_tokens=max_new_tokens, **kwargs)
 
+    # ---- fine-tuning -----------------------------------------------------------------------
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """What an optimizer should get: prompts / head in a tuning mode, else the client parts."""
+        return [p for p in self.parameters() if p.requires_grad]
+
+    def save_pretrained(self, out_dir: str | Path) -> Path:
+        """The trained prompts (and head) in the peft layout: adapter_config.json + adapter_model.safetensors."""
+        return save_adapter(self, out_dir)
+
+    def load_adapter(self, path: str | Path) -> None:
+        """Load prompts (and head) saved by save_pretrained; TuningError if they do not fit."""
+        load_adapter(self, path)
+
     def close(self) -> None:
         self.swarm.close()
 
+    # ---- internals -------------------------------------------------------------------------
+    def _make_head(self, num_labels: int | None):
+        if num_labels is not None:
+            raise TuningError("num_labels is for AutoDistributedModelForSequenceClassification")
+        return None
+
+    def _embedding(self) -> nn.Embedding:
+        return next(m for m in self.parts.modules() if isinstance(m, nn.Embedding))
+
+    def _remote_hidden(self, input_ids, attention_mask, inputs_embeds) -> torch.Tensor:
+        """(B, T) ids or (B, T, C) embeds -> (B, T, C) after all remote blocks, prompts stripped."""
+        check_right_padded(attention_mask)
+        h = self.parts.embed(input_ids) if inputs_embeds is None else inputs_embeds
+        n = 0
+        if self.prompts is not None:
+            h, n = self.prompts.prepend(h), self.prompts.length  # (B, N + T, C)
+        return RemoteBlocks.apply(h, self.runner)[:, n:]
+
+
+class DistributedModelForSequenceClassification(DistributedModelForCausalLM):
+    """Last-real-token pooling + a linear `score` head (num_labels, C) on the client, as in
+    transformers' LlamaForSequenceClassification. Pad on the right (the swarm attends causally)."""
+
+    def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
+                labels: torch.Tensor | None = None, inputs_embeds: torch.Tensor | None = None, **_ignored):
+        """.logits (B, num_labels); .loss with `labels` (B,): cross-entropy (MSE if num_labels == 1)."""
+        h = self._remote_hidden(input_ids, attention_mask, inputs_embeds)  # (B, T, C)
+        idx = last_token_index(input_ids, attention_mask, self.config.pad_token_id, tuple(h.shape[:2]))
+        pooled = h[torch.arange(h.shape[0]), idx.to(h.device)]  # (B, C)
+        logits = self.score(final_norm(self.parts)(pooled))
+        loss = classification_loss(logits, labels) if labels is not None else None
+        return SimpleNamespace(loss=loss, logits=logits)
+
+    def _make_head(self, num_labels: int | None) -> nn.Linear:
+        score = nn.Linear(int(self.config.hidden_size), num_labels or 2, bias=False)
+        std = float(getattr(self.config, "initializer_range", 0.02))
+        with torch.no_grad():
+            score.weight.normal_(0, std, generator=torch.Generator().manual_seed(self.tuning.seed))
+        return score
+
 
 AutoDistributedModelForCausalLM = DistributedModelForCausalLM
+AutoDistributedModelForSequenceClassification = DistributedModelForSequenceClassification
 
 
 def _tokenizer(model_path):
