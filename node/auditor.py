@@ -10,7 +10,11 @@ Verdict rules (what an honest auditor votes):
   * otherwise faulty  <=>  some block b in [first, named block] has a claimed sketch whose error
     against the float32 recomputation exceeds the tolerance (if the named block is the span's
     last, the full claimed output is compared too), or the claimed output contradicts the
-    server's own last-block sketch. A Backward receipt is judged on its whole gradient.
+    server's own last-block sketch. A Backward receipt is judged on its whole gradient (and,
+    for a step with deep prompts, on the prompts' gradient too).
+
+Deep prompts in the bundle are applied exactly as the server did (pollen.model.span: before
+block i, prompts[i] added to the first P positions), forward and backward.
 
 Recomputation is in float32 (the reference), on the auditor's own span when it already holds
 those blocks in float32, else on the disputed span fetched by CID for the occasion. The vote is
@@ -84,23 +88,28 @@ class SpanProvider:
         return self._loaded[(first, last)], 0, last - first
 
 
-def recompute(span_model, first: int, last: int, inputs: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+def recompute(span_model, first: int, last: int, inputs: list[torch.Tensor],
+              prompts: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(output, sketches (blocks, B, T, K)) of the LAST step through local blocks [first, last),
-    recomputed as one causal parallel forward over all inputs."""
+    recomputed as one causal parallel forward over all inputs; prompts (last - first, B, P, C)
+    sit at positions 0..P-1, i.e. in the first step, where the server applied them."""
     x = torch.cat([t.float() for t in inputs], dim=1)
     n = inputs[-1].shape[1]
     trace: list[torch.Tensor] = []
     with torch.no_grad():
-        y = span_model(x, None, first, last, trace=trace)
+        y = span_model(x, None, first, last, trace=trace, prompts=None if prompts is None else prompts.float())
     return y[:, -n:], torch.stack([s[:, -n:] for s in trace])
 
 
-def recompute_grad(span_model, first: int, last: int, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+def recompute_grad(span_model, first: int, last: int, x: torch.Tensor, g: torch.Tensor,
+                   prompts: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(dL/dx (B, T, C), dL/dprompts (blocks, B, P, C) or None) in float32."""
     with torch.enable_grad():
         x = x.float().clone().requires_grad_(True)
-        y = span_model(x, None, first, last)
-        (grad,) = torch.autograd.grad(y, x, grad_outputs=g.float())
-    return grad
+        leaves = (x,) if prompts is None else (x, prompts.float().clone().requires_grad_(True))
+        y = span_model(x, None, first, last, prompts=None if prompts is None else leaves[1])
+        grads = torch.autograd.grad(y, leaves, grad_outputs=g.float())
+    return grads[0], (grads[1] if prompts is not None else None)
 
 
 def fingerprint(*tensors: torch.Tensor) -> bytes:
@@ -154,7 +163,8 @@ def judge(bundle: ev.Evidence, spans: SpanProvider, tolerance: float) -> Verdict
 def _judge_forward(bundle: ev.Evidence, spans: SpanProvider, tolerance: float) -> Verdict:
     r, upto = bundle.receipt, bundle.block + 1  # blocks [first, named block] are recomputed
     model, lo, _ = spans.get(r.first_block, upto)
-    output, sketches = recompute(model, lo, lo + upto - r.first_block, bundle.inputs)
+    prompts = None if bundle.prompts is None else bundle.prompts[:upto - r.first_block]
+    output, sketches = recompute(model, lo, lo + upto - r.first_block, bundle.inputs, prompts)
     errors = [judgment.max_error(bundle.sketches[i], sketches[i]) for i in range(upto - r.first_block)]
     where = [r.first_block + i for i in range(len(errors))]
     if upto == r.last_block:
@@ -176,8 +186,11 @@ def _judge_forward(bundle: ev.Evidence, spans: SpanProvider, tolerance: float) -
 def _judge_backward(bundle: ev.Evidence, spans: SpanProvider, tolerance: float) -> Verdict:
     r = bundle.receipt
     model, lo, hi = spans.get(r.first_block, r.last_block)
-    grad = recompute_grad(model, lo, hi, bundle.inputs[0], bundle.grad_output)
+    grad, grad_prompts = recompute_grad(model, lo, hi, bundle.inputs[0], bundle.grad_output, bundle.prompts)
     error = judgment.max_error(bundle.output, grad)
+    if grad_prompts is not None:
+        error = max(error, judgment.max_error(bundle.grad_prompts, grad_prompts))
     verdict = "faulty" if not error <= tolerance else "honest"
-    return Verdict(verdict, error, f"gradient error {error:.3g} vs tolerance {tolerance:g}", fingerprint(grad),
+    done = (grad,) if grad_prompts is None else (grad, grad_prompts)
+    return Verdict(verdict, error, f"gradient error {error:.3g} vs tolerance {tolerance:g}", fingerprint(*done),
                    r.first_block if verdict == "faulty" else None)

@@ -40,7 +40,7 @@ from pollen.model import SpanCache, SpanModel, load_span
 from pollen.proto import swarm_pb2 as pb
 from pollen.proto import swarm_pb2_grpc as pb_grpc
 from pollen.receipts import (KIND_BACKWARD, KIND_FORWARD, KIND_INFERENCE, ZERO_HASH, Receipt, ReceiptDomain,
-                             chain_input_hash, hash_tensor)
+                             chain_input_hash, fold_grads, fold_prompts, hash_tensor)
 
 log = logging.getLogger("pollen.node")
 
@@ -133,6 +133,24 @@ class BlockServicer(pb_grpc.BlockServerServicer):
             raise BadRequest("hidden states contain NaN or inf")
         return x
 
+    def _prompts(self, request, x: torch.Tensor, n_blocks: int) -> torch.Tensor | None:
+        """The request's deep prompts (n_blocks, B, P, C) checked against x (B, T, C), or None."""
+        if not request.HasField("prompts"):
+            return None
+        B, T, C = x.shape
+        try:  # bounded like hidden states (per block), the exact shape is checked below
+            p = wire.decode(request.prompts, max_elements=n_blocks * self.cfg.max_tokens_per_request * C)
+        except wire.WireError as exc:
+            raise BadRequest(f"prompts: {exc}") from exc
+        if p.dtype != self.dtype:
+            raise BadRequest(f"prompts are {wire.dtype_name(p.dtype)} but this server computes in {self.cfg.dtype}")
+        if p.dim() != 4 or (p.shape[0], p.shape[1], p.shape[3]) != (n_blocks, B, C) or not 1 <= p.shape[2] <= T:
+            raise BadRequest(f"prompts must be (blocks={n_blocks}, batch={B}, pre_seq_len in [1, {T}], "
+                             f"hidden={C}) for hidden states {tuple(x.shape)}, got shape {tuple(p.shape)}")
+        if not wire.all_finite(p):
+            raise BadRequest("prompts contain NaN or inf")
+        return p
+
     def _local_span(self, start: int, end: int) -> tuple[int, int]:
         s, e = self.cfg.start, self.cfg.end
         if not s <= start < end <= e:
@@ -169,16 +187,19 @@ class BlockServicer(pb_grpc.BlockServerServicer):
             return None
         return tamper_for(self.fault, self.cfg.start, len(self.span.blocks), self.fault_rng)
 
-    def _no_grad(self, x, cache, first, last, trace=None):
+    def _no_grad(self, x, cache, first, last, trace=None, prompts=None):
         with torch.no_grad():
-            return self.span(x, cache, first, last, trace=trace, tamper=self._tamper())
+            return self.span(x, cache, first, last, trace=trace, tamper=self._tamper(), prompts=prompts)
 
-    def _input_grad(self, x, g, first, last, trace):
+    def _input_grad(self, x, g, first, last, trace, prompts=None):
+        """(dL/dx (B, T, C), dL/dprompts (blocks, B, P, C) or None) through one traced forward."""
         with torch.enable_grad():
             x = x.clone().requires_grad_(True)
-            y = self.span(x, None, first, last, trace=trace, tamper=self._tamper())
-            (grad,) = torch.autograd.grad(y, x, grad_outputs=g)
-        return grad
+            leaves = (x,) if prompts is None else (x, prompts.clone().requires_grad_(True))
+            y = self.span(x, None, first, last, trace=trace, tamper=self._tamper(),
+                          prompts=None if prompts is None else leaves[1])
+            grads = torch.autograd.grad(y, leaves, grad_outputs=g)
+        return grads[0], (grads[1] if prompts is not None else None)
 
     # ---- RPCs ----------------------------------------------------------------------------------
     @guarded
@@ -209,12 +230,13 @@ class BlockServicer(pb_grpc.BlockServerServicer):
         first, last = self._local_span(request.start, request.end)
         session_id = self._session_id(request.session_id)
         x = self._hidden(request.hidden)
+        prompts = self._prompts(request, x, last - first)
         self._trace("Forward", request.hidden, x, start=request.start, end=request.end)
         trace: list[torch.Tensor] = []
-        y = self._no_grad(x, None, first, last, trace)
+        y = self._no_grad(x, None, first, last, trace, prompts)
         msg = wire.encode(y, request.compress_output)
         sketches, root = self._traced(first, trace)
-        input_hash = chain_input_hash(ZERO_HASH, wire.message_hash(request.hidden))
+        input_hash = fold_prompts(chain_input_hash(ZERO_HASH, wire.message_hash(request.hidden)), prompts)
         receipt = self._receipt(KIND_FORWARD, session_id, first, last, 0, input_hash, wire.message_hash(msg), root)
         return pb.ForwardResponse(hidden=msg, receipt=receipt, sketches=sketches)
 
@@ -225,14 +247,18 @@ class BlockServicer(pb_grpc.BlockServerServicer):
         g = self._hidden(request.grad_output, batch=x.shape[0])
         if g.shape != x.shape:
             raise BadRequest(f"grad_output shape {tuple(g.shape)} != hidden shape {tuple(x.shape)}")
+        prompts = self._prompts(request, x, last - first)
         self._trace("Backward", request.hidden, x, start=request.start, end=request.end)
         trace: list[torch.Tensor] = []
-        grad = self._input_grad(x, g, first, last, trace)
+        grad, grad_prompts = self._input_grad(x, g, first, last, trace, prompts)
         input_hash = chain_input_hash(chain_input_hash(ZERO_HASH, hash_tensor(x)), hash_tensor(g))
+        input_hash = fold_prompts(input_hash, prompts)
         msg = wire.encode(grad)
         sketches, root = self._traced(first, trace)
-        receipt = self._receipt(KIND_BACKWARD, session_id, first, last, 0, input_hash, wire.message_hash(msg), root)
-        return pb.BackwardResponse(grad_input=msg, receipt=receipt, sketches=sketches)
+        gp_msg = None if grad_prompts is None else wire.encode(grad_prompts)
+        output_hash = fold_grads(wire.message_hash(msg), grad_prompts)
+        receipt = self._receipt(KIND_BACKWARD, session_id, first, last, 0, input_hash, output_hash, root)
+        return pb.BackwardResponse(grad_input=msg, receipt=receipt, sketches=sketches, grad_prompts=gp_msg)
 
     @guarded
     def Inference(self, request_iterator, context):
@@ -287,16 +313,21 @@ class BlockServicer(pb_grpc.BlockServerServicer):
         if request.step != session.step:
             raise SessionProtocolError(f"step {request.step} but the session is at step {session.step}")
         x = self._hidden(request.hidden, batch=session.batch)
+        prompts = self._prompts(request, x, session.last - session.first)
+        if prompts is not None and session.cache.length:
+            raise BadRequest(f"prompts on a step at position {session.cache.length}: deep prompts go with the "
+                             f"step that starts at position 0")
         if session.cache.length + x.shape[1] > session.max_length:
             raise SessionLimit(f"{session.cache.length} + {x.shape[1]} tokens exceed the session's "
                                f"max_length {session.max_length}")
         self._trace("Inference", request.hidden, x, session=session.session_id.hex()[:16], step=session.step,
                     open=_open_fields(request.open) if request.HasField("open") else None)
         trace: list[torch.Tensor] = []
-        y = self._no_grad(x, session.cache, session.first, session.last, trace)
+        y = self._no_grad(x, session.cache, session.first, session.last, trace, prompts)
         msg = wire.encode(y, session.compress)
         sketches, root = self._traced(session.first, trace)
-        session.input_hash = chain_input_hash(session.input_hash, wire.message_hash(request.hidden))
+        session.input_hash = fold_prompts(chain_input_hash(session.input_hash, wire.message_hash(request.hidden)),
+                                          prompts)
         receipt = self._receipt(KIND_INFERENCE, session.session_id, session.first, session.last, session.step,
                                 session.input_hash, wire.message_hash(msg), root)
         session.step += 1

@@ -9,7 +9,13 @@ One bundle = one disputed receipt and what its named block needs, nothing more (
   * the claimed output of the disputed step (`output`): its hash must equal `outputHash`;
   * the claimed per-block sketches of that step (`sketches`, (blocks, B, T, K)): their Merkle
     root must equal `blocksRoot`;
-  * `block`: the first block the challenger says is wrong (the one the court records).
+  * `block`: the first block the challenger says is wrong (the one the court records);
+  * for a step that used deep prompts: `prompts` (blocks, B, P, C), folded into inputHash
+    (pollen.receipts.fold_prompts), and for a prompted Backward the claimed `grad_prompts`,
+    folded with the output into outputHash (fold_grads).
+
+Schema: "pollen.evidence/2" for bundles without prompts (byte-identical to before), "/3" for
+bundles with them; readers accept both (a /3 reader is a /2 reader).
 
 Stored as ONE safetensors file (the receipt as JSON in the header metadata) added to the content
 store; its CID goes on chain. Everything read back is checked: a malformed or inconsistent
@@ -26,9 +32,11 @@ import torch
 from pollen import judgment
 from pollen.errors import PollenError
 from pollen.receipts import (KIND_BACKWARD, KIND_FORWARD, ZERO_HASH, Receipt, ReceiptError, chain_input_hash,
-                             hash_tensor)
+                             fold_grads, fold_prompts, hash_tensor)
 
-SCHEMA = "pollen.evidence/2"
+SCHEMA = "pollen.evidence/2"  # bundles without deep prompts
+SCHEMA_PROMPTS = "pollen.evidence/3"  # bundles with deep prompts (tensors `prompts`, `grad_prompts`)
+SCHEMAS = (SCHEMA, SCHEMA_PROMPTS)
 MAX_STEPS = 65_536
 MAX_BYTES = 64 << 20  # auditors refuse (abstain on) larger bundles; challengers never build them
 _HEX_FIELDS = ("session_id", "input_hash", "output_hash", "blocks_root")
@@ -48,6 +56,8 @@ class Evidence:
     sketches: torch.Tensor  # claimed (blocks, B, T, K) of the disputed step
     block: int  # global index of the first block claimed wrong
     grad_output: torch.Tensor | None = None  # Backward receipts only
+    prompts: torch.Tensor | None = None  # deep prompts (blocks, B, P, C) of a prompted step
+    grad_prompts: torch.Tensor | None = None  # claimed dL/dprompts of a prompted Backward
 
     def check(self, where: str = "(in memory)") -> "Evidence":
         """Raise EvidenceError unless the tensors match the receipt's hashes and root."""
@@ -66,9 +76,10 @@ class Evidence:
             raise EvidenceError(where, f"named block {self.block} outside [{r.first_block}, {r.last_block})")
         if (r.kind == KIND_BACKWARD) != (self.grad_output is not None):
             raise EvidenceError(where, "grad_output is required for (and only for) a backward receipt")
-        if input_hash_of(r.kind, self.inputs, self.grad_output) != r.input_hash:
+        self._check_prompts(where)
+        if input_hash_of(r.kind, self.inputs, self.grad_output, self.prompts) != r.input_hash:
             raise EvidenceError(where, "inputs do not hash to the receipt's inputHash")
-        if hash_tensor(self.output) != r.output_hash:
+        if fold_grads(hash_tensor(self.output), self.grad_prompts) != r.output_hash:
             raise EvidenceError(where, "claimed output does not hash to the receipt's outputHash")
         try:
             judgment.check_sketches(self.sketches, r.last_block - r.first_block, tuple(self.output.shape))
@@ -79,18 +90,40 @@ class Evidence:
         return self
 
 
-def input_chain(inputs: list[torch.Tensor]) -> bytes:
+    def _check_prompts(self, where: str) -> None:
+        """Prompts fit the span and the first input; grad_prompts only (and always) with a
+        prompted Backward, shaped like the prompts."""
+        r, p = self.receipt, self.prompts
+        if p is not None:
+            B, T, C = self.inputs[0].shape
+            if p.dim() != 4 or (p.shape[0], p.shape[1], p.shape[3]) != (r.last_block - r.first_block, B, C) \
+                    or not 1 <= p.shape[2] <= T:
+                raise EvidenceError(where, f"prompts {tuple(p.shape)} do not fit {r.last_block - r.first_block} "
+                                    f"blocks and the first input {(B, T, C)}")
+        want_grad = p is not None and r.kind == KIND_BACKWARD
+        if want_grad != (self.grad_prompts is not None):
+            raise EvidenceError(where, "grad_prompts is required for (and only for) a prompted backward receipt")
+        if self.grad_prompts is not None and self.grad_prompts.shape != p.shape:
+            raise EvidenceError(where, f"grad_prompts {tuple(self.grad_prompts.shape)} != prompts {tuple(p.shape)}")
+
+
+def input_chain(inputs: list[torch.Tensor], prompts: torch.Tensor | None = None) -> bytes:
+    """Session chain over the inputs; deep prompts are folded in at step 0 (the step they came with)."""
     h = ZERO_HASH
-    for x in inputs:
+    for i, x in enumerate(inputs):
         h = chain_input_hash(h, hash_tensor(x))
+        if i == 0:
+            h = fold_prompts(h, prompts)
     return h
 
 
-def input_hash_of(kind: int, inputs: list[torch.Tensor], grad_output: torch.Tensor | None) -> bytes:
-    """The inputHash a server signs: the session chain, or (x) / (x, grad_output) for one call."""
+def input_hash_of(kind: int, inputs: list[torch.Tensor], grad_output: torch.Tensor | None,
+                  prompts: torch.Tensor | None = None) -> bytes:
+    """The inputHash a server signs: the session chain, or (x) / (x, grad_output) for one call,
+    then folded with the deep prompts if the step had any."""
     if kind == KIND_BACKWARD and grad_output is not None:
-        return chain_input_hash(input_chain(inputs), hash_tensor(grad_output))
-    return input_chain(inputs)
+        return fold_prompts(chain_input_hash(input_chain(inputs), hash_tensor(grad_output)), prompts)
+    return input_chain(inputs, prompts)
 
 
 def receipt_to_json(r: Receipt) -> dict:
@@ -121,9 +154,10 @@ def to_bytes(ev: Evidence) -> bytes:
     always gets the same CID. Readable by any safetensors loader."""
     tensors = {f"input.{i}": x for i, x in enumerate(ev.inputs)}
     tensors.update({"output": ev.output, "sketches": ev.sketches})
-    if ev.grad_output is not None:
-        tensors["grad_output"] = ev.grad_output
-    header: dict = {"__metadata__": {"schema": SCHEMA, "receipt": json.dumps(receipt_to_json(ev.receipt), sort_keys=True),
+    optional = {"grad_output": ev.grad_output, "prompts": ev.prompts, "grad_prompts": ev.grad_prompts}
+    tensors.update({k: v for k, v in optional.items() if v is not None})
+    schema = SCHEMA if ev.prompts is None else SCHEMA_PROMPTS
+    header: dict = {"__metadata__": {"schema": schema, "receipt": json.dumps(receipt_to_json(ev.receipt), sort_keys=True),
                                      "signature": "0x" + ev.signature.hex(), "steps": str(len(ev.inputs)),
                                      "block": str(ev.block)}}
     blobs, offset = [], 0
@@ -162,7 +196,9 @@ def from_bytes(data: bytes, where: str = "(bytes)") -> Evidence:
         signature = bytes.fromhex(meta["signature"].removeprefix("0x"))
     except (KeyError, ValueError) as exc:
         raise EvidenceError(where, f"bad metadata ({exc})") from exc
-    extra = 3 if "grad_output" in tensors else 2
+    extra = 2 + sum(k in tensors for k in ("grad_output", "prompts", "grad_prompts"))
+    if ("prompts" in tensors) != (meta["schema"] == SCHEMA_PROMPTS):
+        raise EvidenceError(where, f"schema {meta['schema']!r} with{'' if 'prompts' in tensors else 'out'} prompts")
     if not 0 < steps <= MAX_STEPS or len(tensors) != steps + extra:
         raise EvidenceError(where, f"{len(tensors)} tensors for {steps} steps")
     try:
@@ -170,7 +206,8 @@ def from_bytes(data: bytes, where: str = "(bytes)") -> Evidence:
         output, sketches = tensors["output"], tensors["sketches"]
     except KeyError as exc:
         raise EvidenceError(where, f"missing tensor {exc}") from exc
-    return Evidence(receipt, signature, inputs, output, sketches, block, tensors.get("grad_output")).check(where)
+    return Evidence(receipt, signature, inputs, output, sketches, block, tensors.get("grad_output"),
+                    tensors.get("prompts"), tensors.get("grad_prompts")).check(where)
 
 
 def _metadata(data: bytes, where: str) -> dict:
@@ -183,8 +220,8 @@ def _metadata(data: bytes, where: str) -> dict:
         meta = json.loads(data[8:8 + n]).get("__metadata__") or {}
     except (ValueError, AttributeError) as exc:
         raise EvidenceError(where, f"unreadable header ({exc})") from exc
-    if meta.get("schema") != SCHEMA:
-        raise EvidenceError(where, f"schema {meta.get('schema')!r}, expected {SCHEMA!r}")
+    if meta.get("schema") not in SCHEMAS:
+        raise EvidenceError(where, f"schema {meta.get('schema')!r}, expected one of {SCHEMAS!r}")
     return meta
 
 

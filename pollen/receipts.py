@@ -15,6 +15,13 @@ per-block sketches of the step (pollen.judgment), so a dispute can name one bloc
 
 Tensors are hashed over a canonical serialisation (dtype name, shape, little-endian bytes), and
 `inputHash` chains the session's inputs so a receipt for step t commits to steps 0..t.
+
+Deep prompts (per-block tensors (blocks, B, pre_seq_len, C) added to the first pre_seq_len
+positions before each block) are folded in without changing the struct: a prompted step's
+inputHash is fold_prompts(h, prompts) = sha256("pollen.prompts.v1" || h || hash_tensor(prompts))
+where h is the inputHash the same step would have without prompts; a prompted Backward's
+outputHash is fold_grads(hash_tensor(grad_input), grad_prompts), same construction under the tag
+"pollen.grads.v1", so the receipt commits to both gradients it returned.
 """
 
 from __future__ import annotations
@@ -220,6 +227,8 @@ def recover_signer(receipt: Receipt, domain: ReceiptDomain, signature: bytes) ->
 
 _TENSOR_TAG = b"pollen.tensor.v1"
 _CHAIN_TAG = b"pollen.chain.v1"
+_PROMPTS_TAG = b"pollen.prompts.v1"
+_GRADS_TAG = b"pollen.grads.v1"
 
 
 def hash_tensor_bytes(dtype: str, shape: tuple[int, ...], data: bytes) -> bytes:
@@ -261,3 +270,17 @@ def chain_input_hash(previous: bytes, tensor_hash: bytes) -> bytes:
     if len(previous) != 32 or len(tensor_hash) != 32:
         raise ReceiptError("hash chain links must be 32 bytes")
     return hashlib.sha256(_CHAIN_TAG + previous + tensor_hash).digest()
+
+
+def fold_prompts(input_hash: bytes, prompts: Any | None) -> bytes:
+    """inputHash of a step that used deep `prompts` (None: unchanged), see the module doc."""
+    if prompts is None:
+        return input_hash
+    return hashlib.sha256(_PROMPTS_TAG + input_hash + hash_tensor(prompts)).digest()
+
+
+def fold_grads(grad_input_hash: bytes, grad_prompts: Any | None) -> bytes:
+    """outputHash of a Backward that also returned dL/d(prompts) (None: unchanged)."""
+    if grad_prompts is None:
+        return grad_input_hash
+    return hashlib.sha256(_GRADS_TAG + grad_input_hash + hash_tensor(grad_prompts)).digest()

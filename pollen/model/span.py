@@ -51,8 +51,12 @@ class SpanModel(nn.Module):
 
     def forward(self, x: torch.Tensor, cache: SpanCache | None = None,
                 first: int = 0, last: int | None = None, trace: list | None = None,
-                tamper: Tamper | None = None) -> torch.Tensor:
+                tamper: Tamper | None = None, prompts: torch.Tensor | None = None) -> torch.Tensor:
         """x: (B, T, C) -> (B, T, C) through local blocks [first, last) of this span.
+
+        prompts: deep prompts (last - first, B, P, C), P <= T: before block first+i,
+        prompts[i] is added to x[:, :P] (Petals' deep prompt tuning; out of place, so autograd
+        gives their gradient). The caller checks shapes and that x starts at position 0.
 
         trace: if a list, each block's output sketch (B, T, K) is appended (pollen.judgment).
         tamper: FAULT INJECTION / cheat simulation only: tamper(i, x, run) returns block i's
@@ -68,6 +72,8 @@ class SpanModel(nn.Module):
         ctx = self.positions(x, pos)
         for i in range(first, last):
             kv = cache.layer(i) if cache is not None else None
+            if prompts is not None:
+                x = add_prompt(x, prompts[i - first])
             if tamper is None:
                 x = self.blocks[i](x, ctx, kv, offset)
             else:
@@ -83,3 +89,9 @@ class SpanModel(nn.Module):
     def new_cache(self, batch: int, max_length: int) -> SpanCache:
         kv_heads, head_dim = self.family.kv_heads_dim(self.config)
         return SpanCache(len(self.blocks), batch, kv_heads, head_dim, max_length, self.compute_dtype)
+
+
+def add_prompt(x: torch.Tensor, prompt: torch.Tensor) -> torch.Tensor:
+    """x (B, T, C) with prompt (B, P, C) added to its first P positions (new tensor)."""
+    P = prompt.shape[1]
+    return torch.cat((x[:, :P] + prompt.to(x.dtype), x[:, P:]), dim=1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import select
 import signal
 import subprocess
@@ -89,3 +90,15 @@ def stop_all(servers: list[ServerProc]) -> None:
             s.proc.send_signal(signal.SIGTERM)
     for s in servers:
         s.stop()
+
+
+class Stream:
+    """A client-side Inference stream driven one request at a time (send -> next response)."""
+
+    def __init__(self, stub, timeout: float = 60):
+        self.q = queue.SimpleQueue()
+        self.responses = stub.Inference(iter(self.q.get, None), timeout=timeout)
+
+    def send(self, request):
+        self.q.put(request)
+        return next(self.responses)

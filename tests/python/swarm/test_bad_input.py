@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import queue
 import re
 
 import grpc
@@ -28,21 +27,11 @@ def server(tiny_llama, tmp_path_factory):
     procs.stop_all(servers)
 
 
-class Stream:
-    def __init__(self, stub):
-        self.q = queue.SimpleQueue()
-        self.responses = stub.Inference(iter(self.q.get, None), timeout=60)
-
-    def send(self, request):
-        self.q.put(request)
-        return next(self.responses)
-
-
 @pytest.fixture(scope="module")
 def good_session(server, tiny_llama):
     """A healthy session decoding step by step; `step()` checks each output vs local blocks."""
     channel = grpc.insecure_channel(server.address)
-    stream = Stream(pb_grpc.BlockServerStub(channel))
+    stream = procs.Stream(pb_grpc.BlockServerStub(channel))
     local = load_span(tiny_llama, 0, 6)
     cache = local.new_cache(1, 32)
     state = {"step": 0}
@@ -56,7 +45,8 @@ def good_session(server, tiny_llama):
                                              max_length=32, batch_size=1))
         y = wire.decode(stream.send(req).hidden)
         with torch.no_grad():
-            assert torch.allclose(y, local(x, cache), atol=1e-5)
+            ref = local(x, cache)  # |y| up to ~100: float32 sums in another order (threads) differ by ~1e-4
+            assert torch.allclose(y, ref, atol=5e-4, rtol=1e-5), (state["step"], (y - ref).abs().max())
         state["step"] += 1
 
     step()
@@ -130,7 +120,7 @@ def _open(max_length=8, **kw):
 
 
 def test_session_beyond_max_length(stub, good_session):
-    s = Stream(stub)
+    s = procs.Stream(stub)
     s.send(pb.InferenceRequest(open=_open(8), hidden=wire.encode(torch.zeros(1, 6, HIDDEN)), step=0))
     good_session()
     with pytest.raises(grpc.RpcError) as err:
@@ -142,16 +132,16 @@ def test_session_beyond_max_length(stub, good_session):
 
 def test_declared_length_beyond_server_limit(stub, good_session):
     with pytest.raises(grpc.RpcError) as err:
-        Stream(stub).send(pb.InferenceRequest(open=_open(33), hidden=wire.encode(torch.zeros(1, 1, HIDDEN))))
+        procs.Stream(stub).send(pb.InferenceRequest(open=_open(33), hidden=wire.encode(torch.zeros(1, 1, HIDDEN))))
     assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "max_length 33" in err.value.details()
     good_session()
 
 
 def test_unknown_session_and_wrong_step(stub, good_session):
     with pytest.raises(grpc.RpcError) as err:  # a stream that never opened a session
-        Stream(stub).send(pb.InferenceRequest(hidden=wire.encode(torch.zeros(1, 1, HIDDEN)), step=3))
+        procs.Stream(stub).send(pb.InferenceRequest(hidden=wire.encode(torch.zeros(1, 1, HIDDEN)), step=3))
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "unknown session" in err.value.details()
-    s = Stream(stub)
+    s = procs.Stream(stub)
     s.send(pb.InferenceRequest(open=_open(), hidden=wire.encode(torch.zeros(1, 1, HIDDEN)), step=0))
     with pytest.raises(grpc.RpcError) as err:
         s.send(pb.InferenceRequest(hidden=wire.encode(torch.zeros(1, 1, HIDDEN)), step=5))
@@ -208,11 +198,11 @@ def test_cache_budget_and_idle_timeout(small_server):
     stub = pb_grpc.BlockServerStub(channel)
     try:
         assert stub.Info(pb.InfoRequest()).free_cache_tokens == 682
-        first = Stream(stub)
+        first = procs.Stream(stub)
         first.send(pb.InferenceRequest(open=_open(600), hidden=wire.encode(torch.zeros(1, 1, HIDDEN)), step=0))
         assert stub.Info(pb.InfoRequest()).free_cache_tokens == 82
         with pytest.raises(grpc.RpcError) as err:
-            Stream(stub).send(pb.InferenceRequest(open=_open(600), hidden=wire.encode(torch.zeros(1, 1, HIDDEN))))
+            procs.Stream(stub).send(pb.InferenceRequest(open=_open(600), hidden=wire.encode(torch.zeros(1, 1, HIDDEN))))
         assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "does not fit" in err.value.details()
         import time
 
@@ -221,7 +211,7 @@ def test_cache_budget_and_idle_timeout(small_server):
         with pytest.raises(grpc.RpcError) as err:
             first.send(pb.InferenceRequest(hidden=wire.encode(torch.zeros(1, 1, HIDDEN)), step=1))
         assert err.value.code() == grpc.StatusCode.CANCELLED
-        again = Stream(stub)
+        again = procs.Stream(stub)
         again.send(pb.InferenceRequest(open=_open(600), hidden=wire.encode(torch.zeros(1, 1, HIDDEN)), step=0))
     finally:
         channel.close()
