@@ -45,7 +45,7 @@ class DistributedModelForCausalLM(nn.Module):
         self.swarm, self.verifier, self.compress, self.tokenizer = swarm, verifier, compress, tokenizer
         self.runner = RemoteRunner(swarm, verifier, compress)
         self.tuning, self.name_or_path = tuning, name_or_path
-        self.prompts = PromptEmbeddings(tuning.pre_seq_len, self._embedding(), tuning) \
+        self.prompts = PromptEmbeddings(tuning.pre_seq_len, self._embedding(), tuning, tokenizer) \
             if tuning.tuning_mode == "ptune" else None
         self.score = self._make_head(num_labels)
         if tuning.tuning_mode is not None:  # only the client-owned tuning parameters train
@@ -57,12 +57,13 @@ class DistributedModelForCausalLM(nn.Module):
                         compress: bool = False, chain_id: int = 31337, court: str = DEFAULT_COURT,
                         max_clock_skew_s: float = 60.0, terms=None, version_id: int | None = None,
                         tuning_mode: str | None = None, pre_seq_len: int = 0, adapter: str | Path | None = None,
-                        num_labels: int | None = None):
+                        num_labels: int | None = None, prompt_init_text: str | None = None):
         """`terms` (client.verify.TermBook over the registry) makes every accepted receipt one
         the court accepts; without it the servers' own Info is trusted (local dev swarms).
         `tuning_mode="ptune", pre_seq_len=N`: N trainable prompt embeddings; `adapter`: a dir
-        written by save_pretrained (its prompt length / labels are used unless given)."""
-        tuning = TuningConfig(tuning_mode, pre_seq_len)
+        written by save_pretrained (its prompt length / labels are used unless given);
+        `prompt_init_text`: start the prompts from these tokens' embeddings (peft's TEXT init)."""
+        tuning = TuningConfig(tuning_mode, pre_seq_len, prompt_init_text)
         if adapter is not None and tuning_mode is None:
             tuning, saved_labels = tuning_from_adapter(read_adapter(adapter)[0])
             num_labels = num_labels or saved_labels

@@ -40,7 +40,8 @@ class TuningConfig:
 
     tuning_mode: str | None = None
     pre_seq_len: int = 0
-    init_std: float | None = None  # None: initialise prompts from random vocabulary embeddings
+    init_text: str | None = None  # peft's "TEXT" init: the embeddings of these tokens, repeated to N
+    init_std: float | None = None  # else N(0, std); None: embeddings of random vocabulary tokens
     seed: int = 0
 
     def __post_init__(self):
@@ -56,11 +57,13 @@ class TuningConfig:
 class PromptEmbeddings(nn.Module):
     """`weight` (N, C): the trainable shallow prompt; `prepend(h)`: (B, T, C) -> (B, N + T, C)."""
 
-    def __init__(self, n: int, embed: nn.Embedding, cfg: TuningConfig):
+    def __init__(self, n: int, embed: nn.Embedding, cfg: TuningConfig, tokenizer=None):
         super().__init__()
         gen = torch.Generator().manual_seed(cfg.seed)
         w = embed.weight.detach()
-        if cfg.init_std is None:  # like peft's "RANDOM"-from-vocab: real token embeddings
+        if cfg.init_text is not None:
+            init = w[_text_ids(cfg.init_text, tokenizer, n)].clone()
+        elif cfg.init_std is None:  # like peft's "RANDOM"-from-vocab: real token embeddings
             init = w[torch.randint(0, w.shape[0], (n,), generator=gen)].clone()
         else:
             init = torch.randn(n, w.shape[1], generator=gen, dtype=w.dtype) * cfg.init_std
@@ -73,6 +76,15 @@ class PromptEmbeddings(nn.Module):
     def prepend(self, h: torch.Tensor) -> torch.Tensor:
         p = self.weight.to(h.dtype)[None].expand(h.shape[0], -1, -1)  # (B, N, C)
         return torch.cat([p, h], dim=1)
+
+
+def _text_ids(text: str, tokenizer, n: int) -> torch.Tensor:
+    if tokenizer is None:
+        raise TuningError("init_text needs the model's tokenizer (tokenizer.json in the checkpoint dir)")
+    ids = tokenizer(text, add_special_tokens=False).input_ids
+    if not ids:
+        raise TuningError(f"init_text {text!r} has no tokens")
+    return torch.tensor((ids * (n // len(ids) + 1))[:n])
 
 
 class PromptedSession(InferenceSession):
@@ -157,7 +169,8 @@ def adapter_config(model, base_name: str) -> dict:
         "num_virtual_tokens": model.prompts.length, "token_dim": int(c.hidden_size),
         "num_transformer_submodules": 1, "num_layers": n,
         "num_attention_heads": int(getattr(c, "num_attention_heads", None) or c.n_head),
-        "prompt_tuning_init": "RANDOM", "prompt_tuning_init_text": None,
+        "prompt_tuning_init": "TEXT" if model.tuning.init_text else "RANDOM",
+        "prompt_tuning_init_text": model.tuning.init_text,
         "base_model_name_or_path": base_name, "tokenizer_name_or_path": base_name,
         "inference_mode": True, "revision": None, "auto_mapping": None, "tokenizer_kwargs": None,
         "modules_to_save": ["score"] if seq_cls else None,

@@ -210,6 +210,8 @@ def test_bad_adapters_and_options_raise_clear_errors(tiny_llama, tmp_path):
         _offline(tiny_llama, adapter=tmp_path / "b")
     with pytest.raises(TuningError, match="pre_seq_len >= 1"):
         _offline(tiny_llama, tuning_mode="ptune")
+    with pytest.raises(TuningError, match="needs the model's tokenizer"):
+        _offline(tiny_llama, tuning_mode="ptune", pre_seq_len=2, prompt_init_text="hello")
     with pytest.raises(TuningError, match="not supported"):
         _offline(tiny_llama, tuning_mode="lora")
     with pytest.raises(TuningError, match="not a saved adapter"):
