@@ -67,7 +67,8 @@ def incident_results(session) -> list[CheckResult]:
         finite = [bool(inc.sketches[i].isfinite().all()) for i in range(inc.sketches.shape[0])]
         block = r.first_block + (finite.index(False) if False in finite else len(finite) - 1)
         log_ = HopLog(inc.address, r.first_block, r.last_block, list(inc.inputs), [None] * r.step + [inc.output],
-                      [None] * r.step + [inc.sketches], [None] * r.step + [inc.record])
+                      [None] * r.step + [inc.sketches], [None] * r.step + [inc.record],
+                      prompts=getattr(inc, "prompts", None))
         out.append(CheckResult(inc.address, (r.first_block, r.last_block), None, float("inf"), "faulty",
                                [inc.address], [log_.evidence(r.step, block)], block, r.step,
                                note=f"non-finite output at step {r.step}"))

@@ -107,7 +107,7 @@ class RemoteRunner:
                 prompts: torch.Tensor | None = None):
         """(output, [(start, end, input)] per hop actually used); prompts (end - start, B, P, C)."""
         end = self.swarm.num_blocks if end is None else end
-        _check_prompts(prompts, x, end - start)
+        check_prompts(prompts, x, end - start)
 
         def run(hops):
             inputs, h = [], x
@@ -123,7 +123,7 @@ class RemoteRunner:
         """dL/dx for span [start, end) given its input x and dL/d(output); with prompts
         (end - start, B, P, C): the pair (dL/dx, dL/dprompts). A failed hop is retried on a
         fresh route with the same prompts."""
-        _check_prompts(prompts, x, end - start)
+        check_prompts(prompts, x, end - start)
 
         def run(hops):
             inputs, h = [], x
@@ -152,7 +152,7 @@ def _decode(address: str, msg: pb.Tensor, shape) -> torch.Tensor:
     return y
 
 
-def _check_prompts(prompts: torch.Tensor | None, x: torch.Tensor, n_blocks: int) -> None:
+def check_prompts(prompts: torch.Tensor | None, x: torch.Tensor, n_blocks: int) -> None:
     """Raise ValueError unless prompts is None or (n_blocks, B, P <= T, C) for x (B, T, C)."""
     if prompts is None:
         return

@@ -3,6 +3,10 @@
 The session keeps, for every hop, all inputs it sent. When a server fails (dies, errs, or
 returns a bad receipt), that hop's span is re-routed and its input history replayed to the
 replacement(s) as one step, so the continuation is the same as without the failure.
+
+Deep prompts (client.remote) go with the session's first step only: `step(hidden, prompts)` at
+position 0; each hop is sent its slice with its step 0, a failover's replay (step 0 of the
+replacement) sends it again.
 """
 
 from __future__ import annotations
@@ -15,11 +19,12 @@ import torch
 
 from client.connection import InferenceStream
 from client.errors import RequestRejected, ServerFailure, SessionClosed, SessionTooLong
+from client.remote import check_prompts
 from client.verify import Expected, NonFiniteOutput, ReceiptRecord, ReceiptVerifier, check_output, decode_sketches
 from client.swarm import RemoteSwarm
 from pollen import wire
 from pollen.proto import swarm_pb2 as pb
-from pollen.receipts import KIND_INFERENCE, ZERO_HASH, chain_input_hash
+from pollen.receipts import KIND_INFERENCE, ZERO_HASH, chain_input_hash, fold_prompts
 from pollen.routing import Hop
 
 log = logging.getLogger("pollen.client")
@@ -36,6 +41,7 @@ class HopSession:
     history: list[torch.Tensor] = field(default_factory=list)  # inputs sent, in order
     step: int = 0
     input_hash: bytes = ZERO_HASH
+    prompts: torch.Tensor | None = None  # deep prompts (hop blocks, B, P, C) sent with step 0
 
 
 class InferenceSession:
@@ -53,14 +59,21 @@ class InferenceSession:
         self.pending_ids: torch.Tensor | None = None  # sampled but not yet sent (generate)
         self._hops: list[HopSession] | None = None
         self._closed = False
+        self.prompts: torch.Tensor | None = None  # (end - start, B, P, C), set by the first step
 
     # ---- public ----------------------------------------------------------------------------
-    def step(self, hidden: torch.Tensor) -> torch.Tensor:
-        """hidden (B, T, C) -> (B, T, C) after all blocks, caching keys/values server-side."""
+    def step(self, hidden: torch.Tensor, prompts: torch.Tensor | None = None) -> torch.Tensor:
+        """hidden (B, T, C) -> (B, T, C) after all blocks, caching keys/values server-side;
+        prompts: deep prompts (end - start, B, P <= T, C), on the first step only."""
         if self._closed:
             raise SessionClosed()
         if self.position + hidden.shape[1] > self.max_length:
             raise SessionTooLong(self.position, hidden.shape[1], self.max_length)
+        if prompts is not None:
+            if self.position:
+                raise ValueError(f"deep prompts go with the first step, not at position {self.position}")
+            check_prompts(prompts, hidden, self.end - self.start)
+            self.prompts = prompts.detach()
         if self._hops is None:
             self._hops = [self._open(h) for h in self._route(self.start, self.end)]
         x, i, failures = hidden, 0, 0
@@ -96,8 +109,10 @@ class InferenceSession:
     def _open(self, hop: Hop) -> HopSession:
         view = self.swarm.views[hop.address]
         stream = self.swarm.connection(hop.address).open_stream()
-        return HopSession(hop, stream, os.urandom(32), view.signer, view.operator,
-                          wire.WIRE_DTYPES[view.info.dtype])
+        dtype = wire.WIRE_DTYPES[view.info.dtype]
+        prompts = None if self.prompts is None else \
+            self.prompts[hop.start - self.start:hop.end - self.start].to(dtype).contiguous()
+        return HopSession(hop, stream, os.urandom(32), view.signer, view.operator, dtype, prompts=prompts)
 
     def _send(self, hs: HopSession, x: torch.Tensor) -> torch.Tensor:
         """One step on one hop: send, receive, verify the receipt, remember the input."""
@@ -107,6 +122,8 @@ class InferenceSession:
             request.open.CopyFrom(pb.SessionOpen(
                 session_id=hs.session_id, start=hs.hop.start, end=hs.hop.end,
                 max_length=self.max_length, batch_size=self.batch_size, compress_output=self.compress))
+            if hs.prompts is not None:
+                request.prompts.CopyFrom(wire.encode(hs.prompts))
         response = hs.stream.call(request)
         try:
             y = wire.decode(response.hidden, max_elements=x.numel())
@@ -116,6 +133,7 @@ class InferenceSession:
             raise ServerFailure(hs.hop.address, f"returned shape {tuple(y.shape)} for {tuple(x.shape)}")
         sketches = decode_sketches(hs.hop.address, response.sketches, hs.hop.end - hs.hop.start, tuple(x.shape))
         input_hash = chain_input_hash(hs.input_hash, wire.message_hash(request.hidden))
+        input_hash = fold_prompts(input_hash, hs.prompts if hs.step == 0 else None)
         expected = Expected(hs.signer, hs.operator, hs.session_id, hs.step, hs.hop.start, hs.hop.end, input_hash,
                             KIND_INFERENCE)
         record = self.verifier.check(hs.hop.address, response.receipt, expected,
@@ -126,6 +144,7 @@ class InferenceSession:
             check_output(hs.hop.address, record, y, sketches, exact=not self.compress)
         except NonFiniteOutput as exc:  # also during a failover's replay
             exc.inputs = hs.history + [x]  # steps 0..t of that hop, as signed
+            exc.prompts = hs.prompts  # and the deep prompts of its step 0 (or None)
             self.incidents.append(exc)
             raise
         # only output that passed goes into the history a failover replays: the step that

@@ -45,12 +45,13 @@ class HopLog:
     sketches: list[torch.Tensor] = field(default_factory=list)  # (blocks, B, T, K) per step
     receipts: list[ReceiptRecord] = field(default_factory=list)
     max_length: int | None = None  # what the session declared when it opened this hop
+    prompts: torch.Tensor | None = None  # deep prompts (blocks, B, P, C) sent with step 0
 
     def evidence(self, step: int, block: int) -> Evidence:
         """The bundle against this server's receipt of `step`, naming `block`."""
         rec = self.receipts[step]
         return Evidence(rec.receipt, rec.signature, self.inputs[:step + 1], self.outputs[step],
-                        self.sketches[step], block)
+                        self.sketches[step], block, prompts=self.prompts)
 
 
 class RecordingSession(InferenceSession):
@@ -62,7 +63,7 @@ class RecordingSession(InferenceSession):
 
     def _record(self, hs: HopSession, x, y, sketches, record) -> None:
         entry = self.logs.setdefault(id(hs), HopLog(hs.hop.address, hs.hop.start, hs.hop.end,
-                                                     max_length=self.max_length))
+                                                     max_length=self.max_length, prompts=hs.prompts))
         entry.inputs.append(wire.roundtrip(x, self.compress))
         entry.outputs.append(y)
         entry.sketches.append(sketches)
@@ -172,8 +173,8 @@ class SpotChecker:
                                  start=h.start, end=h.end, exclude=exclude)
         try:
             with session:
-                for x in h.inputs:
-                    session.step(x)
+                for i, x in enumerate(h.inputs):
+                    session.step(x, h.prompts if i == 0 else None)
         except ServerFailure as exc:
             log.warning("replay of [%d, %d) failed: %s", h.start, h.end, exc)
             return None

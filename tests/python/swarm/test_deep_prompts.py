@@ -18,7 +18,7 @@ import torch
 import procs
 from client import AutoDistributedModelForCausalLM
 from client.remote import RemoteDeepBlocks
-from pollen import wire
+from pollen import judgment, wire
 from pollen.model import load_span
 from pollen.proto import swarm_pb2 as pb
 from pollen.proto import swarm_pb2_grpc as pb_grpc
@@ -73,6 +73,11 @@ def remote_grads(runner, x, prompts, weight):
 
 def close(a, b):
     return torch.allclose(a, b, atol=ATOL, rtol=RTOL)
+
+
+def near(a, b):
+    """Inference outputs (|y| up to ~100, KV replays in other chunkings): per-token relative L2 < 1e-5."""
+    return judgment.max_error(a, b) < 1e-5
 
 
 def test_deep_prompt_gradients_through_two_servers_equal_local_autograd(model, local):
@@ -185,6 +190,63 @@ def test_bad_prompts_rejected_while_another_session_continues(servers, tiny_llam
     finally:
         good.q.put(None)
         channel.close()
+
+
+# ---- inference sessions: prompts with the first step; spot checks replay them -------------------
+def local_session(local, steps, prompts):
+    cache = local.new_cache(B, sum(x.shape[1] for x in steps))
+    with torch.no_grad():
+        return [local(x, cache, prompts=prompts if i == 0 else None) for i, x in enumerate(steps)]
+
+
+def session_steps(seed: int):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(B, t, C, generator=g) for t in (5, 1, 1, 1)], 0.5 * torch.randn(N, B, P, C, generator=g)
+
+
+def test_inference_session_with_deep_prompts_and_a_spot_check(tiny_llama, servers, local):
+    from client.spotcheck import CheckedModel, SpotChecker
+
+    model = CheckedModel.from_pretrained(tiny_llama, initial_peers=[s.address for s in servers])
+    try:
+        steps, prompts = session_steps(7)
+        with model.inference_session(max_length=9, batch_size=B) as sess:
+            got = [sess.step(x, prompts if i == 0 else None) for i, x in enumerate(steps)]
+            assert len(sess.route) == 2
+            with pytest.raises(ValueError, match="first step"):
+                sess.step(steps[1], prompts)
+        for y, ref in zip(got, local_session(local, steps, prompts)):
+            assert near(y, ref), judgment.max_error(y, ref)
+        results = SpotChecker(model, tolerance=0.05).check_session(sess)
+        assert [r.verdict for r in results] == ["ok", "ok"], results  # replayed with the same prompts
+        assert all(h.prompts is not None for h in sess.hop_logs())
+        bundle = sess.hop_logs()[0].evidence(3, 0)
+        assert bundle.check().prompts is not None  # the receipt's inputHash commits to them
+    finally:
+        model.close()
+
+
+@pytest.fixture()
+def spare(tiny_llama, tmp_path):
+    started = procs.start(tiny_llama, [(0, 3), (3, 6), (3, 6)], log_dir=tmp_path)
+    yield started
+    procs.stop_all(started)
+
+
+def test_session_failover_resends_the_prompts(tiny_llama, spare, local):
+    model = AutoDistributedModelForCausalLM.from_pretrained(tiny_llama, initial_peers=[s.address for s in spare])
+    by_addr = {s.address: s for s in spare}
+    try:
+        steps, prompts = session_steps(8)
+        with model.inference_session(max_length=8, batch_size=B) as sess:
+            got = [sess.step(steps[0], prompts), sess.step(steps[1])]
+            by_addr[sess.route[-1].address].kill9()  # the tail dies mid-session
+            got += [sess.step(x) for x in steps[2:]]
+            assert sess.failovers == 1
+        for y, ref in zip(got, local_session(local, steps, prompts)):
+            assert near(y, ref), judgment.max_error(y, ref)
+    finally:
+        model.close()
 
 
 # ---- failover: a killed server's hop is retried elsewhere with the same prompts ------------------
