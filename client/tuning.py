@@ -90,16 +90,16 @@ def _text_ids(text: str, tokenizer, n: int) -> torch.Tensor:
 class PromptedSession(InferenceSession):
     """An inference session whose first step is preceded by the prompts (output stripped)."""
 
-    def __init__(self, prompts: PromptEmbeddings, *args, **kwargs):
+    def __init__(self, shallow: PromptEmbeddings, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.prompts = prompts
+        self.shallow = shallow  # (not `prompts`: InferenceSession keeps deep prompts there)
 
-    def step(self, hidden: torch.Tensor) -> torch.Tensor:
+    def step(self, hidden: torch.Tensor, prompts: torch.Tensor | None = None) -> torch.Tensor:
         if self.position:
-            return super().step(hidden)
+            return super().step(hidden, prompts)
         with torch.no_grad():
-            out = super().step(self.prompts.prepend(hidden))
-        return out[:, self.prompts.length:]
+            out = super().step(self.shallow.prepend(hidden), prompts)
+        return out[:, self.shallow.length:]
 
 
 # ---- losses and pooling ---------------------------------------------------------------------
