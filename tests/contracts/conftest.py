@@ -3,6 +3,8 @@ real anvil with `--network ethereum:local:foundry`)."""
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import os
 import sys
 from pathlib import Path
@@ -40,6 +42,46 @@ def fingerprint(auditor: str, verdict=None) -> bytes:
     from eth_utils import keccak
 
     return keccak(text=f"fingerprint:{str(auditor).lower()}:{verdict}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_debug_log_traces():
+    """Ape traces every transaction to a contract to print its console.log output; these
+    contracts log nothing, and the trace costs ~20 ms per transaction on py-evm."""
+    from ape.api.transactions import ReceiptAPI
+
+    saved = ReceiptAPI.show_debug_logs
+    ReceiptAPI.show_debug_logs = lambda self: None
+    yield
+    ReceiptAPI.show_debug_logs = saved
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _decode_every_custom_error():
+    """Ape 0.8's in-process provider decodes a custom error from eth-tester's message only
+    when the revert data reads b'...'; Python writes bytes holding a single quote and no double
+    quote as b"...", so about one revert in eight whose error has a random bytes32 argument
+    (a commitment, an incident) came back as a bare ContractLogicError. Hand such data to Ape
+    as hex, which it decodes."""
+    from ast import literal_eval
+
+    from ape_test.provider import LocalProvider
+    from eth_tester.exceptions import TransactionFailed
+    from eth_utils import to_hex
+
+    original = LocalProvider.get_virtual_machine_error
+
+    @functools.wraps(original)
+    def get_virtual_machine_error(self, exception, **kwargs):
+        if isinstance(exception, TransactionFailed):
+            data = str(exception).split("execution reverted: ")[-1]
+            if data.startswith('b"') and data.endswith('"'):
+                exception = TransactionFailed(f"execution reverted: {to_hex(literal_eval(data))}")
+        return original(self, exception, **kwargs)
+
+    LocalProvider.get_virtual_machine_error = get_virtual_machine_error
+    yield
+    LocalProvider.get_virtual_machine_error = original
 
 
 @pytest.fixture(scope="session")
@@ -132,11 +174,13 @@ def domain(court, chain):
 
 @pytest.fixture
 def signed_receipt(domain, chain, version_id):
-    """Factory: a receipt for `server`, signed by `key` (a hot signer), dated now by default."""
+    """Factory: a receipt for `server`, signed by `key` (a hot signer), dated now by default, in
+    a fresh session unless `session` (32 bytes) is given."""
 
-    def make(server, key, first=0, last=8, issued_at=None, step=0, dom=None, term=0, kind=KIND_INFERENCE):
+    def make(server, key, first=0, last=8, issued_at=None, step=0, dom=None, term=0, kind=KIND_INFERENCE,
+             session=None):
         r = Receipt(server=server.address, version_id=version_id, first_block=first,
-                    last_block=last, term=term, kind=kind, session_id=os.urandom(32), step=step,
+                    last_block=last, term=term, kind=kind, session_id=session or os.urandom(32), step=step,
                     input_hash=os.urandom(32), output_hash=os.urandom(32),
                     blocks_root=os.urandom(32),
                     issued_at=issued_at if issued_at is not None else chain.blocks.head.timestamp)
@@ -207,9 +251,39 @@ def vote():
 
 
 def draw(court, chain, dispute_id):
-    """Mine past the draw block and draw; returns the drawn auditors' addresses."""
+    """Mine past the draw block and draw; returns the auditors drawn for the dispute's current
+    round ([] when the draw settled it instead: too few candidates, or a lapse)."""
     import ape
 
     chain.mine(PARAMS.draw_delay_blocks + 1)
-    court.drawAuditors(dispute_id, sender=ape.accounts.test_accounts[9])  # anyone may draw
-    return list(court.auditorsOf(dispute_id))
+    tx = court.drawAuditors(dispute_id, sender=ape.accounts.test_accounts[9])  # anyone may draw
+    drawn = [e for e in tx.events if e.event_name == "AuditorsDrawn"]
+    return list(drawn[0].auditors) if drawn else []
+
+
+def params_with(**changes) -> Parameters:
+    """PARAMS with some fields changed (pass `.court_tuple()` to setParams)."""
+    return dataclasses.replace(PARAMS, **changes)
+
+
+def fresh_accounts(funder, n, fund=20 * ETHER):
+    """n newly generated test accounts, each funded with `fund` wei by `funder`."""
+    import ape
+
+    out = []
+    for _ in range(n):
+        a = ape.accounts.test_accounts.generate_test_account()
+        funder.transfer(a, fund)
+        out.append(a)
+    return out
+
+
+@pytest.fixture
+def crowd(vault, registry, version_id, owner):
+    """Four more registered servers (2 ETH each, receipts signed by their operator keys), so an
+    appeal round finds fresh auditors besides the swarm's."""
+    extra = fresh_accounts(owner, 4)
+    for i, a in enumerate(extra):
+        vault.stake(value=2 * ETHER, sender=a)
+        registry.register(a.address, f"grpc://10.0.1.{i}:31330", version_id, 0, 8, 50, sender=a)
+    return extra

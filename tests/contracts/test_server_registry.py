@@ -1,7 +1,7 @@
 import ape
-import pytest
+from eth_utils import keccak
 
-from conftest import CID, ETHER, PARAMS
+from conftest import CID, ETHER
 
 
 def test_register_lists_and_pages(registry, vault, operators, signer_keys, version_id, court):
@@ -115,3 +115,77 @@ def test_receipt_dated_slightly_before_registration_is_accountable(registry, sta
     grace = registry.START_GRACE()
     assert registry.signedFor(operator, signer_keys[0].address, version_id, 0, 8, start - grace, 0)
     assert not registry.signedFor(operator, signer_keys[0].address, version_id, 0, 8, start - grace - 1, 0)
+
+
+# ------------------------------------------------------------------ auditor tickets and sortition
+
+
+def test_first_registration_issues_one_ticket_weighted_by_stake(registry, vault, operators, signer_keys, version_id,
+                                                                court):  # court: wires the vault's stake hook
+    a, b = operators[0], operators[1]
+    vault.stake(value=3 * ETHER, sender=a)
+    tx = registry.register(signer_keys[0].address, "grpc://a:1", version_id, 0, 8, 10, sender=a)
+    ev = [e for e in tx.events if e.event_name == "TicketIssued"][0]
+    assert (ev.operator, ev.index, ev.weight, ev.cumWeight) == (a.address, 0, 3 * ETHER, 3 * ETHER)
+    vault.stake(value=ETHER, sender=b)
+    tx = registry.register(signer_keys[1].address, "grpc://b:1", version_id, 0, 8, 10, sender=b)
+    ev = [e for e in tx.events if e.event_name == "TicketIssued"][0]
+    assert (ev.index, ev.weight, ev.cumWeight) == (1, ETHER, 4 * ETHER)
+    assert registry.ticketCount() == 2 and registry.getServer(b).ticket == 2
+    assert tuple(registry.ticketAt(1)) == (b.address, ETHER, ETHER, registry.getServer(b).activeSince)
+    # leaving clears eligibility; staking more and rejoining reuses the ticket at its old weight
+    registry.leave(sender=a)
+    assert tuple(registry.ticketAt(0)) == (a.address, 3 * ETHER, 3 * ETHER, 0)
+    vault.stake(value=10 * ETHER, sender=a)
+    tx = registry.register(signer_keys[0].address, "grpc://a:1", version_id, 0, 8, 10, sender=a)
+    assert not [e for e in tx.events if e.event_name == "TicketIssued"] and registry.ticketCount() == 2
+    assert tuple(registry.ticketAt(0))[:3] == (a.address, 3 * ETHER, 3 * ETHER)
+    assert registry.ticketAt(0)[3] == registry.getServer(a).activeSince > 0
+    # unstaking lowers the effective weight, and staking again does not raise it
+    vault.requestUnstake(12 * ETHER, sender=a)  # 1 ETH active: still registered
+    assert registry.isActive(a) and registry.ticketAt(0)[2] == ETHER
+    vault.stake(value=5 * ETHER, sender=a)
+    assert registry.ticketAt(0)[2] == ETHER
+
+
+def test_draw_panel_is_distinct_eligible_and_over_the_prefix(registry, staked_server, operators, signer_keys, chain):
+    for i, op in enumerate(operators):
+        staked_server(op, signer_keys[i], port=31330 + i)
+    addrs = [op.address for op in operators]
+    now = chain.blocks.head.timestamp
+    with ape.reverts(registry.ServerRegistry_BadDraw, count=0, tickets=5):
+        registry.drawPanel(b"\x01" * 32, 0, now, 3, [])
+    with ape.reverts(registry.ServerRegistry_BadDraw, count=6, tickets=5):
+        registry.drawPanel(b"\x01" * 32, 6, now, 3, [])
+    registry.leave(sender=operators[4])
+    seen = set()
+    for n in range(12):
+        seed = keccak(n.to_bytes(32, "big"))
+        panel = list(registry.drawPanel(seed, 5, now, 3, [addrs[0]]))
+        assert len(panel) == 3 == len(set(panel)) and set(panel) <= set(addrs[1:4]), panel
+        seen |= set(panel)
+        # only the first `count` tickets; fewer than k when fewer are eligible
+        assert sorted(registry.drawPanel(seed, 2, now, 3, [])) == sorted(addrs[:2])
+        assert sorted(registry.drawPanel(seed, 5, now, 9, [])) == sorted(addrs[:4])
+        # nobody whose Active period began after activeBefore
+        assert list(registry.drawPanel(seed, 5, now - 3600, 3, [])) == []
+    assert seen == set(addrs[1:4])
+
+
+def test_draw_panel_is_weighted_by_stake_and_never_regains_weight(registry, vault, staked_server, operators,
+                                                                   signer_keys, chain, court):
+    staked_server(operators[0], signer_keys[0], amount=18 * ETHER)
+    for i, op in enumerate(operators[1:5], start=1):
+        staked_server(op, signer_keys[i], port=31330 + i)  # 2 ETH each: 8 of 26
+    now = chain.blocks.head.timestamp
+    seeds = [keccak(b"w" + n.to_bytes(32, "big")) for n in range(60)]
+
+    def share():
+        return sum(registry.drawPanel(s, 5, now, 1, [])[0] == operators[0].address for s in seeds)
+
+    heavy = share()
+    assert heavy > 30, heavy  # about 18/26 of 60
+    vault.requestUnstake(17 * ETHER, sender=operators[0])  # 1 ETH active: effective weight 1/18
+    vault.stake(value=17 * ETHER, sender=operators[0])  # staking back does not restore it
+    light = share()
+    assert light < 15, light

@@ -33,6 +33,8 @@ def test_stake_reverts(vault, operator):
 def test_court_only_functions(vault, court, stranger, operator):
     for call in (lambda: vault.freeze(operator, sender=stranger),
                  lambda: vault.unfreeze(operator, sender=stranger),
+                 lambda: vault.freezeMany([operator, stranger], sender=stranger),
+                 lambda: vault.unfreezeMany([operator], sender=stranger),
                  lambda: vault.slash(operator, 1, sender=stranger),
                  lambda: vault.depositEscrow(value=1, sender=stranger),
                  lambda: vault.distribute([stranger], [1], 0, sender=stranger)):
@@ -61,6 +63,22 @@ def test_governance_is_owner_only_and_bounded(vault, court, owner, stranger):
         vault.releaseTreasury(stranger, 1, sender=owner)
     vault.setMinStake(2 * ETHER, sender=owner)
     assert vault.minStake() == 2 * ETHER
+    with ape.reverts(vault.StakeVault_RenounceDisabled):
+        vault.renounceOwnership(sender=owner)
+
+
+def test_ownership_moves_only_when_accepted(vault, owner, stranger, operator):
+    vault.transferOwnership(stranger, sender=owner)
+    with ape.reverts(vault.OwnableUnauthorizedAccount):  # proposed is not accepted
+        vault.setMinStake(3 * ETHER, sender=stranger)
+    with ape.reverts(vault.OwnableUnauthorizedAccount):  # only the proposed owner accepts
+        vault.acceptOwnership(sender=operator)
+    vault.setMinStake(3 * ETHER, sender=owner)  # the old owner governs until then
+    vault.acceptOwnership(sender=stranger)
+    assert vault.owner() == stranger.address and vault.pendingOwner() == "0x" + "00" * 20
+    with ape.reverts(vault.OwnableUnauthorizedAccount):
+        vault.setMinStake(ETHER, sender=owner)
+    vault.setMinStake(ETHER, sender=stranger)
 
 
 def test_cannot_wire_court_whose_window_outlasts_unbonding(project, owner, court, registry):
