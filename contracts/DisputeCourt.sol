@@ -455,8 +455,8 @@ contract DisputeCourt is IDisputeWindow, EIP712, Ownable2Step {
         _settle(disputeId, d, ruling);
     }
 
-    /// @notice Appeal a first-round ruling within the appeal window, posting at least twice the
-    ///         challenger's bond: a fresh panel of 2K+1 auditors gives the final ruling. The
+    /// @notice Appeal a first-round ruling within the appeal window, posting at least
+    ///         `appealPrice` (twice the bond): a fresh panel of 2K+1 auditors gives the final ruling. The
     ///         appeal bond is refunded if the final ruling differs from the first (or no panel
     ///         could hear it), and shared by the coherent auditors otherwise.
     /// @param disputeId The dispute.
@@ -464,7 +464,8 @@ contract DisputeCourt is IDisputeWindow, EIP712, Ownable2Step {
         Dispute storage d = _disputes[disputeId];
         if (d.stage != Stage.Appealable) revert DisputeCourt_WrongStage(disputeId, d.stage);
         if (block.timestamp > d.appealDeadline) revert DisputeCourt_AppealClosed(disputeId, d.appealDeadline);
-        if (msg.value < 2 * uint256(d.bond)) revert DisputeCourt_BondTooLow(msg.value, 2 * uint256(d.bond));
+        uint256 price = appealPrice(disputeId);
+        if (msg.value < price) revert DisputeCourt_BondTooLow(msg.value, price);
         d.round = 1;
         d.appellant = msg.sender;
         d.appealBond = uint88(msg.value);
@@ -513,6 +514,15 @@ contract DisputeCourt is IDisputeWindow, EIP712, Ownable2Step {
         Params storage p = _current();
         uint256 scaled = vault.slashableOf(accused) * p.slashBps / BPS * p.bondBps / BPS;
         return scaled > p.minBond ? scaled : p.minBond;
+    }
+
+    /// @notice What an appeal of `disputeId` costs: twice the smaller of the challenger's bond and
+    ///         the bond the court requires now (so over-bonding cannot price out an appeal, and an
+    ///         accused who stakes more cannot raise the price above twice what was posted).
+    function appealPrice(uint256 disputeId) public view returns (uint256) {
+        uint256 posted = _disputes[disputeId].bond;
+        uint256 required = bondFor(_disputes[disputeId].accused);
+        return 2 * (posted < required ? posted : required);
     }
 
     /// @notice A dispute's record.

@@ -349,8 +349,8 @@ class Chain:
             time.sleep(0.2)
 
     def appeal(self, dispute_id: int, value: int | None = None) -> Any:
-        """Appeal a first-round ruling (posting twice the dispute's bond unless `value`)."""
-        value = 2 * self.dispute(dispute_id)["bond"] if value is None else value
+        """Appeal a first-round ruling, posting the court's `appealPrice` unless `value`."""
+        value = self.court.functions.appealPrice(dispute_id).call() if value is None else value
         return self.transact(self.court.functions.appeal(dispute_id), "appeal", value=value)
 
     def draw_auditors(self, dispute_id: int) -> list[str]:

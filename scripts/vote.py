@@ -64,7 +64,7 @@ def cli(network, account, deployment, dispute_id, action, verdict, fingerprint, 
     elif action == "resolve":
         court.resolve(dispute_id, sender=account)
     elif action == "appeal":
-        court.appeal(dispute_id, value=2 * court.getDispute(dispute_id).bond, sender=account)
+        court.appeal(dispute_id, value=court.appealPrice(dispute_id), sender=account)
     d = court.getDispute(dispute_id)
     click.echo(f"dispute {dispute_id}: {STAGES[d.stage]} (round {d.round}), first ruling {OUTCOMES[d.firstRuling]}, "
                f"outcome {OUTCOMES[d.outcome]}, block {d.block} "

@@ -643,10 +643,6 @@ def test_lapsed_appeal_round_keeps_the_first_ruling_and_forfeits_the_appeal_bond
     vault_invariant(vault, chain)
 
 
-@pytest.mark.xfail(strict=True, raises=ContractLogicError, reason=(
-    "contract flaw: DisputeCourt.appeal requires 2 x d.bond, and d.bond is all of the "
-    "challenger's msg.value (openDispute), not bondFor: a challenger who over-bonds prices the "
-    "accused out of appealing a (possibly bought) first ruling"))
 def test_over_bonded_opening_does_not_price_out_the_appeal(court, vault, chain, owner, swarm, signed_receipt,
                                                            open_dispute, operators, signer_keys, challenger, by_addr,
                                                            vote):
@@ -658,7 +654,8 @@ def test_over_bonded_opening_does_not_price_out_the_appeal(court, vault, chain, 
     vote(court, d, {a: True for a in draw(court, chain, d)}, by_addr)
     court.resolve(d, sender=challenger)
     assert court.getDispute(d).stage == APPEALABLE
-    court.appeal(d, value=2 * required, sender=accused)  # reverts BondTooLow(2 x required, 200 x required)
+    assert court.appealPrice(d) == 2 * required
+    court.appeal(d, value=2 * required, sender=accused)  # was BondTooLow(2 x required, 200 x required)
     assert court.getDispute(d).round == 1
 
 
