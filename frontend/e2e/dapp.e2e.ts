@@ -342,6 +342,8 @@ describe.skipIf(!!missing)('Pollen dApp in Chromium against anvil', () => {
     const done = await settle('dispute-status');
     expect(done).toMatchObject({ phase: 'confirmed' });
     expect(done.text).toContain('Step 2 of 2');
+    // the saved opening is forgotten just after the reveal confirms (not in the same tick)
+    await page.waitForFunction(() => !Object.keys(localStorage).some((k) => k.startsWith('pollen.openings.')));
     expect(await openingKeys()).toEqual([]);
     const creditsBefore = await vaultRead('credits', me);
 
