@@ -8,7 +8,8 @@ import ape
 import pytest
 from eth_utils import keccak
 
-from conftest import ETHER, EVIDENCE, FAULTY, HONEST, PARAMS, commit_opening, draw, fingerprint, open_tx, vault_invariant
+from conftest import (ETHER, EVIDENCE, FAULTY, HONEST, PARAMS, commit_opening, draw, fingerprint, fresh_accounts,
+                      open_tx, vault_invariant)
 
 JUNK = "bafkreijunkjunkjunkjunkjunkjunkjunkjunkjunkjunkjunkjunkjunk"
 
@@ -20,12 +21,7 @@ def by_addr(operators, challenger):
 
 def sybils(owner, n, fund=60 * ETHER):
     """n fresh funded accounts (the attacker's other addresses)."""
-    out = []
-    for _ in range(n):
-        a = ape.accounts.test_accounts.generate_test_account()
-        owner.transfer(a, fund)
-        out.append(a)
-    return out
+    return fresh_accounts(owner, n, fund)
 
 
 def register(vault, registry, version_id, account, stake=2 * ETHER, port=31400):
