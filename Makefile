@@ -51,6 +51,7 @@ $(STAMPS)/npm: package.json package-lock.json
 
 compile: setup
 	@$(APE) compile 2>&1 | grep -v '^$$' | tail -1
+	@$(PY) -m pollen.artifacts export >/dev/null  # the ABIs an installed package carries
 
 test: setup $(TEST_TARGETS)
 	@echo "==> all test suites passed"

@@ -31,6 +31,7 @@ class LazyGroup(click.Group):
 
 
 @click.group(cls=LazyGroup)
+@click.version_option(package_name="pollen", message="pollen %(version)s")
 def main():
     """Pollen: run LLMs across a swarm of block servers with signed receipts."""
 

@@ -1,0 +1,96 @@
+"""What `pip install pollen` gives a user: every imported distribution declared, no Ape in the
+core, the contract ABIs inside the wheel and found from an install outside the checkout."""
+
+from __future__ import annotations
+
+import ast
+import importlib.metadata
+import os
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+PACKAGES = ("pollen", "node", "client")
+DEV_ONLY = {"ape", "ape_ethereum", "pytest", "hypothesis"}  # never imported at run time
+
+
+def _project() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+
+
+def _name(requirement: str) -> str:
+    return re.split(r"[<>=!~\[; ]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+
+
+def _imported_top_level_modules() -> set[str]:
+    found = set()
+    for package in PACKAGES:
+        for path in (ROOT / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Import):
+                    found |= {alias.name.split(".")[0] for alias in node.names}
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    found.add(node.module.split(".")[0])
+    return found - set(sys.stdlib_module_names) - set(PACKAGES) - {"__future__"}
+
+
+def test_every_imported_distribution_is_declared():
+    declared = {_name(r) for r in _project()["dependencies"]}
+    for extra in _project()["optional-dependencies"].values():
+        declared |= {_name(r) for r in extra}
+    owners = importlib.metadata.packages_distributions()
+    missing = {}
+    for module in _imported_top_level_modules():
+        dists = {d.lower().replace("_", "-") for d in owners.get(module, [])}
+        if not dists:
+            raise RuntimeError(f"module {module!r} is imported but not installed in this venv")
+        if not dists & declared:
+            missing[module] = sorted(dists)
+    assert not missing, f"imported but not declared in pyproject.toml: {missing}"
+    assert not DEV_ONLY & _imported_top_level_modules(), "run-time code imports a dev-only tool"
+
+
+def test_core_install_leaves_ape_out():
+    core = {_name(r) for r in _project()["dependencies"]}
+    assert not core & {"eth-ape", "ape-solidity", "ape-foundry", "pytest", "hypothesis"}, core
+    assert "eth-ape" in {_name(r) for r in _project()["optional-dependencies"]["contracts"]}
+
+
+@pytest.mark.skipif(not (ROOT / "pollen" / "abi" / "contracts.json").exists(),
+                    reason="run `make compile` first: it exports the packaged ABIs")
+def test_wheel_carries_abis_found_outside_the_checkout(tmp_path):
+    pip = [sys.executable, "-m", "pip", "-q", "--disable-pip-version-check"]
+    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "w"),
+                    str(ROOT)], check=True, capture_output=True)
+    wheel = next((tmp_path / "w").glob("pollen-*.whl"))
+    subprocess.run([*pip, "install", "--no-deps", "--target", str(tmp_path / "site"), str(wheel)],
+                   check=True, capture_output=True)
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "site")}
+    env.pop("POLLEN_ARTIFACTS", None)
+    probe = ("import pollen, pollen.artifacts as a; print(pollen.__file__); "
+             "print(a.default_manifest()); print(len(a.abi('DisputeCourt')))")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, check=True,
+                         capture_output=True, text=True).stdout.split()
+    assert out[0].startswith(str(tmp_path / "site")), out  # the installed copy, not the checkout
+    assert out[1] == str(tmp_path / "site" / "pollen" / "abi" / "contracts.json")
+    assert int(out[2]) > 10
+    version = subprocess.run([sys.executable, "-m", "pollen.cli", "--version"], cwd=tmp_path,
+                             env=env, check=True, capture_output=True, text=True).stdout
+    assert version.strip() == f"pollen {_project()['version']}"
+
+
+def test_missing_artifacts_say_what_to_do(tmp_path, monkeypatch):
+    from pollen import artifacts
+
+    monkeypatch.setenv("POLLEN_ARTIFACTS", str(tmp_path / "nowhere.json"))
+    artifacts._manifest.cache_clear()
+    try:
+        with pytest.raises(artifacts.ArtifactsMissing, match="make compile"):
+            artifacts.abi("DisputeCourt")
+    finally:
+        artifacts._manifest.cache_clear()
