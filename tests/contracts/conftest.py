@@ -287,3 +287,45 @@ def crowd(vault, registry, version_id, owner):
         vault.stake(value=2 * ETHER, sender=a)
         registry.register(a.address, f"grpc://10.0.1.{i}:31330", version_id, 0, 8, 50, sender=a)
     return extra
+
+
+# ---------------------------------------------------------------------------------- payments
+
+ESCROW_FEE_BPS = 100  # 1 % protocol fee on redemptions
+RECLAIM_DELAY = 3600  # seconds between announcing a reclaim and taking it
+
+
+@pytest.fixture
+def escrow(project, owner, registry):
+    """A PaymentEscrow over the registry: 1 % fee, 1 h reclaim delay, the owner as audit payer."""
+    e = project.PaymentEscrow.deploy(registry, ESCROW_FEE_BPS, RECLAIM_DELAY, owner, sender=owner)
+    e.setAuditPayer(owner, sender=owner)
+    return e
+
+
+@pytest.fixture
+def pay_domain(escrow, chain):
+    from pollen.payments import PaymentDomain
+
+    return PaymentDomain(chain_id=chain.chain_id, escrow=escrow.address)
+
+
+@pytest.fixture
+def voucher(pay_domain):
+    """Factory: a voucher `client` -> `server` for `cumulative` wei, signed by `signer` (default
+    the client: an Ape test account) under `dom` (default this escrow's domain)."""
+    from pollen.payments import Voucher, sign_voucher
+
+    def make(client, server, cumulative, receipts=b"\x00" * 32, dom=None, signer=None):
+        v = Voucher(client.address, str(getattr(server, "address", server)), cumulative, receipts)
+        return sign_voucher(v, dom or pay_domain, (signer or client).private_key)
+
+    return make
+
+
+def escrow_invariant(escrow, chain) -> None:
+    """balance == deposits + earned + audit pool."""
+    total = escrow.totalDeposits() + escrow.totalEarned() + escrow.auditPool()
+    balance = chain.provider.get_balance(escrow.address)
+    if balance != total:
+        raise AssertionError(f"escrow invariant broken: balance {balance} != accounted {total}")
