@@ -128,7 +128,7 @@ class Stack:
         key_file.write_text(self.keys[key_index])
         key_file.chmod(0o600)
         args = [sys.executable, "-m", "pollen.cli", "node", "--deployment", str(self.deployment_path),
-                "--operator-key-file", str(key_file), "--version-id", str(self.version_id),
+                "--key-file", str(key_file), "--version-id", str(self.version_id),
                 "--store", str(self.store_path), "--cache-dir", str(self.workdir / "cache"),
                 "--state-dir", str(state), "--port", str(port or free_port()),
                 "--torch-threads", str(threads), "--poll-interval-s", "0.5", *flags]

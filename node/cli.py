@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import click
 
 
@@ -34,8 +37,9 @@ def _parse_blocks(ctx, param, value: str) -> tuple[int, int] | None:
 @click.option("--torch-threads", default=0, show_default=True)
 @click.option("--chain-id", default=31337, show_default=True)
 @click.option("--court", default="0x000000000000000000000000000000000000c0de", show_default=True)
-@click.option("--signer-key", default="", envvar="POLLEN_SIGNER_KEY",
-              help="hex private key for receipts (env POLLEN_SIGNER_KEY); default: random dev key")
+@click.option("--signer-key-file", default="", type=click.Path(dir_okay=False),
+              help="file holding the hex receipt-signing key (or env POLLEN_SIGNER_KEY); "
+              "default: a random dev key")
 @click.option("--operator", default="", help="operator address in receipts (default: signer)")
 @click.option("--version-id", default=0, show_default=True)
 @click.option("--fault", default="", help="FAULT INJECTION for tests/demos: a cheat (node/faults.py), "
@@ -52,12 +56,25 @@ def serve(model_path, blocks, span_length, peers, max_message_mb, **kwargs):
     from pollen.errors import PollenError
 
     try:
+        kwargs["signer_key"] = _signer_key(kwargs.pop("signer_key_file"))
         if blocks is None:
             blocks = _auto_blocks(model_path, span_length, peers)
         run(ServerConfig(model_path=model_path, start=blocks[0], end=blocks[1],
                          max_message_bytes=max_message_mb << 20, **kwargs))
     except PollenError as exc:  # NodeError, ModelError, ...
         raise click.ClickException(str(exc)) from exc
+
+
+def _signer_key(path: str) -> str:
+    """The receipt-signing key from a file or env POLLEN_SIGNER_KEY, never from argv."""
+    from node.errors import ConfigError
+
+    if not path:
+        return os.environ.get("POLLEN_SIGNER_KEY", "").strip()
+    try:
+        return Path(path).read_text().strip()
+    except OSError as exc:
+        raise ConfigError(f"--signer-key-file {path}: {exc.strerror}") from exc
 
 
 def _auto_blocks(model_path, span_length, peers) -> tuple[int, int]:

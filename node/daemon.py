@@ -29,7 +29,6 @@ import time
 
 from node import auditor as aud
 from node.daemon_config import DaemonConfig, parse_blocks
-from node.errors import ConfigError
 from node.runtime import ComputeLoop, direct
 from node.state import COMMITTED, DECIDED, DONE, DRAWN, REVEALED, StateStore
 from node.watcher import Watcher
@@ -491,12 +490,19 @@ def receipt_of(struct) -> Receipt:
                    issued_at=int(v[11]))
 
 
+EXIT_DEACTIVATED = 3  # the process status when the daemon stopped because it was slashed/deactivated
+
+
 def main(cfg: DaemonConfig) -> int:
+    """Run the daemon until it stops; 0 on a requested stop, EXIT_DEACTIVATED when it was pushed out
+    (slashed under the minimum without --restake), so a supervisor does not mistake it for success."""
     logging.basicConfig(level=cfg.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log.info("pollen node starting: %s", cfg.redacted())
-    try:
-        Daemon(cfg).run()
-    except ConfigError:
-        raise
+    daemon = Daemon(cfg)
+    daemon.run()
+    if daemon.exit_reason.startswith("deactivated"):
+        log.error("stopped: %s; see `pollen node status`, top up the stake and start again "
+                  "(or run with --restake)", daemon.exit_reason)
+        return EXIT_DEACTIVATED
     return 0

@@ -11,7 +11,8 @@ _FLAGS = [
     ("--deployment", str, "deployment file (contract addresses)"),
     ("--rpc", str, "JSON-RPC URL (default: the deployment's)"),
     ("--network", str, "network name: anvil, gnosis-chiado, gnosis"),
-    ("--operator-key-file", str, "file holding the operator's hex private key (or env POLLEN_OPERATOR_KEY)"),
+    (("--key-file", "--operator-key-file", "operator_key_file"), str,
+     "file holding the operator's hex private key (or env POLLEN_OPERATOR_KEY)"),
     ("--keystore", str, "eth-account/Ape keystore JSON (password: env POLLEN_KEYSTORE_PASSWORD)"),
     ("--signer-key-file", str, "hot receipt-signing key file (default: the operator key)"),
     ("--version-id", int, "model version id to serve"),
@@ -42,8 +43,9 @@ _FLAGS = [
 
 def _options(f):
     for flag, kind, text in reversed(_FLAGS):
-        f = click.option(flag, type=kind, default=None, help=text)(f) if kind is not None else \
-            click.option(flag, default=None, help=text)(f)
+        names = flag if isinstance(flag, tuple) else (flag,)
+        f = click.option(*names, type=kind, default=None, help=text)(f) if kind is not None else \
+            click.option(*names, default=None, help=text)(f)
     return f
 
 
@@ -60,9 +62,10 @@ def node(ctx, config_file, **flags):
     from pollen.errors import PollenError
 
     try:
-        main(DaemonConfig.load(config_file, **flags))
+        code = main(DaemonConfig.load(config_file, **flags))
     except PollenError as exc:
         raise click.ClickException(str(exc)) from exc
+    ctx.exit(code)
 
 
 @node.command("status")
@@ -85,7 +88,8 @@ def status(deployment, operator, state_dir, as_json):
 @node.command("withdraw")
 @click.option("--deployment", default="deployments/demo.json", show_default=True)
 @click.option("--rpc", default="", help="JSON-RPC URL (default: the deployment's)")
-@click.option("--operator-key-file", default="", help="operator key file (or env POLLEN_OPERATOR_KEY)")
+@click.option("--key-file", "--operator-key-file", "operator_key_file", default="",
+              help="operator key file (or env POLLEN_OPERATOR_KEY)")
 @click.option("--keystore", default="", help="keystore JSON (password: env POLLEN_KEYSTORE_PASSWORD)")
 def withdraw(deployment, rpc, operator_key_file, keystore):
     """Withdraw credited rewards/refunds and matured unbonding stake (pull payment)."""

@@ -47,8 +47,9 @@ class ContractReverted(ChainError):
 
 class DeploymentError(ChainError):
     def __init__(self, path: Path | str, problem: str):
-        super().__init__(f"deployment file {path}: {problem} (deploy with `make deploy-anvil` "
-                         "or `python -m pollen.deploy --rpc URL --out FILE`)")
+        super().__init__(f"deployment file {path}: {problem} (start a local chain with the "
+                         "contracts deployed by `make chain`, or deploy with `python -m pollen.deploy "
+                         "--rpc URL --out FILE`)")
 
 
 class RpcUnavailable(ChainError):

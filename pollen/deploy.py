@@ -247,7 +247,7 @@ def deploy_all(rpc: str, private_key: str | None = None, params: Parameters | No
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="deployment file to write")
 @click.option("--network", default="anvil", show_default=True,
               help=f"parameter preset and name recorded in the file: {', '.join(PRESETS)}")
-@click.option("--private-key-file", type=click.Path(exists=True, dir_okay=False),
+@click.option("--key-file", "--private-key-file", "private_key_file", type=click.Path(exists=True, dir_okay=False),
               help="file holding the deployer's hex private key (default on dev chains: anvil's first account)")
 @click.option("--owner", help="governance address to propose (a timelock or multisig contract)")
 @click.option("--timelock-delay", type=click.IntRange(0), help="deploy a PollenTimelock with this delay (s) as owner")

@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 
 from procs import ROOT
 
@@ -73,3 +75,16 @@ def test_serve_auto_picks_the_uncovered_span(swarm_llama, tiny_llama, tmp_path):
         assert server.blocks == (4, 6)
     finally:
         procs.stop_all([server])
+
+
+def test_signer_key_comes_from_a_file_or_env_never_argv(tmp_path, monkeypatch):
+    from node.cli import _signer_key
+    from node.errors import ConfigError
+
+    key = "0x" + "11" * 32
+    (tmp_path / "hot.key").write_text(key + "\n")
+    assert _signer_key(str(tmp_path / "hot.key")) == key
+    monkeypatch.setenv("POLLEN_SIGNER_KEY", "0x" + "22" * 32)
+    assert _signer_key("") == "0x" + "22" * 32
+    with pytest.raises(ConfigError, match="--signer-key-file .*missing.key"):
+        _signer_key(str(tmp_path / "missing.key"))

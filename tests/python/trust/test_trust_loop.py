@@ -80,6 +80,7 @@ def test_cheater_caught_disputed_slashed_and_routed_around(stack, challenger_key
 
     exit_event = d["d5"].wait_event("exit", 60)
     assert exit_event["reason"].startswith("deactivated")
+    assert d["d5"].proc.wait(30) == 3  # EXIT_DEACTIVATED: a supervisor sees the slash
     assert chain.server(cheater)["status"] == "left"
     assert chain.account_of(cheater)["staked"] == 0 and chain.account_of(cheater)["unbonding"] == before // 2
 
