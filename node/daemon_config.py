@@ -34,6 +34,9 @@ class DaemonConfig:
     public_host: str = ""  # host written to the registry; empty = `host`
     dtype: str = "float32"  # compute dtype: float32 | bfloat16
     torch_threads: int = 0  # torch intra-op threads; 0 = torch default
+    max_length: int = 2048  # longest session (prefix + generated tokens) the server accepts
+    cache_mb: float = 512.0  # KV-cache budget shared by all sessions, MiB
+    session_timeout_s: float = 300.0  # an idle inference session's KV cache is freed after this
     store: str = ".cache/store"  # content store: a folder (embedded store) or a Kubo RPC URL
     cache_dir: str = ".cache/node"  # verified shard cache (blobs by CID)
     state_dir: str = ""  # daemon state (last block, votes, audits); empty = .cache/node/<operator>
@@ -78,6 +81,8 @@ class DaemonConfig:
         Fault.parse(self.fault)  # a bad spec fails at start-up, naming the problem
         if self.poll_interval_s <= 0 or min(self.stake, self.span_length, self.rebalance_interval_s) < 0:
             raise ConfigError("poll_interval_s must be > 0; stake, span_length, rebalance_interval_s >= 0")
+        if self.max_length < 1 or self.cache_mb <= 0 or self.session_timeout_s <= 0:
+            raise ConfigError("max_length must be >= 1, cache_mb and session_timeout_s > 0")
         if not (self.operator_key_file or self.keystore or os.environ.get("POLLEN_OPERATOR_KEY")):
             raise ConfigError("no operator key: set operator_key_file, keystore or env POLLEN_OPERATOR_KEY")
         return self

@@ -80,6 +80,7 @@ def test_config_precedence_file_env_flags(tmp_path, monkeypatch):
     f.write_text('version_id = 3\nport = 4000\ndtype = "bfloat16"\nrestake = true\n')
     cfg = DaemonConfig.load(str(f), env={"POLLEN_NODE_PORT": "5000", "POLLEN_NODE_RESTAKE": "false"}, port=6000)
     assert (cfg.version_id, cfg.port, cfg.dtype, cfg.restake) == (3, 6000, "bfloat16", False)
+    assert (cfg.max_length, cfg.cache_mb) == (2048, 512.0)  # the server's defaults unless set
     assert cfg.operator_key() == KEY
     assert KEY[2:] not in json.dumps(cfg.redacted())
 
@@ -91,6 +92,8 @@ def test_config_precedence_file_env_flags(tmp_path, monkeypatch):
     ({"version_id": 1, "fault_rate": 2.0}, "fault_rate"),
     ({"version_id": 1, "port": "eighty"}, "port"),
     ({"version_id": 1, "colour": "red"}, "unknown setting"),
+    ({"version_id": 1, "max_length": 0}, "max_length"),
+    ({"version_id": 1, "cache_mb": -1}, "cache_mb"),
 ])
 def test_bad_config_is_named(settings, message, monkeypatch):
     monkeypatch.setenv("POLLEN_OPERATOR_KEY", KEY)
