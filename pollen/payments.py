@@ -62,17 +62,24 @@ class PaymentDomain:
     escrow: str  # PaymentEscrow address (the EIP-712 verifyingContract)
 
     def separator(self) -> bytes:
-        return _separator(self.chain_id, to_checksum_address(self.escrow))
+        return _separator(self.chain_id, self.escrow)
 
 
 @functools.lru_cache(maxsize=64)
 def _separator(chain_id: int, escrow: str) -> bytes:
+    """Cached: a domain's separator never changes (the checksum alone costs ~100 us)."""
     return keccak(abi_encode(
         ["bytes32", "bytes32", "bytes32", "uint256", "address"],
-        [_DOMAIN_TYPEHASH, keccak(text=DOMAIN_NAME), keccak(text=DOMAIN_VERSION), chain_id, escrow]))
+        [_DOMAIN_TYPEHASH, keccak(text=DOMAIN_NAME), keccak(text=DOMAIN_VERSION), chain_id,
+         to_checksum_address(escrow)]))
 
 
-@functools.lru_cache(maxsize=1024)
+@functools.lru_cache(maxsize=4096)
+def _normal_address(address: str) -> str:
+    return to_checksum_address(address)
+
+
+@functools.lru_cache(maxsize=4096)
 def _address_word(address: str) -> bytes:
     return b"\x00" * 12 + bytes.fromhex(to_checksum_address(address)[2:])
 
@@ -93,7 +100,7 @@ class Voucher:
             raise VoucherError(f"receipts must be 32 bytes, got {self.receipts!r:.80}")
         for name in ("client", "server"):
             try:
-                object.__setattr__(self, name, to_checksum_address(getattr(self, name)))
+                object.__setattr__(self, name, _normal_address(getattr(self, name)))
             except (ValueError, TypeError) as exc:
                 raise VoucherError(f"{name} is not an address ({getattr(self, name)!r:.60})") from exc
 
@@ -147,20 +154,44 @@ class SignedVoucher:
             raise VoucherError(f"cannot parse voucher JSON ({exc})") from exc
 
 
+_SECP256K1_HALF_N = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
+
+
 def sign_voucher(voucher: Voucher, domain: PaymentDomain, private_key: bytes | str) -> SignedVoucher:
-    """Sign `voucher` with the client's key."""
-    signed = Account.unsafe_sign_hash(voucher.digest(domain), private_key)
-    return SignedVoucher(voucher, bytes(signed.signature))
+    """Sign `voucher` with the client's key (libsecp256k1 via coincurve: low-s, v in {27, 28})."""
+    key = bytes.fromhex(private_key.removeprefix("0x")) if isinstance(private_key, str) else bytes(private_key)
+    sig = _private_key(key).sign_recoverable(voucher.digest(domain), hasher=None)
+    return SignedVoucher(voucher, sig[:64] + bytes([sig[64] + 27]))
+
+
+@functools.lru_cache(maxsize=64)
+def _private_key(key: bytes) -> Any:
+    import coincurve
+
+    return coincurve.PrivateKey(key)
 
 
 def recover_voucher_signer(signed: SignedVoucher, domain: PaymentDomain) -> str:
-    """Checksummed address that signed; raises VoucherError if the signature is malformed."""
-    if len(signed.signature) != 65:
-        raise VoucherError(f"signature must be 65 bytes, got {len(signed.signature)}")
+    """Checksummed address that signed; raises VoucherError if the signature is malformed or
+    one the escrow refuses (high s, v not 27/28), so what passes here passes on chain."""
+    import coincurve
+
+    sig = signed.signature
+    if len(sig) != 65:
+        raise VoucherError(f"signature must be 65 bytes, got {len(sig)}")
+    if sig[64] not in (27, 28) or int.from_bytes(sig[32:64], "big") > _SECP256K1_HALF_N:
+        raise VoucherError("signature is not in canonical form (v must be 27/28, s in the lower half)")
     try:
-        return Account._recover_hash(signed.voucher.digest(domain), signature=signed.signature)
-    except Exception as exc:  # eth_keys raises several types for garbage signatures
+        public = coincurve.PublicKey.from_signature_and_message(sig[:64] + bytes([sig[64] - 27]),
+                                                                signed.voucher.digest(domain), hasher=None)
+    except Exception as exc:  # libsecp256k1 refuses garbage signatures
         raise VoucherError(f"signature does not recover ({exc})") from exc
+    return _checksum(keccak(public.format(compressed=False)[1:])[-20:])
+
+
+@functools.lru_cache(maxsize=4096)
+def _checksum(raw: bytes) -> str:
+    return to_checksum_address(raw)
 
 
 def chain_receipt(previous: bytes, receipt_digest: bytes) -> bytes:

@@ -194,3 +194,18 @@ def test_corrupt_or_foreign_book_file_is_refused(tmp_path):
     foreign.accept(signed(10, server=OTHER.address))
     with pytest.raises(VoucherError, match="another pair"):
         VoucherBook(SERVER, DOMAIN, FakeEscrow(), tmp_path / "o.json")
+
+
+def test_non_canonical_signatures_refused_like_the_escrow():
+    """The (r, n - s, v ^ 1) twin recovers the same key, but the escrow (OpenZeppelin ECDSA)
+    refuses high s: the book must too, or it would hold a voucher that never pays."""
+    s = signed(7)
+    n = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+    high = int.from_bytes(s.signature[32:64], "big")
+    twin = s.signature[:32] + (n - high).to_bytes(32, "big") + bytes([55 - s.signature[64]])
+    with pytest.raises(VoucherError, match="canonical"):
+        recover_voucher_signer(SignedVoucher(s.voucher, twin), DOMAIN)
+    with pytest.raises(VoucherError, match="canonical"):
+        recover_voucher_signer(SignedVoucher(s.voucher, s.signature[:64] + b"\x01"), DOMAIN)
+    with pytest.raises(VoucherError, match="does not recover"):
+        recover_voucher_signer(SignedVoucher(s.voucher, b"\x00" * 64 + b"\x1b"), DOMAIN)
