@@ -14,7 +14,7 @@ def _common(f):
         click.option("--peers", required=True, help="comma-separated host:port list of block servers"),
         click.option("--max-new-tokens", default=128, show_default=True),
         click.option("--temperature", default=1.0, show_default=True),
-        click.option("--top-k", default=0, show_default=True),
+        click.option("--top-k", default=50, show_default=True, help="with --sample"),
         click.option("--top-p", default=1.0, show_default=True),
         click.option("--repetition-penalty", default=1.0, show_default=True),
         click.option("--sample/--greedy", default=False, show_default=True),
@@ -43,15 +43,21 @@ class TextStreamer:
     """Prints the decoded text of new tokens as they arrive (handles multi-token characters)."""
 
     def __init__(self, tokenizer, out=sys.stdout):
-        self.tokenizer, self.out, self.ids, self.printed = tokenizer, out, [], ""
+        self.tokenizer, self.out, self.ids, self.printed, self.prompt_seen = tokenizer, out, [], "", False
 
-    def __call__(self, tokens):
+    def put(self, tokens):  # transformers' streamer protocol: the prompt first, then (B,) per step
+        if not self.prompt_seen:
+            self.prompt_seen = True
+            return
         self.ids.append(int(tokens[0]))
         text = self.tokenizer.decode(self.ids, skip_special_tokens=True)
         if not text.endswith("\ufffd"):
             self.out.write(text[len(self.printed):])
             self.out.flush()
             self.printed = text
+
+    def end(self):
+        pass
 
 
 def _gen_kwargs(opts):

@@ -1,82 +1,220 @@
-"""Token generation over an inference session, with transformers' own logits processors."""
+"""Token generation over an inference session, driven by a transformers `GenerationConfig`.
+
+    model.generate(ids, max_new_tokens=32, do_sample=True, top_p=0.9, streamer=TextStreamer(tok))
+
+Keywords are the fields of `GenerationConfig` (or `generation_config=` itself), merged over the
+model's own `generation_config.json` exactly as transformers does. What the swarm cannot do yet
+(beam search, padded batches, returning scores, ...) raises `GenerationConfigError` naming the
+field, instead of being silently ignored; a misspelt keyword raises too. Greedy decoding and
+sampling use transformers' own logits processors, so a swarm and `transformers` with the same
+weights produce the same tokens.
+"""
 
 from __future__ import annotations
 
+import copy
+from pathlib import Path
+
 import torch
 
+from client.errors import ClientError
 
-def build_processors(temperature: float, top_k: int, top_p: float, repetition_penalty: float,
-                     min_new_tokens: int, prompt_len: int, eos_token_id):
-    from transformers import (LogitsProcessorList, MinNewTokensLengthLogitsProcessor,
-                              RepetitionPenaltyLogitsProcessor, TemperatureLogitsWarper,
-                              TopKLogitsWarper, TopPLogitsWarper)
+
+class GenerationConfigError(ClientError, ValueError):
+    """A generation setting the distributed model does not support, or a keyword that is none."""
+
+
+# GenerationConfig fields that do not change which tokens come out, or that we apply.
+HANDLED = {
+    "max_new_tokens", "max_length", "min_new_tokens", "min_length", "do_sample", "temperature",
+    "top_k", "top_p", "min_p", "typical_p", "repetition_penalty", "no_repeat_ngram_size",
+    "bad_words_ids", "eos_token_id", "pad_token_id", "bos_token_id", "stop_strings",
+    "num_return_sequences", "use_cache", "output_attentions", "output_hidden_states",
+    "transformers_version", "_from_model_config", "_commit_hash", "cache_implementation",
+    "decoder_start_token_id", "remove_invalid_values", "renormalize_logits",
+}
+WHY_NOT = {
+    "num_beams": "beam search is not implemented over the swarm: use greedy (num_beams=1) or sampling",
+    "num_beam_groups": "beam search is not implemented over the swarm",
+    "penalty_alpha": "contrastive search is not implemented over the swarm",
+    "return_dict_in_generate": "generate returns the token ids tensor only",
+    "output_scores": "generate returns the token ids tensor only",
+    "output_logits": "generate returns the token ids tensor only",
+    "assistant_model": "assisted / speculative decoding is not implemented over the swarm",
+    "prompt_lookup_num_tokens": "prompt-lookup decoding is not implemented over the swarm",
+}
+
+
+def load_generation_config(model_path: str | Path, model_config):
+    """A checkpoint's generation defaults: its `generation_config.json`, else from its config."""
+    from transformers import GenerationConfig
+
+    if (Path(model_path) / "generation_config.json").exists():
+        return GenerationConfig.from_pretrained(model_path)
+    return GenerationConfig.from_model_config(model_config)
+
+
+def default_generation_config(model):
+    if getattr(model, "generation_config", None) is not None:
+        return model.generation_config
+    from transformers import GenerationConfig
+
+    return GenerationConfig.from_model_config(model.config)
+
+
+def resolve_config(model, generation_config=None, **kwargs):
+    """transformers' precedence: `kwargs` > `generation_config` > the model's > global defaults;
+    then refuse (naming the field) any setting that changes the output and that we do not do."""
+    from transformers import GenerationConfig
+
+    config = copy.deepcopy(generation_config or GenerationConfig())
+    globals_ = GenerationConfig._get_default_generation_params()
+    config.update(**default_generation_config(model).to_dict(), defaults_only=True, allow_custom_entries=True)
+    config.update(**globals_, defaults_only=True)
+    unknown = config.update(**kwargs)
+    if unknown:
+        raise GenerationConfigError(
+            f"generate() got unknown keyword(s) {', '.join(sorted(unknown))}: not fields of "
+            "transformers.GenerationConfig (misspelt?)")
+    for field, value in config.to_dict().items():
+        if field in HANDLED or value in (None, globals_.get(field)):
+            continue
+        why = WHY_NOT.get(field, "not supported by Pollen's distributed generation")
+        raise GenerationConfigError(f"generation setting {field}={value!r}: {why}")
+    return config
+
+
+def build_processors(config, prompt_len: int, eos: list[int]):
+    """transformers' processors for `config`, in transformers' order; warpers only when sampling."""
+    from transformers import (LogitsProcessorList, MinLengthLogitsProcessor, MinNewTokensLengthLogitsProcessor,
+                              MinPLogitsWarper, NoBadWordsLogitsProcessor, NoRepeatNGramLogitsProcessor,
+                              RepetitionPenaltyLogitsProcessor, TemperatureLogitsWarper, TopKLogitsWarper,
+                              TopPLogitsWarper, TypicalLogitsWarper)
 
     procs = LogitsProcessorList()
-    if repetition_penalty != 1.0:
-        procs.append(RepetitionPenaltyLogitsProcessor(repetition_penalty))
-    if min_new_tokens and eos_token_id is not None:
-        procs.append(MinNewTokensLengthLogitsProcessor(prompt_len, min_new_tokens, eos_token_id))
-    if temperature != 1.0:
-        procs.append(TemperatureLogitsWarper(temperature))
-    if top_k:
-        procs.append(TopKLogitsWarper(top_k))
-    if top_p < 1.0:
-        procs.append(TopPLogitsWarper(top_p))
+    if config.repetition_penalty not in (None, 1.0):
+        procs.append(RepetitionPenaltyLogitsProcessor(config.repetition_penalty))
+    if config.no_repeat_ngram_size:
+        procs.append(NoRepeatNGramLogitsProcessor(config.no_repeat_ngram_size))
+    if config.bad_words_ids:
+        procs.append(NoBadWordsLogitsProcessor(config.bad_words_ids, eos))
+    if config.min_length and eos:
+        procs.append(MinLengthLogitsProcessor(config.min_length, eos))
+    if config.min_new_tokens and eos:
+        procs.append(MinNewTokensLengthLogitsProcessor(prompt_len, config.min_new_tokens, eos))
+    if not config.do_sample:
+        return procs
+    if config.temperature not in (None, 1.0):
+        procs.append(TemperatureLogitsWarper(config.temperature))
+    if config.top_k:
+        procs.append(TopKLogitsWarper(config.top_k))
+    if config.top_p is not None and config.top_p < 1.0:
+        procs.append(TopPLogitsWarper(config.top_p))
+    if config.min_p:
+        procs.append(MinPLogitsWarper(config.min_p))
+    if config.typical_p is not None and config.typical_p < 1.0:
+        procs.append(TypicalLogitsWarper(config.typical_p))
     return procs
 
 
-def _eos_ids(model, eos_token_id):
-    if eos_token_id is None:
-        eos_token_id = getattr(model.config, "eos_token_id", None)
-    if eos_token_id is None:
+def _as_list(token_ids) -> list[int]:
+    if token_ids is None:
         return []
-    return [eos_token_id] if isinstance(eos_token_id, int) else list(eos_token_id)
+    return [token_ids] if isinstance(token_ids, int) else list(token_ids)
 
 
-def generate(model, input_ids: torch.Tensor, max_new_tokens: int = 20, min_new_tokens: int = 0,
-             do_sample: bool = False, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
-             repetition_penalty: float = 1.0, eos_token_id=None, pad_token_id=None,
-             stop_strings=None, session=None, streamer=None, generator=None, **_ignored) -> torch.Tensor:
-    """(B, T) prompt -> (B, T + new) ids. With `session`, continues where it left off.
+def _new_token_budget(config, prompt_len: int) -> int:
+    if config.max_new_tokens is not None:
+        return config.max_new_tokens
+    budget = (config.max_length or 20) - prompt_len
+    if budget <= 0:
+        raise GenerationConfigError(
+            f"max_length={config.max_length} leaves no room after the {prompt_len}-token prompt: "
+            "pass max_new_tokens")
+    return budget
 
-    `streamer(ids)` is called with each new (B,) batch of tokens.
-    """
-    eos = _eos_ids(model, eos_token_id)
-    pad = pad_token_id if pad_token_id is not None else (eos[0] if eos else 0)
-    procs = build_processors(temperature, top_k, top_p, repetition_penalty, min_new_tokens,
-                             input_ids.shape[1], eos[0] if eos else None)
+
+def _check_mask(attention_mask) -> None:
+    if attention_mask is not None and not bool(torch.as_tensor(attention_mask).bool().all()):
+        raise GenerationConfigError(
+            "attention_mask has padding (zeros): the swarm serves unpadded batches; generate "
+            "prompts of equal length together, or one at a time")
+
+
+class _CallableStreamer:
+    """Adapts `fn(new_tokens)` to transformers' streamer protocol (put / end)."""
+
+    def __init__(self, fn):
+        self.fn, self.prompt_seen = fn, False
+
+    def put(self, value):
+        if self.prompt_seen:
+            self.fn(value)
+        self.prompt_seen = True
+
+    def end(self):
+        pass
+
+
+def generate(model, input_ids: torch.Tensor, generation_config=None, *, session=None, streamer=None,
+             generator=None, attention_mask=None, tokenizer=None, **kwargs) -> torch.Tensor:
+    """(B, T) prompt -> (B·n, T + new) ids, n = num_return_sequences. With `session`, continues
+    where it left off. `streamer` follows transformers' protocol: `put(prompt)`, `put(tokens)` per
+    step, `end()`; a plain callable gets each new (B,) batch of tokens."""
+    config = resolve_config(model, generation_config, **kwargs)
+    _check_mask(attention_mask)
+    eos = _as_list(config.eos_token_id)
+    pad = config.pad_token_id if config.pad_token_id is not None else (eos[0] if eos else 0)
+    if (config.num_return_sequences or 1) > 1:
+        input_ids = input_ids.repeat_interleave(config.num_return_sequences, dim=0)
+    prompt_len, budget = input_ids.shape[1], _new_token_budget(config, input_ids.shape[1])
+    procs = build_processors(config, prompt_len, eos)
+    stops = [config.stop_strings] if isinstance(config.stop_strings, str) else list(config.stop_strings or [])
+    if streamer is not None and not hasattr(streamer, "put"):
+        streamer = _CallableStreamer(streamer)
     own = session is None
     if own:
-        session = model.inference_session(input_ids.shape[1] + max_new_tokens, input_ids.shape[0])
+        session = model.inference_session(prompt_len + budget, input_ids.shape[0])
     try:
-        ids = input_ids
-        to_send = input_ids if session.pending_ids is None else torch.cat([session.pending_ids, input_ids], 1)
-        done = torch.zeros(ids.shape[0], dtype=torch.bool)
-        stops = [s for s in ([stop_strings] if isinstance(stop_strings, str) else stop_strings or [])]
-        for _ in range(max_new_tokens):
-            h = session.step(model.parts.embed(to_send))
-            scores = procs(ids, model.parts.head(h[:, -1]).float())
-            if do_sample:
-                nxt = torch.multinomial(torch.softmax(scores, -1), 1, generator=generator).squeeze(1)
-            else:
-                nxt = scores.argmax(-1)
-            nxt = torch.where(done, torch.full_like(nxt, pad), nxt)
-            ids = torch.cat([ids, nxt[:, None]], dim=1)
-            to_send = nxt[:, None]
-            if streamer is not None:
-                streamer(nxt)
-            done |= torch.isin(nxt, torch.tensor(eos, dtype=nxt.dtype)) if eos else torch.zeros_like(done)
-            if done.all() or _hit_stop(model, ids[:, input_ids.shape[1]:], stops):
-                break
-        session.pending_ids = to_send
-        return ids
+        return _decode(model, session, input_ids, budget, config, procs, eos, pad, stops, streamer,
+                       generator, tokenizer or model.tokenizer)
     finally:
         if own:
             session.close()
 
 
-def _hit_stop(model, new_ids: torch.Tensor, stops: list[str]) -> bool:
-    if not stops or model.tokenizer is None:
+def _decode(model, session, input_ids, budget, config, procs, eos, pad, stops, streamer, generator, tokenizer):
+    ids = input_ids  # (B, T)
+    to_send = input_ids if session.pending_ids is None else torch.cat([session.pending_ids, input_ids], 1)
+    done = torch.zeros(ids.shape[0], dtype=torch.bool)
+    if streamer is not None:
+        streamer.put(input_ids)
+    for _ in range(budget):
+        h = session.step(model.parts.embed(to_send))  # (B, t, H)
+        scores = procs(ids, model.parts.head(h[:, -1]).float())  # (B, V)
+        if config.do_sample:
+            nxt = torch.multinomial(torch.softmax(scores, -1), 1, generator=generator).squeeze(1)
+        else:
+            nxt = scores.argmax(-1)  # (B,)
+        nxt = torch.where(done, torch.full_like(nxt, pad), nxt)
+        ids, to_send = torch.cat([ids, nxt[:, None]], dim=1), nxt[:, None]
+        if streamer is not None:
+            streamer.put(nxt)
+        if eos:
+            done |= torch.isin(nxt, torch.tensor(eos, dtype=nxt.dtype))
+        if done.all() or _hit_stop(tokenizer, ids[:, input_ids.shape[1]:], stops):
+            break
+    session.pending_ids = to_send
+    if streamer is not None:
+        streamer.end()
+    return ids
+
+
+def _hit_stop(tokenizer, new_ids: torch.Tensor, stops: list[str]) -> bool:
+    if not stops:
         return False
-    texts = model.tokenizer.batch_decode(new_ids, skip_special_tokens=True)
+    if tokenizer is None:
+        raise GenerationConfigError("stop_strings needs a tokenizer: pass tokenizer= or load the "
+                                    "model from a folder that has one")
+    texts = tokenizer.batch_decode(new_ids, skip_special_tokens=True)
     return all(any(s in t for s in stops) for t in texts)

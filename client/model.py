@@ -22,6 +22,7 @@ from types import SimpleNamespace
 import torch
 from torch import nn
 
+from client.generation import load_generation_config
 from client.remote import RemoteBlocks, RemoteRunner
 from client.session import InferenceSession
 from client.swarm import RemoteSwarm
@@ -73,6 +74,7 @@ class DistributedModelForCausalLM(nn.Module):
         verifier = ReceiptVerifier(ReceiptDomain(chain_id, court), max_clock_skew_s, terms, version_id)
         model = cls(config, family, parts, swarm, verifier, compress, _tokenizer(model_path), tuning,
                     num_labels, Path(model_path).name)
+        model.generation_config = load_generation_config(model_path, config)
         if adapter is not None:
             model.load_adapter(adapter)
         return model
@@ -95,10 +97,11 @@ class DistributedModelForCausalLM(nn.Module):
                                batch_size, self.compress)
 
     @torch.no_grad()
-    def generate(self, input_ids: torch.Tensor, max_new_tokens: int = 20, **kwargs) -> torch.Tensor:
+    def generate(self, input_ids: torch.Tensor, generation_config=None, **kwargs) -> torch.Tensor:
+        """transformers-style generation (client/generation.py): GenerationConfig fields as keywords."""
         from client.generation import generate
 
-        return generate(self, input_ids, max_new_tokens=max_new_tokens, **kwargs)
+        return generate(self, input_ids, generation_config, **kwargs)
 
     # ---- fine-tuning -----------------------------------------------------------------------
     def trainable_parameters(self) -> list[nn.Parameter]:
