@@ -12,6 +12,10 @@ Fine-tuning (client-owned parameters, frozen remote blocks; see client/tuning.py
     loss = model(ids, attention_mask=mask, labels=ids).loss; loss.backward(); opt.step()
     model.save_pretrained("my-prompts")            # peft layout
     again = AutoDistributedModelForCausalLM.from_pretrained(path, initial_peers=peers, adapter="my-prompts")
+
+`tuning_mode="deep_ptune", pre_seq_len=N` adds one trainable prompt per remote block;
+`tuning_mode="lora", lora_rank=8, lora_alpha=16, lora_targets=("q_proj", "v_proj")` trains
+client-owned LoRA weights of every remote block through the servers' Backward.
 """
 
 from __future__ import annotations
@@ -23,10 +27,11 @@ import torch
 from torch import nn
 
 from client.generation import load_generation_config
-from client.remote import RemoteBlocks, RemoteRunner
+from client.remote import RemoteBlocks, RemoteRunner, RemoteTunedBlocks
 from client.session import InferenceSession
 from client.swarm import RemoteSwarm
-from client.tuning import (PromptEmbeddings, PromptedSession, TuningConfig, TuningError, causal_lm_loss,
+from client.tuning import (PROMPT_MODES, DeepPrompts, LoraWeights, PromptEmbeddings, PromptedSession, TuningConfig,
+                           TuningError, causal_lm_loss,
                            check_right_padded, classification_loss, final_norm, last_token_index,
                            load_adapter, read_adapter, save_adapter, tuning_from_adapter)
 from client.verify import ReceiptVerifier
@@ -46,8 +51,11 @@ class DistributedModelForCausalLM(nn.Module):
         self.swarm, self.verifier, self.compress, self.tokenizer = swarm, verifier, compress, tokenizer
         self.runner = RemoteRunner(swarm, verifier, compress)
         self.tuning, self.name_or_path = tuning, name_or_path
+        mode, n_blocks, hidden = tuning.tuning_mode, family.num_blocks(config), int(config.hidden_size)
         self.prompts = PromptEmbeddings(tuning.pre_seq_len, self._embedding(), tuning, tokenizer) \
-            if tuning.tuning_mode == "ptune" else None
+            if mode in PROMPT_MODES else None
+        self.deep_prompts = DeepPrompts(n_blocks, tuning.pre_seq_len, hidden) if mode == "deep_ptune" else None
+        self.lora = LoraWeights(self.block_template(), n_blocks, tuning) if mode == "lora" else None
         self.score = self._make_head(num_labels)
         if tuning.tuning_mode is not None:  # only the client-owned tuning parameters train
             self.parts.requires_grad_(False)
@@ -58,13 +66,17 @@ class DistributedModelForCausalLM(nn.Module):
                         compress: bool = False, chain_id: int = 31337, court: str = DEFAULT_COURT,
                         max_clock_skew_s: float = 60.0, terms=None, version_id: int | None = None,
                         tuning_mode: str | None = None, pre_seq_len: int = 0, adapter: str | Path | None = None,
-                        num_labels: int | None = None, prompt_init_text: str | None = None):
+                        num_labels: int | None = None, prompt_init_text: str | None = None,
+                        lora_rank: int = 8, lora_alpha: float = 16.0, lora_targets=("q_proj", "v_proj")):
         """`terms` (client.verify.TermBook over the registry) makes every accepted receipt one
         the court accepts; without it the servers' own Info is trusted (local dev swarms).
         `tuning_mode="ptune", pre_seq_len=N`: N trainable prompt embeddings; `adapter`: a dir
         written by save_pretrained (its prompt length / labels are used unless given);
-        `prompt_init_text`: start the prompts from these tokens' embeddings (peft's TEXT init)."""
-        tuning = TuningConfig(tuning_mode, pre_seq_len, prompt_init_text)
+        `prompt_init_text`: start the prompts from these tokens' embeddings (peft's TEXT init);
+        `tuning_mode="deep_ptune"`: per-block prompts too; `"lora"`: LoRA of rank lora_rank on
+        lora_targets (leaf module names of a block) in every remote block."""
+        tuning = TuningConfig(tuning_mode, pre_seq_len, prompt_init_text, lora_rank=lora_rank, lora_alpha=lora_alpha,
+                              lora_targets=tuple(lora_targets))
         if adapter is not None and tuning_mode is None:
             tuning, saved_labels = tuning_from_adapter(read_adapter(adapter)[0])
             num_labels = num_labels or saved_labels
@@ -90,11 +102,15 @@ class DistributedModelForCausalLM(nn.Module):
         return SimpleNamespace(loss=loss, logits=logits)
 
     def inference_session(self, max_length: int, batch_size: int = 1) -> InferenceSession:
-        """With prompts, their N positions are added to max_length and sent before the first step."""
+        """With prompts, their N positions are added to max_length and sent before the first step
+        (deep prompts with it). Client LoRA cannot run in inference streams yet (TuningError)."""
+        if self.lora is not None:
+            raise TuningError("inference sessions / generate() with client-owned LoRA are not built: inference "
+                              "streams carry no LoRA weights; use model(ids).logits (Forward) instead")
         if self.prompts is None:
             return InferenceSession(self.swarm, self.verifier, max_length, batch_size, self.compress)
         return PromptedSession(self.prompts, self.swarm, self.verifier, max_length + self.prompts.length,
-                               batch_size, self.compress)
+                               batch_size, self.compress, deep=self.deep_prompts)
 
     @torch.no_grad()
     def generate(self, input_ids: torch.Tensor, generation_config=None, **kwargs) -> torch.Tensor:
@@ -125,6 +141,11 @@ class DistributedModelForCausalLM(nn.Module):
             raise TuningError("num_labels is for AutoDistributedModelForSequenceClassification")
         return None
 
+    def block_template(self) -> nn.Module:
+        """One remote block on the meta device (no memory): its module names and shapes."""
+        with torch.device("meta"):
+            return self.family.block_cls(self.config)
+
     def _embedding(self) -> nn.Embedding:
         return next(m for m in self.parts.modules() if isinstance(m, nn.Embedding))
 
@@ -135,7 +156,11 @@ class DistributedModelForCausalLM(nn.Module):
         n = 0
         if self.prompts is not None:
             h, n = self.prompts.prepend(h), self.prompts.length  # (B, N + T, C)
-        return RemoteBlocks.apply(h, self.runner)[:, n:]
+        if self.deep_prompts is None and self.lora is None:
+            return RemoteBlocks.apply(h, self.runner)[:, n:]
+        deep = None if self.deep_prompts is None else self.deep_prompts.expand(h.shape[0], h.dtype)  # (L, B, N, C)
+        layout, tensors = (None, []) if self.lora is None else (self.lora.layout(), self.lora.tensors())
+        return RemoteTunedBlocks.apply(h, deep, self.runner, layout, *tensors)[:, n:]
 
 
 class DistributedModelForSequenceClassification(DistributedModelForCausalLM):

@@ -5,8 +5,23 @@ embeddings before the remote blocks and stripped again before the LM head, so lo
 line up with `input_ids`. Servers run the frozen blocks forward and backward (RemoteBlocks);
 only the prompts (and a classification head, if any) receive gradients.
 
-Saved in the peft layout (`adapter_config.json` with peft_type "PROMPT_TUNING" +
-`adapter_model.safetensors` holding "prompt_embeddings" and, for classification, "score.weight").
+Deep prompt tuning ("deep_ptune", Petals' P-tuning v2 variant): the shallow prompt plus one
+trainable (pre_seq_len, C) prompt per remote block, added to the prompt positions before that
+block on the server (client.remote); zero-initialised like Petals'.
+
+LoRA ("lora"): the client owns A (r, in) / B (out, r) for the target modules (q_proj and v_proj
+by default) of every remote block; every Forward / Backward carries the hop's weights and
+Backward returns their gradient (pollen.model.lora). B starts at zero (peft's default), so the
+model starts as the base model.
+
+Saved in the peft layout (`adapter_config.json` + `adapter_model.safetensors`):
+  * ptune: peft_type "PROMPT_TUNING", "prompt_embeddings" (N, C) and, for classification, "score.weight";
+  * deep_ptune: the same plus "pollen_deep_prompts" (blocks, N, C) and "pollen_tuning_mode":
+    "deep_ptune" in the config. peft's own P-tuning v2 (PREFIX_TUNING) injects past key/values,
+    a different computation, so the layout is peft's PROMPT_TUNING with one extra tensor (peft
+    loads the shallow prompt and ignores the rest);
+  * lora: peft_type "LORA" with r / lora_alpha / target_modules and peft's key names,
+    "base_model.model.{layer prefix}{i}.{module path}.lora_A.weight" (r, in) / ".lora_B.weight" (out, r).
 """
 
 from __future__ import annotations
@@ -24,10 +39,12 @@ from client.errors import ClientError
 from client.session import InferenceSession
 
 IGNORE_INDEX = -100
-TUNING_MODES = (None, "ptune")
+TUNING_MODES = (None, "ptune", "deep_ptune", "lora")
+PROMPT_MODES = ("ptune", "deep_ptune")
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
-PROMPTS_KEY, SCORE_KEY = "prompt_embeddings", "score.weight"
+PROMPTS_KEY, SCORE_KEY, DEEP_KEY = "prompt_embeddings", "score.weight", "pollen_deep_prompts"
+PEFT_PREFIX = "base_model.model."
 
 
 class TuningError(ClientError):
@@ -43,15 +60,20 @@ class TuningConfig:
     init_text: str | None = None  # peft's "TEXT" init: the embeddings of these tokens, repeated to N
     init_std: float | None = None  # else N(0, std); None: embeddings of random vocabulary tokens
     seed: int = 0
+    lora_rank: int = 8  # tuning_mode="lora": r, alpha and the target modules of every block
+    lora_alpha: float = 16.0
+    lora_targets: tuple[str, ...] = ("q_proj", "v_proj")
 
     def __post_init__(self):
         if self.tuning_mode not in TUNING_MODES:
-            raise TuningError(f"tuning_mode {self.tuning_mode!r} is not supported (choose from {TUNING_MODES}; "
-                              "deep prompts ('deep_ptune') need server support that is not there yet)")
-        if self.tuning_mode == "ptune" and self.pre_seq_len < 1:
-            raise TuningError(f"tuning_mode='ptune' needs pre_seq_len >= 1 (got {self.pre_seq_len})")
-        if self.tuning_mode is None and self.pre_seq_len:
-            raise TuningError(f"pre_seq_len={self.pre_seq_len} without tuning_mode: pass tuning_mode='ptune'")
+            raise TuningError(f"tuning_mode {self.tuning_mode!r} is not supported (choose from {TUNING_MODES})")
+        if self.tuning_mode in PROMPT_MODES and self.pre_seq_len < 1:
+            raise TuningError(f"tuning_mode={self.tuning_mode!r} needs pre_seq_len >= 1 (got {self.pre_seq_len})")
+        if self.tuning_mode not in PROMPT_MODES and self.pre_seq_len:
+            raise TuningError(f"pre_seq_len={self.pre_seq_len} needs tuning_mode='ptune' or 'deep_ptune'")
+        if self.tuning_mode == "lora" and not (1 <= self.lora_rank <= 256 and self.lora_alpha and self.lora_targets):
+            raise TuningError(f"LoRA needs 1 <= lora_rank <= 256 (got {self.lora_rank}), a non-zero lora_alpha "
+                              f"(got {self.lora_alpha}) and target modules (got {self.lora_targets})")
 
 
 class PromptEmbeddings(nn.Module):
@@ -87,17 +109,61 @@ def _text_ids(text: str, tokenizer, n: int) -> torch.Tensor:
     return torch.tensor((ids * (n // len(ids) + 1))[:n])
 
 
-class PromptedSession(InferenceSession):
-    """An inference session whose first step is preceded by the prompts (output stripped)."""
+class DeepPrompts(nn.Module):
+    """`weight` (blocks, N, C): one trainable prompt per remote block, zeros at first (Petals)."""
 
-    def __init__(self, shallow: PromptEmbeddings, *args, **kwargs):
+    def __init__(self, n_blocks: int, n: int, hidden: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(n_blocks, n, hidden))
+
+    def expand(self, batch: int, dtype: torch.dtype) -> torch.Tensor:
+        return self.weight.to(dtype)[:, None].expand(-1, batch, -1, -1)  # (blocks, B, N, C)
+
+
+class LoraWeights(nn.Module):
+    """Client-owned LoRA for all remote blocks: `a[k]` (blocks, r, in), `b[k]` (blocks, out, r)
+    per target k. A ~ U(+-1/sqrt(in)) (peft's kaiming-uniform bound), B = 0."""
+
+    def __init__(self, block: nn.Module, n_blocks: int, cfg: TuningConfig):
+        super().__init__()
+        from pollen.model.lora import LoraError, target_shapes
+
+        try:
+            shapes = target_shapes(block, cfg.lora_targets)
+        except LoraError as exc:
+            raise TuningError(str(exc)) from exc
+        gen, r = torch.Generator().manual_seed(cfg.seed), cfg.lora_rank
+        self.rank, self.alpha, self.targets = r, float(cfg.lora_alpha), tuple(cfg.lora_targets)
+        self.a = nn.ParameterList(nn.Parameter((torch.rand(n_blocks, r, i, generator=gen) * 2 - 1) / i ** 0.5)
+                                  for i, _ in shapes.values())
+        self.b = nn.ParameterList(nn.Parameter(torch.zeros(n_blocks, o, r)) for _, o in shapes.values())
+
+    def tensors(self) -> list[torch.Tensor]:
+        """[A_0, B_0, A_1, B_1, ...]: what RemoteTunedBlocks differentiates."""
+        return [t for pair in zip(self.a, self.b) for t in pair]
+
+    def layout(self):
+        """A pollen.model.lora.Lora over the current (detached) weights."""
+        from pollen.model.lora import Lora
+
+        return Lora(self.rank, self.alpha, self.targets, tuple(t.detach() for t in self.a),
+                    tuple(t.detach() for t in self.b))
+
+
+class PromptedSession(InferenceSession):
+    """An inference session whose first step is preceded by the prompts (output stripped);
+    with deep prompts, they go with that first step too."""
+
+    def __init__(self, shallow: PromptEmbeddings, *args, deep: DeepPrompts | None = None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.shallow = shallow  # (not `prompts`: InferenceSession keeps deep prompts there)
+        self.shallow, self.deep = shallow, deep  # (not `prompts`: InferenceSession keeps deep prompts there)
 
     def step(self, hidden: torch.Tensor, prompts: torch.Tensor | None = None) -> torch.Tensor:
         if self.position:
             return super().step(hidden, prompts)
         with torch.no_grad():
+            if prompts is None and self.deep is not None:
+                prompts = self.deep.expand(hidden.shape[0], hidden.dtype)
             out = super().step(self.shallow.prepend(hidden), prompts)
         return out[:, self.shallow.length:]
 
@@ -162,39 +228,67 @@ def base_fingerprint(config) -> str:
 
 
 def adapter_config(model, base_name: str) -> dict:
-    c, n = model.config, model.family.num_blocks(model.config)
+    """peft's adapter_config.json for what `model` trains (PROMPT_TUNING or LORA)."""
     seq_cls = model.score is not None
-    return {
-        "peft_type": "PROMPT_TUNING", "task_type": "SEQ_CLS" if seq_cls else "CAUSAL_LM",
-        "num_virtual_tokens": model.prompts.length, "token_dim": int(c.hidden_size),
-        "num_transformer_submodules": 1, "num_layers": n,
-        "num_attention_heads": int(getattr(c, "num_attention_heads", None) or c.n_head),
-        "prompt_tuning_init": "TEXT" if model.tuning.init_text else "RANDOM",
-        "prompt_tuning_init_text": model.tuning.init_text,
-        "base_model_name_or_path": base_name, "tokenizer_name_or_path": base_name,
-        "inference_mode": True, "revision": None, "auto_mapping": None, "tokenizer_kwargs": None,
+    common = {
+        "task_type": "SEQ_CLS" if seq_cls else "CAUSAL_LM", "base_model_name_or_path": base_name,
+        "inference_mode": True, "revision": None, "auto_mapping": None,
         "modules_to_save": ["score"] if seq_cls else None,
         "num_labels": model.score.out_features if seq_cls else None,
     }
+    if model.lora is not None:
+        return {"peft_type": "LORA", "r": model.lora.rank, "lora_alpha": model.lora.alpha,
+                "target_modules": list(model.lora.targets), "lora_dropout": 0.0, "bias": "none",
+                "fan_in_fan_out": False, "init_lora_weights": True, "use_rslora": False, "use_dora": False,
+                "layers_to_transform": None, "layers_pattern": None, "rank_pattern": {}, "alpha_pattern": {},
+                **common}
+    c, n = model.config, model.family.num_blocks(model.config)
+    return {
+        "peft_type": "PROMPT_TUNING", "num_virtual_tokens": model.prompts.length if model.prompts else 0,
+        "token_dim": int(c.hidden_size), "num_transformer_submodules": 1, "num_layers": n,
+        "num_attention_heads": int(getattr(c, "num_attention_heads", None) or c.n_head),
+        "prompt_tuning_init": "TEXT" if model.tuning.init_text else "RANDOM",
+        "prompt_tuning_init_text": model.tuning.init_text, "tokenizer_name_or_path": base_name,
+        "tokenizer_kwargs": None, "pollen_tuning_mode": model.tuning.tuning_mode, **common,
+    }
+
+
+def lora_keys(model) -> list[tuple[str, str]]:
+    """[(A key, B key)] in LoraWeights.tensors() order per block: peft's names for this family."""
+    from pollen.model.lora import module_paths
+
+    paths = module_paths(model.block_template())
+    prefix = PEFT_PREFIX + model.family.block_prefix
+    return [(f"{prefix}{i}.{paths[t]}.lora_A.weight", f"{prefix}{i}.{paths[t]}.lora_B.weight")
+            for t in model.lora.targets for i in range(model.lora.a[0].shape[0])]
+
+
+def _tensors(model) -> dict[str, torch.Tensor]:
+    """What save_pretrained writes, by peft key."""
+    out = {}
+    if model.prompts is not None:
+        out[PROMPTS_KEY] = model.prompts.weight.detach()
+    if model.deep_prompts is not None:
+        out[DEEP_KEY] = model.deep_prompts.weight.detach()
+    if model.lora is not None:
+        pairs = [(a[i], b[i]) for a, b in zip(model.lora.a, model.lora.b) for i in range(a.shape[0])]
+        for (ka, kb), (a, b) in zip(lora_keys(model), pairs):
+            out[ka], out[kb] = a.detach(), b.detach()
+    if model.score is not None:
+        out[(PEFT_PREFIX if model.lora is not None else "") + SCORE_KEY] = model.score.weight.detach()
+    return {k: v.contiguous() for k, v in out.items()}
 
 
 def save_adapter(model, out_dir: str | Path) -> Path:
     from safetensors.torch import save_file
 
-    if model.prompts is None and model.score is None:
-        raise TuningError("nothing to save: load the model with tuning_mode='ptune', pre_seq_len=N "
-                          "(or a classification head) before save_pretrained")
+    tensors = _tensors(model)
+    if not tensors:
+        raise TuningError("nothing to save: load the model with tuning_mode='ptune' / 'deep_ptune' (pre_seq_len=N) "
+                          "or 'lora' (or a classification head) before save_pretrained")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    cfg = adapter_config(model, model.name_or_path)
-    tensors = {}
-    if model.prompts is not None:
-        tensors[PROMPTS_KEY] = model.prompts.weight.detach().contiguous()
-    else:
-        cfg["num_virtual_tokens"] = 0
-    if model.score is not None:
-        tensors[SCORE_KEY] = model.score.weight.detach().contiguous()
-    (out / ADAPTER_CONFIG).write_text(json.dumps(cfg, indent=2))
+    (out / ADAPTER_CONFIG).write_text(json.dumps(adapter_config(model, model.name_or_path), indent=2))
     save_file(tensors, str(out / ADAPTER_WEIGHTS),
               metadata={"format": "pt", "pollen_base_fingerprint": base_fingerprint(model.config)})
     return out
@@ -209,8 +303,8 @@ def read_adapter(path: str | Path) -> tuple[dict, dict[str, torch.Tensor], dict]
         raise TuningError(f"{path} is not a saved adapter (needs {ADAPTER_CONFIG} and {ADAPTER_WEIGHTS}; "
                           "write one with model.save_pretrained(dir))")
     cfg = json.loads((path / ADAPTER_CONFIG).read_text())
-    if cfg.get("peft_type") != "PROMPT_TUNING":
-        raise TuningError(f"{path}: peft_type {cfg.get('peft_type')!r} is not supported (only PROMPT_TUNING)")
+    if cfg.get("peft_type") not in ("PROMPT_TUNING", "LORA"):
+        raise TuningError(f"{path}: peft_type {cfg.get('peft_type')!r} is not supported (PROMPT_TUNING or LORA)")
     with safe_open(str(path / ADAPTER_WEIGHTS), framework="pt") as f:
         tensors = {k: f.get_tensor(k) for k in f.keys()}
         meta = f.metadata() or {}
@@ -219,24 +313,52 @@ def read_adapter(path: str | Path) -> tuple[dict, dict[str, torch.Tensor], dict]
 
 def tuning_from_adapter(cfg: dict) -> tuple[TuningConfig, int | None]:
     """What from_pretrained(adapter=...) must build before loading: (tuning config, num_labels)."""
+    if cfg.get("peft_type") == "LORA":
+        try:
+            return TuningConfig("lora", lora_rank=int(cfg["r"]), lora_alpha=float(cfg["lora_alpha"]),
+                                lora_targets=tuple(cfg["target_modules"])), cfg.get("num_labels")
+        except (KeyError, TypeError, ValueError) as exc:
+            raise TuningError(f"LoRA adapter_config.json lacks a valid r / lora_alpha / target_modules ({exc})") from exc
     n = int(cfg.get("num_virtual_tokens") or 0)
-    return TuningConfig("ptune" if n else None, n), cfg.get("num_labels")
+    mode = cfg.get("pollen_tuning_mode") or "ptune"
+    return TuningConfig(mode if n else None, n), cfg.get("num_labels")
 
 
 def load_adapter(model, path: str | Path) -> None:
-    """Copy saved prompts (and head) into `model`, checking every shape and the base model first."""
+    """Copy saved prompts / LoRA (and head) into `model`, checking every shape and the base model first."""
     cfg, tensors, meta = read_adapter(path)
     want = base_fingerprint(model.config)
     if meta.get("pollen_base_fingerprint", want) != want:
         raise TuningError(f"{path} was trained on another base model ({cfg.get('base_model_name_or_path')}); "
                           f"this model is {model.name_or_path}")
-    _check_prompts(model, cfg, tensors.get(PROMPTS_KEY), path)
-    _check_score(model, tensors.get(SCORE_KEY), path)
+    saved_mode = tuning_from_adapter(cfg)[0].tuning_mode
+    if saved_mode != model.tuning.tuning_mode and not (saved_mode is None and model.lora is None):
+        raise TuningError(f"{path} holds a {saved_mode!r} adapter but the model was loaded with tuning_mode="
+                          f"{model.tuning.tuning_mode!r}: load it with from_pretrained(..., adapter=path)")
+    if model.lora is not None:
+        _check_lora(model, cfg, path)
+    else:
+        _check_prompts(model, cfg, tensors.get(PROMPTS_KEY), path)
+    expected = _tensors(model)
+    for key, t in expected.items():
+        if key not in tensors and key.endswith(SCORE_KEY):
+            continue  # a head trained elsewhere may be absent: the model keeps its own
+        got = tensors.get(key)
+        if got is None or tuple(got.shape) != tuple(t.shape):
+            raise TuningError(f"{path}: {key} has shape {None if got is None else tuple(got.shape)}, expected "
+                              f"{tuple(t.shape)}")
     with torch.no_grad():
-        if model.prompts is not None:
-            model.prompts.weight.copy_(tensors[PROMPTS_KEY])
-        if model.score is not None and SCORE_KEY in tensors:
-            model.score.weight.copy_(tensors[SCORE_KEY])
+        for key, t in expected.items():  # _tensors() returns views of the live parameters
+            if key in tensors:
+                t.copy_(tensors[key])
+
+
+def _check_lora(model, cfg: dict, path) -> None:
+    saved = (int(cfg.get("r", 0)), float(cfg.get("lora_alpha", 0)), tuple(cfg.get("target_modules") or ()))
+    have = (model.lora.rank, model.lora.alpha, model.lora.targets)
+    if saved != have:
+        raise TuningError(f"{path} has LoRA (r, alpha, targets) = {saved} but the model has {have}: load it with "
+                          f"from_pretrained(..., adapter=path)")
 
 
 def _check_prompts(model, cfg: dict, prompts: torch.Tensor | None, path) -> None:
@@ -245,17 +367,3 @@ def _check_prompts(model, cfg: dict, prompts: torch.Tensor | None, path) -> None
     if n_saved != n_model:
         raise TuningError(f"{path} has num_virtual_tokens={n_saved} but the model has pre_seq_len={n_model}: "
                           f"load it with from_pretrained(..., adapter=path) or pre_seq_len={n_saved}")
-    if n_model == 0:
-        return
-    shape = (n_model, int(model.config.hidden_size))
-    if prompts is None or tuple(prompts.shape) != shape:
-        got = None if prompts is None else tuple(prompts.shape)
-        raise TuningError(f"{path}: {PROMPTS_KEY} has shape {got}, expected {shape} (pre_seq_len, hidden_size)")
-
-
-def _check_score(model, score: torch.Tensor | None, path) -> None:
-    if model.score is None or score is None:
-        return
-    if tuple(score.shape) != tuple(model.score.weight.shape):
-        raise TuningError(f"{path}: {SCORE_KEY} has shape {tuple(score.shape)}, expected "
-                          f"{tuple(model.score.weight.shape)} (num_labels, hidden_size)")

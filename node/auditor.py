@@ -14,7 +14,8 @@ Verdict rules (what an honest auditor votes):
     for a step with deep prompts, on the prompts' gradient too).
 
 Deep prompts in the bundle are applied exactly as the server did (pollen.model.span: before
-block i, prompts[i] added to the first P positions), forward and backward.
+block i, prompts[i] added to the first P positions), forward and backward; so are client LoRA
+weights (pollen.model.lora), and a Backward with LoRA is judged on their gradients too.
 
 Recomputation is in float32 (the reference), on the auditor's own span when it already holds
 those blocks in float32, else on the disputed span fetched by CID for the occasion. The vote is
@@ -32,6 +33,7 @@ import torch
 from pollen import evidence as ev
 from pollen import judgment
 from pollen.errors import PollenError
+from pollen.model.span import span_grads
 from pollen.receipts import KIND_BACKWARD, ZERO_HASH, hash_tensor
 
 log = logging.getLogger("pollen.node.auditor")
@@ -89,7 +91,7 @@ class SpanProvider:
 
 
 def recompute(span_model, first: int, last: int, inputs: list[torch.Tensor],
-              prompts: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+              prompts: torch.Tensor | None = None, lora=None) -> tuple[torch.Tensor, torch.Tensor]:
     """(output, sketches (blocks, B, T, K)) of the LAST step through local blocks [first, last),
     recomputed as one causal parallel forward over all inputs; prompts (last - first, B, P, C)
     sit at positions 0..P-1, i.e. in the first step, where the server applied them."""
@@ -97,19 +99,22 @@ def recompute(span_model, first: int, last: int, inputs: list[torch.Tensor],
     n = inputs[-1].shape[1]
     trace: list[torch.Tensor] = []
     with torch.no_grad():
-        y = span_model(x, None, first, last, trace=trace, prompts=None if prompts is None else prompts.float())
+        y = span_model(x, None, first, last, trace=trace, prompts=None if prompts is None else prompts.float(),
+                       lora=None if lora is None else lora.map(torch.Tensor.float))
     return y[:, -n:], torch.stack([s[:, -n:] for s in trace])
 
 
 def recompute_grad(span_model, first: int, last: int, x: torch.Tensor, g: torch.Tensor,
-                   prompts: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(dL/dx (B, T, C), dL/dprompts (blocks, B, P, C) or None) in float32."""
-    with torch.enable_grad():
-        x = x.float().clone().requires_grad_(True)
-        leaves = (x,) if prompts is None else (x, prompts.float().clone().requires_grad_(True))
-        y = span_model(x, None, first, last, prompts=None if prompts is None else leaves[1])
-        grads = torch.autograd.grad(y, leaves, grad_outputs=g.float())
-    return grads[0], (grads[1] if prompts is not None else None)
+                   prompts: torch.Tensor | None = None, lora=None):
+    """(dL/dx (B, T, C), dL/dprompts (blocks, B, P, C) or None, dL/dLoRA or None) in float32."""
+    return span_grads(span_model, x.float(), g.float(), first, last, None if prompts is None else prompts.float(),
+                      None if lora is None else lora.map(torch.Tensor.float))
+
+
+def lora_error(claimed: torch.Tensor, reference: torch.Tensor) -> float:
+    """Relative L2 error of one LoRA gradient tensor (blocks, r, in) / (blocks, out, r), per block."""
+    a, b = claimed.float().flatten(1), reference.float().flatten(1)
+    return float(((a - b).norm(dim=1) / b.norm(dim=1).clamp_min(1e-12)).max())
 
 
 def fingerprint(*tensors: torch.Tensor) -> bytes:
@@ -164,7 +169,8 @@ def _judge_forward(bundle: ev.Evidence, spans: SpanProvider, tolerance: float) -
     r, upto = bundle.receipt, bundle.block + 1  # blocks [first, named block] are recomputed
     model, lo, _ = spans.get(r.first_block, upto)
     prompts = None if bundle.prompts is None else bundle.prompts[:upto - r.first_block]
-    output, sketches = recompute(model, lo, lo + upto - r.first_block, bundle.inputs, prompts)
+    lora = None if bundle.lora is None else bundle.lora.slice(0, upto - r.first_block)
+    output, sketches = recompute(model, lo, lo + upto - r.first_block, bundle.inputs, prompts, lora)
     errors = [judgment.max_error(bundle.sketches[i], sketches[i]) for i in range(upto - r.first_block)]
     where = [r.first_block + i for i in range(len(errors))]
     if upto == r.last_block:
@@ -186,11 +192,17 @@ def _judge_forward(bundle: ev.Evidence, spans: SpanProvider, tolerance: float) -
 def _judge_backward(bundle: ev.Evidence, spans: SpanProvider, tolerance: float) -> Verdict:
     r = bundle.receipt
     model, lo, hi = spans.get(r.first_block, r.last_block)
-    grad, grad_prompts = recompute_grad(model, lo, hi, bundle.inputs[0], bundle.grad_output, bundle.prompts)
+    grad, grad_prompts, grad_lora = recompute_grad(model, lo, hi, bundle.inputs[0], bundle.grad_output,
+                                                   bundle.prompts, bundle.lora)
     error = judgment.max_error(bundle.output, grad)
+    done = [grad]
     if grad_prompts is not None:
         error = max(error, judgment.max_error(bundle.grad_prompts, grad_prompts))
+        done.append(grad_prompts)
+    if grad_lora is not None:
+        for claimed, ref in zip(bundle.grad_lora.tensors(), grad_lora.tensors()):
+            error = max(error, lora_error(claimed, ref))
+        done += grad_lora.tensors()
     verdict = "faulty" if not error <= tolerance else "honest"
-    done = (grad,) if grad_prompts is None else (grad, grad_prompts)
     return Verdict(verdict, error, f"gradient error {error:.3g} vs tolerance {tolerance:g}", fingerprint(*done),
                    r.first_block if verdict == "faulty" else None)

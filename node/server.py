@@ -37,10 +37,13 @@ from node.runtime import ComputeLoop, direct
 from node.signing import ReceiptSigner
 from pollen import judgment, wire
 from pollen.model import SpanCache, SpanModel, load_span
+from pollen.model.span import span_grads
+from pollen.model import lora as lora_mod
 from pollen.proto import swarm_pb2 as pb
 from pollen.proto import swarm_pb2_grpc as pb_grpc
 from pollen.receipts import (KIND_BACKWARD, KIND_FORWARD, KIND_INFERENCE, ZERO_HASH, Receipt, ReceiptDomain,
-                             chain_input_hash, fold_grads, fold_prompts, hash_tensor)
+                             chain_input_hash, fold_grads, fold_lora, fold_lora_grads, fold_prompts,
+                             hash_tensor)
 
 log = logging.getLogger("pollen.node")
 
@@ -107,6 +110,9 @@ class BlockServicer(pb_grpc.BlockServerServicer):
         kv_heads, head_dim = span.family.kv_heads_dim(span.config)
         self.bytes_per_token = SpanCache.nbytes(len(span.blocks), 1, kv_heads, head_dim, 1, self.dtype)
         self.trace_path = os.environ.get("POLLEN_RPC_TRACE", "")  # debug hook, see the module doc
+        widest = max((max(m.in_features, m.out_features) for m in span.blocks[0].modules()
+                      if hasattr(m, "in_features")), default=self.hidden)
+        self.lora_max_elements = len(span.blocks) * lora_mod.MAX_RANK * widest  # per LoRA tensor
 
     def _trace(self, rpc: str, hidden: pb.Tensor, x: torch.Tensor, **fields) -> None:
         """Debug hook: one JSON line per request served, what this server saw of it."""
@@ -151,6 +157,17 @@ class BlockServicer(pb_grpc.BlockServerServicer):
             raise BadRequest("prompts contain NaN or inf")
         return p
 
+    def _lora(self, request, n_blocks: int) -> lora_mod.Lora | None:
+        """The request's client LoRA weights checked against n_blocks of this span's blocks, or None."""
+        if not request.HasField("lora"):
+            return None
+        try:
+            lora = lora_mod.from_proto(request.lora, self.lora_max_elements)
+            lora_mod.check(lora, self.span.blocks[0], n_blocks, self.dtype)
+        except lora_mod.LoraError as exc:
+            raise BadRequest(f"lora: {exc}") from exc
+        return lora
+
     def _local_span(self, start: int, end: int) -> tuple[int, int]:
         s, e = self.cfg.start, self.cfg.end
         if not s <= start < end <= e:
@@ -187,19 +204,16 @@ class BlockServicer(pb_grpc.BlockServerServicer):
             return None
         return tamper_for(self.fault, self.cfg.start, len(self.span.blocks), self.fault_rng)
 
-    def _no_grad(self, x, cache, first, last, trace=None, prompts=None):
+    def _no_grad(self, x, cache, first, last, trace=None, prompts=None, lora=None):
         with torch.no_grad():
-            return self.span(x, cache, first, last, trace=trace, tamper=self._tamper(), prompts=prompts)
+            return self.span(x, cache, first, last, trace=trace, tamper=self._tamper(), prompts=prompts, lora=lora)
 
-    def _input_grad(self, x, g, first, last, trace, prompts=None):
-        """(dL/dx (B, T, C), dL/dprompts (blocks, B, P, C) or None) through one traced forward."""
-        with torch.enable_grad():
-            x = x.clone().requires_grad_(True)
-            leaves = (x,) if prompts is None else (x, prompts.clone().requires_grad_(True))
-            y = self.span(x, None, first, last, trace=trace, tamper=self._tamper(),
-                          prompts=None if prompts is None else leaves[1])
-            grads = torch.autograd.grad(y, leaves, grad_outputs=g)
-        return grads[0], (grads[1] if prompts is not None else None)
+    def _input_grad(self, x, g, first, last, trace, prompts=None, lora=None):
+        """(dL/dx (B, T, C), dL/dprompts (blocks, B, P, C) or None, dL/dLoRA or None)
+        through one traced forward."""
+        tamper = self._tamper()
+        run = functools.partial(self.span, trace=trace, tamper=tamper)
+        return span_grads(run, x, g, first, last, prompts, lora)
 
     # ---- RPCs ----------------------------------------------------------------------------------
     @guarded
@@ -231,12 +245,14 @@ class BlockServicer(pb_grpc.BlockServerServicer):
         session_id = self._session_id(request.session_id)
         x = self._hidden(request.hidden)
         prompts = self._prompts(request, x, last - first)
+        lora = self._lora(request, last - first)
         self._trace("Forward", request.hidden, x, start=request.start, end=request.end)
         trace: list[torch.Tensor] = []
-        y = self._no_grad(x, None, first, last, trace, prompts)
+        y = self._no_grad(x, None, first, last, trace, prompts, lora)
         msg = wire.encode(y, request.compress_output)
         sketches, root = self._traced(first, trace)
         input_hash = fold_prompts(chain_input_hash(ZERO_HASH, wire.message_hash(request.hidden)), prompts)
+        input_hash = fold_lora(input_hash, lora)
         receipt = self._receipt(KIND_FORWARD, session_id, first, last, 0, input_hash, wire.message_hash(msg), root)
         return pb.ForwardResponse(hidden=msg, receipt=receipt, sketches=sketches)
 
@@ -248,17 +264,20 @@ class BlockServicer(pb_grpc.BlockServerServicer):
         if g.shape != x.shape:
             raise BadRequest(f"grad_output shape {tuple(g.shape)} != hidden shape {tuple(x.shape)}")
         prompts = self._prompts(request, x, last - first)
+        lora = self._lora(request, last - first)
         self._trace("Backward", request.hidden, x, start=request.start, end=request.end)
         trace: list[torch.Tensor] = []
-        grad, grad_prompts = self._input_grad(x, g, first, last, trace, prompts)
+        grad, grad_prompts, grad_lora = self._input_grad(x, g, first, last, trace, prompts, lora)
         input_hash = chain_input_hash(chain_input_hash(ZERO_HASH, hash_tensor(x)), hash_tensor(g))
-        input_hash = fold_prompts(input_hash, prompts)
+        input_hash = fold_lora(fold_prompts(input_hash, prompts), lora)
         msg = wire.encode(grad)
         sketches, root = self._traced(first, trace)
         gp_msg = None if grad_prompts is None else wire.encode(grad_prompts)
-        output_hash = fold_grads(wire.message_hash(msg), grad_prompts)
+        gl_msg = None if grad_lora is None else lora_mod.to_proto(grad_lora)
+        output_hash = fold_lora_grads(fold_grads(wire.message_hash(msg), grad_prompts), grad_lora)
         receipt = self._receipt(KIND_BACKWARD, session_id, first, last, 0, input_hash, output_hash, root)
-        return pb.BackwardResponse(grad_input=msg, receipt=receipt, sketches=sketches, grad_prompts=gp_msg)
+        return pb.BackwardResponse(grad_input=msg, receipt=receipt, sketches=sketches, grad_prompts=gp_msg,
+                                   grad_lora=gl_msg)
 
     @guarded
     def Inference(self, request_iterator, context):

@@ -12,10 +12,14 @@ One bundle = one disputed receipt and what its named block needs, nothing more (
   * `block`: the first block the challenger says is wrong (the one the court records);
   * for a step that used deep prompts: `prompts` (blocks, B, P, C), folded into inputHash
     (pollen.receipts.fold_prompts), and for a prompted Backward the claimed `grad_prompts`,
-    folded with the output into outputHash (fold_grads).
+    folded with the output into outputHash (fold_grads);
+  * for a Forward / Backward run with client LoRA weights: `lora` (pollen.model.lora.Lora, tensors
+    "lora.{k}.a" (blocks, r, in) / "lora.{k}.b" (blocks, out, r) per target k, rank, alpha and
+    target names in the metadata), folded into inputHash (fold_lora), and for a Backward the
+    claimed `grad_lora` ("grad_lora.{k}.a/b"), folded into outputHash (fold_lora_grads).
 
 Schema: "pollen.evidence/2" for bundles without prompts (byte-identical to before), "/3" for
-bundles with them; readers accept both (a /3 reader is a /2 reader).
+bundles with them, "/4" for bundles with LoRA weights; readers accept all three.
 
 Stored as ONE safetensors file (the receipt as JSON in the header metadata) added to the content
 store; its CID goes on chain. Everything read back is checked: a malformed or inconsistent
@@ -31,12 +35,14 @@ import torch
 
 from pollen import judgment
 from pollen.errors import PollenError
+from pollen.model.lora import Lora
 from pollen.receipts import (KIND_BACKWARD, KIND_FORWARD, ZERO_HASH, Receipt, ReceiptError, chain_input_hash,
-                             fold_grads, fold_prompts, hash_tensor)
+                             fold_grads, fold_lora, fold_lora_grads, fold_prompts, hash_tensor)
 
 SCHEMA = "pollen.evidence/2"  # bundles without deep prompts
 SCHEMA_PROMPTS = "pollen.evidence/3"  # bundles with deep prompts (tensors `prompts`, `grad_prompts`)
-SCHEMAS = (SCHEMA, SCHEMA_PROMPTS)
+SCHEMA_LORA = "pollen.evidence/4"  # bundles with client LoRA weights (and maybe prompts)
+SCHEMAS = (SCHEMA, SCHEMA_PROMPTS, SCHEMA_LORA)
 MAX_STEPS = 65_536
 MAX_BYTES = 64 << 20  # auditors refuse (abstain on) larger bundles; challengers never build them
 _HEX_FIELDS = ("session_id", "input_hash", "output_hash", "blocks_root")
@@ -58,6 +64,8 @@ class Evidence:
     grad_output: torch.Tensor | None = None  # Backward receipts only
     prompts: torch.Tensor | None = None  # deep prompts (blocks, B, P, C) of a prompted step
     grad_prompts: torch.Tensor | None = None  # claimed dL/dprompts of a prompted Backward
+    lora: Lora | None = None  # client LoRA weights of a Forward / Backward run with them
+    grad_lora: Lora | None = None  # claimed dL/dLoRA of such a Backward
 
     def check(self, where: str = "(in memory)") -> "Evidence":
         """Raise EvidenceError unless the tensors match the receipt's hashes and root."""
@@ -77,9 +85,10 @@ class Evidence:
         if (r.kind == KIND_BACKWARD) != (self.grad_output is not None):
             raise EvidenceError(where, "grad_output is required for (and only for) a backward receipt")
         self._check_prompts(where)
-        if input_hash_of(r.kind, self.inputs, self.grad_output, self.prompts) != r.input_hash:
+        self._check_lora(where)
+        if fold_lora(input_hash_of(r.kind, self.inputs, self.grad_output, self.prompts), self.lora) != r.input_hash:
             raise EvidenceError(where, "inputs do not hash to the receipt's inputHash")
-        if fold_grads(hash_tensor(self.output), self.grad_prompts) != r.output_hash:
+        if fold_lora_grads(fold_grads(hash_tensor(self.output), self.grad_prompts), self.grad_lora) != r.output_hash:
             raise EvidenceError(where, "claimed output does not hash to the receipt's outputHash")
         try:
             judgment.check_sketches(self.sketches, r.last_block - r.first_block, tuple(self.output.shape))
@@ -89,6 +98,20 @@ class Evidence:
             raise EvidenceError(where, "sketches do not hash to the receipt's blocksRoot")
         return self
 
+    def _check_lora(self, where: str) -> None:
+        """LoRA only with one Forward / Backward, one A and B per target for the span's blocks;
+        grad_lora only (and always) with a LoRA Backward, shaped like the weights. Fit to the
+        blocks' module shapes is the auditor's check (it has the blocks)."""
+        r, w, n = self.receipt, self.lora, self.receipt.last_block - self.receipt.first_block
+        if w is not None:
+            if r.kind not in (KIND_FORWARD, KIND_BACKWARD):
+                raise EvidenceError(where, "LoRA weights in a bundle for an inference step (they go with Forward/Backward)")
+            if any(t.dim() != 3 or t.shape[0] != n for t in w.tensors()):
+                raise EvidenceError(where, f"LoRA tensors {[tuple(t.shape) for t in w.tensors()]} are not (blocks={n}, ., .)")
+        if (w is not None and r.kind == KIND_BACKWARD) != (self.grad_lora is not None):
+            raise EvidenceError(where, "grad_lora is required for (and only for) a backward receipt with LoRA")
+        if self.grad_lora is not None and [t.shape for t in self.grad_lora.tensors()] != [t.shape for t in w.tensors()]:
+            raise EvidenceError(where, "grad_lora is not shaped like the LoRA weights")
 
     def _check_prompts(self, where: str) -> None:
         """Prompts fit the span and the first input; grad_prompts only (and always) with a
@@ -156,10 +179,14 @@ def to_bytes(ev: Evidence) -> bytes:
     tensors.update({"output": ev.output, "sketches": ev.sketches})
     optional = {"grad_output": ev.grad_output, "prompts": ev.prompts, "grad_prompts": ev.grad_prompts}
     tensors.update({k: v for k, v in optional.items() if v is not None})
-    schema = SCHEMA if ev.prompts is None else SCHEMA_PROMPTS
-    header: dict = {"__metadata__": {"schema": schema, "receipt": json.dumps(receipt_to_json(ev.receipt), sort_keys=True),
-                                     "signature": "0x" + ev.signature.hex(), "steps": str(len(ev.inputs)),
-                                     "block": str(ev.block)}}
+    meta = {"receipt": json.dumps(receipt_to_json(ev.receipt), sort_keys=True),
+            "signature": "0x" + ev.signature.hex(), "steps": str(len(ev.inputs)), "block": str(ev.block)}
+    if ev.lora is not None:
+        tensors.update(_lora_tensors("lora", ev.lora))
+        tensors.update(_lora_tensors("grad_lora", ev.grad_lora))
+        meta["lora"] = json.dumps({"rank": ev.lora.rank, "alpha": ev.lora.alpha, "targets": list(ev.lora.targets)})
+    meta["schema"] = SCHEMA_LORA if ev.lora is not None else SCHEMA if ev.prompts is None else SCHEMA_PROMPTS
+    header: dict = {"__metadata__": meta}
     blobs, offset = [], 0
     for name in sorted(tensors):
         t = tensors[name].detach().cpu().contiguous()
@@ -196,8 +223,10 @@ def from_bytes(data: bytes, where: str = "(bytes)") -> Evidence:
         signature = bytes.fromhex(meta["signature"].removeprefix("0x"))
     except (KeyError, ValueError) as exc:
         raise EvidenceError(where, f"bad metadata ({exc})") from exc
+    lora, grad_lora = _lora_from(tensors, meta, where)
     extra = 2 + sum(k in tensors for k in ("grad_output", "prompts", "grad_prompts"))
-    if ("prompts" in tensors) != (meta["schema"] == SCHEMA_PROMPTS):
+    extra += sum(len(w.tensors()) for w in (lora, grad_lora) if w is not None)
+    if lora is None and ("prompts" in tensors) != (meta["schema"] == SCHEMA_PROMPTS):
         raise EvidenceError(where, f"schema {meta['schema']!r} with{'' if 'prompts' in tensors else 'out'} prompts")
     if not 0 < steps <= MAX_STEPS or len(tensors) != steps + extra:
         raise EvidenceError(where, f"{len(tensors)} tensors for {steps} steps")
@@ -207,7 +236,35 @@ def from_bytes(data: bytes, where: str = "(bytes)") -> Evidence:
     except KeyError as exc:
         raise EvidenceError(where, f"missing tensor {exc}") from exc
     return Evidence(receipt, signature, inputs, output, sketches, block, tensors.get("grad_output"),
-                    tensors.get("prompts"), tensors.get("grad_prompts")).check(where)
+                    tensors.get("prompts"), tensors.get("grad_prompts"), lora, grad_lora).check(where)
+
+
+def _lora_tensors(prefix: str, w: Lora | None) -> dict[str, torch.Tensor]:
+    if w is None:
+        return {}
+    return {f"{prefix}.{k}.{ab}": t for k, (a, b) in enumerate(zip(w.a, w.b)) for ab, t in (("a", a), ("b", b))}
+
+
+def _lora_from(tensors: dict, meta: dict, where: str) -> tuple[Lora | None, Lora | None]:
+    """(lora, grad_lora) of a /4 bundle (None, None otherwise)."""
+    if (meta["schema"] == SCHEMA_LORA) != ("lora" in meta):
+        raise EvidenceError(where, f"schema {meta['schema']!r} with{'' if 'lora' in meta else 'out'} LoRA metadata")
+    if "lora" not in meta:
+        return None, None
+    try:
+        info = json.loads(meta["lora"])
+        rank, alpha, targets = int(info["rank"]), float(info["alpha"]), tuple(str(t) for t in info["targets"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise EvidenceError(where, f"bad LoRA metadata ({exc})") from exc
+    out = []
+    for prefix in ("lora", "grad_lora"):
+        names = [f"{prefix}.{k}.{ab}" for k in range(len(targets)) for ab in "ab"]
+        have = [n in tensors for n in names]
+        if any(have) and not all(have) or (prefix == "lora" and not all(have)) or not targets:
+            raise EvidenceError(where, f"{prefix}: expected tensors {names}")
+        flat = [tensors[n] for n in names] if all(have) else None
+        out.append(None if flat is None else Lora(rank, alpha, targets, tuple(flat[0::2]), tuple(flat[1::2])))
+    return out[0], out[1]
 
 
 def _metadata(data: bytes, where: str) -> dict:

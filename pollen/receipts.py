@@ -22,6 +22,11 @@ inputHash is fold_prompts(h, prompts) = sha256("pollen.prompts.v1" || h || hash_
 where h is the inputHash the same step would have without prompts; a prompted Backward's
 outputHash is fold_grads(hash_tensor(grad_input), grad_prompts), same construction under the tag
 "pollen.grads.v1", so the receipt commits to both gradients it returned.
+
+Client LoRA weights (pollen.model.lora) are folded the same way, after the prompts:
+inputHash = fold_lora(h, lora) = sha256("pollen.lora.v1" || h || lora_digest), and a Backward
+that returned LoRA gradients has outputHash = fold_lora_grads(o, grads) under "pollen.lora-grads.v1"
+where o is the outputHash without them.
 """
 
 from __future__ import annotations
@@ -284,3 +289,32 @@ def fold_grads(grad_input_hash: bytes, grad_prompts: Any | None) -> bytes:
     if grad_prompts is None:
         return grad_input_hash
     return hashlib.sha256(_GRADS_TAG + grad_input_hash + hash_tensor(grad_prompts)).digest()
+
+
+_LORA_TAG = b"pollen.lora.v1"
+_LORA_GRADS_TAG = b"pollen.lora-grads.v1"
+
+
+def lora_digest(rank: int, alpha: float, items) -> bytes:
+    """Hash of LoRA weights: rank, alpha (float64) and, per target in order, its name and
+    hash_tensor(A), hash_tensor(B). items: [(name, A, B)]."""
+    h = hashlib.sha256(_LORA_TAG + struct.pack("<Id", int(rank), float(alpha)))
+    for name, a, b in items:
+        raw = name.encode()
+        h.update(struct.pack("<B", len(raw)) + raw + hash_tensor(a) + hash_tensor(b))
+    return h.digest()
+
+
+def fold_lora(input_hash: bytes, lora: Any | None) -> bytes:
+    """inputHash of a step run with client LoRA weights (pollen.model.lora.Lora; None: unchanged):
+    sha256("pollen.lora.v1" || h || lora.digest()), applied after fold_prompts."""
+    if lora is None:
+        return input_hash
+    return hashlib.sha256(_LORA_TAG + input_hash + lora.digest()).digest()
+
+
+def fold_lora_grads(output_hash: bytes, grad_lora: Any | None) -> bytes:
+    """outputHash of a Backward that also returned LoRA gradients (a Lora of dL/dA, dL/dB), after fold_grads."""
+    if grad_lora is None:
+        return output_hash
+    return hashlib.sha256(_LORA_GRADS_TAG + output_hash + grad_lora.digest()).digest()

@@ -2,7 +2,8 @@
 
 from pollen.model.family import BLOOM, LLAMA, Family, ModelError, family_of
 from pollen.model.loading import load_client, load_config, load_span, split_checkpoint
+from pollen.model.lora import Lora, LoraError
 from pollen.model.span import SpanCache, SpanModel
 
-__all__ = ["BLOOM", "LLAMA", "Family", "ModelError", "SpanCache", "SpanModel", "family_of",
+__all__ = ["BLOOM", "LLAMA", "Family", "Lora", "LoraError", "ModelError", "SpanCache", "SpanModel", "family_of",
            "load_client", "load_config", "load_span", "split_checkpoint"]

@@ -8,6 +8,8 @@ from torch import nn
 from typing import Callable
 
 from pollen.model.family import Family
+from pollen.model.lora import Lora
+from pollen.model.lora import active as lora_active
 
 # (local block index, block input (B, T, C), run(j=None) computing the block) -> output (B, T, C)
 Tamper = Callable[[int, torch.Tensor, Callable[[], torch.Tensor]], torch.Tensor]
@@ -51,25 +53,35 @@ class SpanModel(nn.Module):
 
     def forward(self, x: torch.Tensor, cache: SpanCache | None = None,
                 first: int = 0, last: int | None = None, trace: list | None = None,
-                tamper: Tamper | None = None, prompts: torch.Tensor | None = None) -> torch.Tensor:
+                tamper: Tamper | None = None, prompts: torch.Tensor | None = None,
+                lora: Lora | None = None) -> torch.Tensor:
         """x: (B, T, C) -> (B, T, C) through local blocks [first, last) of this span.
 
         prompts: deep prompts (last - first, B, P, C), P <= T: before block first+i,
         prompts[i] is added to x[:, :P] (Petals' deep prompt tuning; out of place, so autograd
         gives their gradient). The caller checks shapes and that x starts at position 0.
 
+        lora: client LoRA weights for blocks [first, last) (pollen.model.lora; the caller checks them).
+
         trace: if a list, each block's output sketch (B, T, K) is appended (pollen.judgment).
         tamper: FAULT INJECTION / cheat simulation only: tamper(i, x, run) returns block i's
         output given its input x and `run()` (the honest computation; `run(j)` runs block j's
         weights in block i's place); None = honest.
         """
-        from pollen.judgment import sketch
-
         last = len(self.blocks) if last is None else last
         offset = cache.length if cache is not None else 0
         B, T, _ = x.shape
         pos = (offset + torch.arange(T, device=x.device)).unsqueeze(0).expand(B, T)
         ctx = self.positions(x, pos)
+        with lora_active(self.blocks[first:last], lora):
+            x = self._run(x, ctx, cache, offset, first, last, trace, tamper, prompts)
+        if cache is not None:
+            cache.length += T
+        return x
+
+    def _run(self, x, ctx, cache, offset, first, last, trace, tamper, prompts) -> torch.Tensor:
+        from pollen.judgment import sketch
+
         for i in range(first, last):
             kv = cache.layer(i) if cache is not None else None
             if prompts is not None:
@@ -82,8 +94,6 @@ class SpanModel(nn.Module):
                 x = tamper(i, x, run)
             if trace is not None:
                 trace.append(sketch(x))
-        if cache is not None:
-            cache.length += T
         return x
 
     def new_cache(self, batch: int, max_length: int) -> SpanCache:
@@ -95,3 +105,20 @@ def add_prompt(x: torch.Tensor, prompt: torch.Tensor) -> torch.Tensor:
     """x (B, T, C) with prompt (B, P, C) added to its first P positions (new tensor)."""
     P = prompt.shape[1]
     return torch.cat((x[:, :P] + prompt.to(x.dtype), x[:, P:]), dim=1)
+
+
+def span_grads(run, x: torch.Tensor, g: torch.Tensor, first: int, last: int,
+               prompts: torch.Tensor | None = None, lora: Lora | None = None):
+    """(dL/dx (B, T, C), dL/dprompts (blocks, B, P, C) or None, dL/dLoRA or None) of
+    y = run(x, None, first, last, prompts=, lora=) for dL/dy = g (B, T, C). The LoRA gradient is
+    a Lora of the same layout holding dL/dA, dL/dB."""
+    with torch.enable_grad():
+        x = x.clone().requires_grad_(True)
+        p = None if prompts is None else prompts.clone().requires_grad_(True)
+        w = None if lora is None else lora.map(lambda t: t.clone().requires_grad_(True))
+        leaves = [x] + ([p] if p is not None else []) + (w.tensors() if w is not None else [])
+        y = run(x, None, first, last, prompts=p, lora=w)
+        grads = list(torch.autograd.grad(y, leaves, grad_outputs=g))
+    gx = grads.pop(0)
+    gp = grads.pop(0) if p is not None else None
+    return gx, gp, (None if w is None else w.with_tensors(grads))

@@ -24,37 +24,41 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18pollen/proto/swarm.proto\x12\x0cpollen.swarm\"\x88\x01\n\x06Tensor\x12\r\n\x05\x64type\x18\x01 \x01(\t\x12\r\n\x05shape\x18\x02 \x03(\x03\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x12.\n\x0b\x63ompression\x18\x04 \x01(\x0e\x32\x19.pollen.swarm.Compression\x12\x0e\n\x06scales\x18\x05 \x01(\x0c\x12\x12\n\nblock_size\x18\x06 \x01(\r\"\xf8\x01\n\x07Receipt\x12\x0e\n\x06server\x18\x01 \x01(\t\x12\x12\n\nversion_id\x18\x02 \x01(\t\x12\x13\n\x0b\x66irst_block\x18\x03 \x01(\r\x12\x12\n\nlast_block\x18\x04 \x01(\r\x12\x12\n\nsession_id\x18\x05 \x01(\x0c\x12\x0c\n\x04step\x18\x06 \x01(\x04\x12\x12\n\ninput_hash\x18\x07 \x01(\x0c\x12\x13\n\x0boutput_hash\x18\x08 \x01(\x0c\x12\x11\n\tissued_at\x18\t \x01(\x04\x12\x11\n\tsignature\x18\n \x01(\x0c\x12\x0c\n\x04term\x18\x0b \x01(\r\x12\x0c\n\x04kind\x18\x0c \x01(\r\x12\x13\n\x0b\x62locks_root\x18\r \x01(\x0c\"\r\n\x0bInfoRequest\"\xf3\x02\n\x0cInfoResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0e\n\x06\x66\x61mily\x18\x02 \x01(\t\x12\x12\n\nnum_blocks\x18\x03 \x01(\r\x12\r\n\x05start\x18\x04 \x01(\r\x12\x0b\n\x03\x65nd\x18\x05 \x01(\r\x12\r\n\x05\x64type\x18\x06 \x01(\t\x12\x14\n\x0cquantization\x18\x07 \x01(\t\x12\x12\n\nthroughput\x18\x08 \x01(\x01\x12\x19\n\x11\x66ree_cache_tokens\x18\t \x01(\x04\x12\x17\n\x0f\x61\x63tive_sessions\x18\n \x01(\r\x12\x0c\n\x04load\x18\x0b \x01(\x01\x12\x13\n\x0bhidden_size\x18\x0c \x01(\r\x12\x10\n\x08operator\x18\r \x01(\t\x12\x0e\n\x06signer\x18\x0e \x01(\t\x12\x12\n\nversion_id\x18\x0f \x01(\t\x12\x12\n\nmax_length\x18\x10 \x01(\r\x12\x10\n\x08\x63hain_id\x18\x11 \x01(\x04\x12\r\n\x05\x63ourt\x18\x12 \x01(\t\x12\x19\n\x11max_message_bytes\x18\x13 \x01(\x04\"\xa6\x01\n\x0e\x46orwardRequest\x12\x12\n\nsession_id\x18\x01 \x01(\x0c\x12\r\n\x05start\x18\x02 \x01(\r\x12\x0b\n\x03\x65nd\x18\x03 \x01(\r\x12$\n\x06hidden\x18\x04 \x01(\x0b\x32\x14.pollen.swarm.Tensor\x12\x17\n\x0f\x63ompress_output\x18\x05 \x01(\x08\x12%\n\x07prompts\x18\x06 \x01(\x0b\x32\x14.pollen.swarm.Tensor\"\x87\x01\n\x0f\x46orwardResponse\x12$\n\x06hidden\x18\x01 \x01(\x0b\x32\x14.pollen.swarm.Tensor\x12&\n\x07receipt\x18\x02 \x01(\x0b\x32\x15.pollen.swarm.Receipt\x12&\n\x08sketches\x18\x03 \x01(\x0b\x32\x14.pollen.swarm.Tensor\"\xb9\x01\n\x0f\x42\x61\x63kwardRequest\x12\x12\n\nsession_id\x18\x01 \x01(\x0c\x12\r\n\x05start\x18\x02 \x01(\r\x12\x0b\n\x03\x65nd\x18\x03 \x01(\r\x12$\n\x06hidden\x18\x04 \x01(\x0b\x32\x14.pollen.swarm.Tensor\x12)\n\x0bgrad_output\x18\x05 \x01(\x0b\x32\x14.pollen.swarm.Tensor\x12%\n\x07prompts\x18\x06 \x01(\x0b\x32\x14.pollen.swarm.Tensor\"\xb8\x01\n\x10\x42\x61\x63kwardResponse\x12(\n\ngrad_input\x18\x01 \x01(\x0b\x32\x14.pollen.swarm.Tensor\x12&\n\x07receipt\x18\x02 \x01(\x0b\x32\x15.pollen.swarm.Receipt\x12&\n\x08sketches\x18\x03 \x01(\x0b\x32\x14.pollen.swarm.Tensor\x12*\n\x0cgrad_prompts\x18\x04 \x01(\x0b\x32\x14.pollen.swarm.Tensor\"~\n\x0bSessionOpen\x12\x12\n\nsession_id\x18\x01 \x01(\x0c\x12\r\n\x05start\x18\x02 \x01(\r\x12\x0b\n\x03\x65nd\x18\x03 \x01(\r\x12\x12\n\nmax_length\x18\x04 \x01(\r\x12\x12\n\nbatch_size\x18\x05 \x01(\r\x12\x17\n\x0f\x63ompress_output\x18\x06 \x01(\x08\"\x96\x01\n\x10InferenceRequest\x12\'\n\x04open\x18\x01 \x01(\x0b\x32\x19.pollen.swarm.SessionOpen\x12$\n\x06hidden\x18\x02 \x01(\x0b\x32\x14.pollen.swarm.Tensor\x12\x0c\n\x04step\x18\x03 \x01(\x04\x12%\n\x07prompts\x18\x04 \x01(\x0b\x32\x14.pollen.swarm.Tensor\"\x89\x01\n\x11InferenceResponse\x12$\n\x06hidden\x18\x01 \x01(\x0b\x32\x14.pollen.swarm.Tensor\x12&\n\x07receipt\x18\x02 \x01(\x0b\x32\x15.pollen.swarm.Receipt\x12&\n\x08sketches\x18\x03 \x01(\x0b\x32\x14.pollen.swarm.Tensor*+\n\x0b\x43ompression\x12\x08\n\x04NONE\x10\x00\x12\x12\n\x0e\x42LOCKWISE_8BIT\x10\x01\x32\xb1\x02\n\x0b\x42lockServer\x12=\n\x04Info\x12\x19.pollen.swarm.InfoRequest\x1a\x1a.pollen.swarm.InfoResponse\x12\x46\n\x07\x46orward\x12\x1c.pollen.swarm.ForwardRequest\x1a\x1d.pollen.swarm.ForwardResponse\x12I\n\x08\x42\x61\x63kward\x12\x1d.pollen.swarm.BackwardRequest\x1a\x1e.pollen.swarm.BackwardResponse\x12P\n\tInference\x12\x1e.pollen.swarm.InferenceRequest\x1a\x1f.pollen.swarm.InferenceResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18pollen/proto/swarm.proto\x12\x0cpollen.swarm\"\x88\x01\n\x06Tensor\x12\r\n\x05\x64type\x18\x01 \x01(\t\x12\r\n\x05shape\x18\x02 \x03(\x03\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x12.\n\x0b\x63ompression\x18\x04 \x01(\x0e\x32\x19.pollen.swarm.Compression\x12\x0e\n\x06scales\x18\x05 \x01(\x0c\x12\x12\n\nblock_size\x18\x06 \x01(\r\"\xf8\x01\n\x07Receipt\x12\x0e\n\x06server\x18\x01 \x01(\t\x12\x12\n\nversion_id\x18\x02 \x01(\t\x12\x13\n\x0b\x66irst_block\x18\x03 \x01(\r\x12\x12\n\nlast_block\x18\x04 \x01(\r\x12\x12\n\nsession_id\x18\x05 \x01(\x0c\x12\x0c\n\x04step\x18\x06 \x01(\x04\x12\x12\n\ninput_hash\x18\x07 \x01(\x0c\x12\x13\n\x0boutput_hash\x18\x08 \x01(\x0c\x12\x11\n\tissued_at\x18\t \x01(\x04\x12\x11\n\tsignature\x18\n \x01(\x0c\x12\x0c\n\x04term\x18\x0b \x01(\r\x12\x0c\n\x04kind\x18\x0c \x01(\r\x12\x13\n\x0b\x62locks_root\x18\r \x01(\x0c\"^\n\nLoraTarget\x12\x0e\n\x06module\x18\x01 \x01(\t\x12\x1f\n\x01\x61\x18\x02 \x01(\x0b\x32\x14.pollen.swarm.Tensor\x12\x1f\n\x01\x62\x18\x03 \x01(\x0b\x32\x14.pollen.swarm.Tensor\"N\n\x04Lora\x12\x0c\n\x04rank\x18\x01 \x01(\r\x12\r\n\x05\x61lpha\x18\x02 \x01(\x01\x12)\n\x07targets\x18\x03 \x03(\x0b\x32\x18.pollen.swarm.LoraTarget\"\r\n\x0bInfoRequest\"\xf3\x02\n\x0cInfoResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0e\n\x06\x66\x61mily\x18\x02 \x01(\t\x12\x12\n\nnum_blocks\x18\x03 \x01(\r\x12\r\n\x05start\x18\x04 \x01(\r\x12\x0b\n\x03\x65nd\x18\x05 \x01(\r\x12\r\n\x05\x64type\x18\x06 \x01(\t\x12\x14\n\x0cquantization\x18\x07 \x01(\t\x12\x12\n\nthroughput\x18\x08 \x01(\x01\x12\x19\n\x11\x66ree_cache_tokens\x18\t \x01(\x04\x12\x17\n\x0f\x61\x63tive_sessions\x18\n \x01(\r\x12\x0c\n\x04load\x18\x0b \x01(\x01\x12\x13\n\x0bhidden_size\x18\x0c \x01(\r\x12\x10\n\x08operator\x18\r \x01(\t\x12\x0e\n\x06signer\x18\x0e \x01(\t\x12\x12\n\nversion_id\x18\x0f \x01(\t\x12\x12\n\nmax_length\x18\x10 \x01(\r\x12\x10\n\x08\x63hain_id\x18\x11 \x01(\x04\x12\r\n\x05\x63ourt\x18\x12 \x01(\t\x12\x19\n\x11max_message_bytes\x18\x13 \x01(\x04\"\xc8\x01\n\x0e\x46orwardRequest\x12\x12\n\nsession_id\x18\x01 \x01(\x0c\x12\r\n\x05start\x18\x02 \x01(\r\x12\x0b\n\x03\x65nd\x18\x03 \x01(\r\x12$\n\x06hidden\x18\x04 \x01(\x0b\x32\x14.pollen.swarm.Tensor\x12\x17\n\x0f\x63ompress_output\x18\x05 \x01(\x08\x12%\n\x07prompts\x18\x06 \x01(\x0b\x32\x14.pollen.swarm.Tensor\x12 \n\x04lora\x18\x07 \x01(\x0b\x32\x12.pollen.swarm.Lora\"\x87\x01\n\x0f\x46orwardResponse\x12$\n\x06hidden\x18\x01 \x01(\x0b\x32\x14.pollen.swarm.Tensor\x12&\n\x07receipt\x18\x02 \x01(\x0b\x32\x15.pollen.swarm.Receipt\x12&\n\x08sketches\x18\x03 \x01(\x0b\x32\x14.pollen.swarm.Tensor\"\xdb\x01\n\x0f\x42\x61\x63kwardRequest\x12\x12\n\nsession_id\x18\x01 \x01(\x0c\x12\r\n\x05start\x18\x02 \x01(\r\x12\x0b\n\x03\x65nd\x18\x03 \x01(\r\x12$\n\x06hidden\x18\x04 \x01(\x0b\x32\x14.pollen.swarm.Tensor\x12)\n\x0bgrad_output\x18\x05 \x01(\x0b\x32\x14.pollen.swarm.Tensor\x12%\n\x07prompts\x18\x06 \x01(\x0b\x32\x14.pollen.swarm.Tensor\x12 \n\x04lora\x18\x07 \x01(\x0b\x32\x12.pollen.swarm.Lora\"\xdf\x01\n\x10\x42\x61\x63kwardResponse\x12(\n\ngrad_input\x18\x01 \x01(\x0b\x32\x14.pollen.swarm.Tensor\x12&\n\x07receipt\x18\x02 \x01(\x0b\x32\x15.pollen.swarm.Receipt\x12&\n\x08sketches\x18\x03 \x01(\x0b\x32\x14.pollen.swarm.Tensor\x12*\n\x0cgrad_prompts\x18\x04 \x01(\x0b\x32\x14.pollen.swarm.Tensor\x12%\n\tgrad_lora\x18\x05 \x01(\x0b\x32\x12.pollen.swarm.Lora\"~\n\x0bSessionOpen\x12\x12\n\nsession_id\x18\x01 \x01(\x0c\x12\r\n\x05start\x18\x02 \x01(\r\x12\x0b\n\x03\x65nd\x18\x03 \x01(\r\x12\x12\n\nmax_length\x18\x04 \x01(\r\x12\x12\n\nbatch_size\x18\x05 \x01(\r\x12\x17\n\x0f\x63ompress_output\x18\x06 \x01(\x08\"\x96\x01\n\x10InferenceRequest\x12\'\n\x04open\x18\x01 \x01(\x0b\x32\x19.pollen.swarm.SessionOpen\x12$\n\x06hidden\x18\x02 \x01(\x0b\x32\x14.pollen.swarm.Tensor\x12\x0c\n\x04step\x18\x03 \x01(\x04\x12%\n\x07prompts\x18\x04 \x01(\x0b\x32\x14.pollen.swarm.Tensor\"\x89\x01\n\x11InferenceResponse\x12$\n\x06hidden\x18\x01 \x01(\x0b\x32\x14.pollen.swarm.Tensor\x12&\n\x07receipt\x18\x02 \x01(\x0b\x32\x15.pollen.swarm.Receipt\x12&\n\x08sketches\x18\x03 \x01(\x0b\x32\x14.pollen.swarm.Tensor*+\n\x0b\x43ompression\x12\x08\n\x04NONE\x10\x00\x12\x12\n\x0e\x42LOCKWISE_8BIT\x10\x01\x32\xb1\x02\n\x0b\x42lockServer\x12=\n\x04Info\x12\x19.pollen.swarm.InfoRequest\x1a\x1a.pollen.swarm.InfoResponse\x12\x46\n\x07\x46orward\x12\x1c.pollen.swarm.ForwardRequest\x1a\x1d.pollen.swarm.ForwardResponse\x12I\n\x08\x42\x61\x63kward\x12\x1d.pollen.swarm.BackwardRequest\x1a\x1e.pollen.swarm.BackwardResponse\x12P\n\tInference\x12\x1e.pollen.swarm.InferenceRequest\x1a\x1f.pollen.swarm.InferenceResponse(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'pollen.proto.swarm_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_COMPRESSION']._serialized_start=1924
-  _globals['_COMPRESSION']._serialized_end=1967
+  _globals['_COMPRESSION']._serialized_start=2207
+  _globals['_COMPRESSION']._serialized_end=2250
   _globals['_TENSOR']._serialized_start=43
   _globals['_TENSOR']._serialized_end=179
   _globals['_RECEIPT']._serialized_start=182
   _globals['_RECEIPT']._serialized_end=430
-  _globals['_INFOREQUEST']._serialized_start=432
-  _globals['_INFOREQUEST']._serialized_end=445
-  _globals['_INFORESPONSE']._serialized_start=448
-  _globals['_INFORESPONSE']._serialized_end=819
-  _globals['_FORWARDREQUEST']._serialized_start=822
-  _globals['_FORWARDREQUEST']._serialized_end=988
-  _globals['_FORWARDRESPONSE']._serialized_start=991
-  _globals['_FORWARDRESPONSE']._serialized_end=1126
-  _globals['_BACKWARDREQUEST']._serialized_start=1129
-  _globals['_BACKWARDREQUEST']._serialized_end=1314
-  _globals['_BACKWARDRESPONSE']._serialized_start=1317
-  _globals['_BACKWARDRESPONSE']._serialized_end=1501
-  _globals['_SESSIONOPEN']._serialized_start=1503
-  _globals['_SESSIONOPEN']._serialized_end=1629
-  _globals['_INFERENCEREQUEST']._serialized_start=1632
-  _globals['_INFERENCEREQUEST']._serialized_end=1782
-  _globals['_INFERENCERESPONSE']._serialized_start=1785
-  _globals['_INFERENCERESPONSE']._serialized_end=1922
-  _globals['_BLOCKSERVER']._serialized_start=1970
-  _globals['_BLOCKSERVER']._serialized_end=2275
+  _globals['_LORATARGET']._serialized_start=432
+  _globals['_LORATARGET']._serialized_end=526
+  _globals['_LORA']._serialized_start=528
+  _globals['_LORA']._serialized_end=606
+  _globals['_INFOREQUEST']._serialized_start=608
+  _globals['_INFOREQUEST']._serialized_end=621
+  _globals['_INFORESPONSE']._serialized_start=624
+  _globals['_INFORESPONSE']._serialized_end=995
+  _globals['_FORWARDREQUEST']._serialized_start=998
+  _globals['_FORWARDREQUEST']._serialized_end=1198
+  _globals['_FORWARDRESPONSE']._serialized_start=1201
+  _globals['_FORWARDRESPONSE']._serialized_end=1336
+  _globals['_BACKWARDREQUEST']._serialized_start=1339
+  _globals['_BACKWARDREQUEST']._serialized_end=1558
+  _globals['_BACKWARDRESPONSE']._serialized_start=1561
+  _globals['_BACKWARDRESPONSE']._serialized_end=1784
+  _globals['_SESSIONOPEN']._serialized_start=1786
+  _globals['_SESSIONOPEN']._serialized_end=1912
+  _globals['_INFERENCEREQUEST']._serialized_start=1915
+  _globals['_INFERENCEREQUEST']._serialized_end=2065
+  _globals['_INFERENCERESPONSE']._serialized_start=2068
+  _globals['_INFERENCERESPONSE']._serialized_end=2205
+  _globals['_BLOCKSERVER']._serialized_start=2253
+  _globals['_BLOCKSERVER']._serialized_end=2558
 # @@protoc_insertion_point(module_scope)

@@ -60,6 +60,26 @@ class Receipt(_message.Message):
     blocks_root: bytes
     def __init__(self, server: _Optional[str] = ..., version_id: _Optional[str] = ..., first_block: _Optional[int] = ..., last_block: _Optional[int] = ..., session_id: _Optional[bytes] = ..., step: _Optional[int] = ..., input_hash: _Optional[bytes] = ..., output_hash: _Optional[bytes] = ..., issued_at: _Optional[int] = ..., signature: _Optional[bytes] = ..., term: _Optional[int] = ..., kind: _Optional[int] = ..., blocks_root: _Optional[bytes] = ...) -> None: ...
 
+class LoraTarget(_message.Message):
+    __slots__ = ("module", "a", "b")
+    MODULE_FIELD_NUMBER: _ClassVar[int]
+    A_FIELD_NUMBER: _ClassVar[int]
+    B_FIELD_NUMBER: _ClassVar[int]
+    module: str
+    a: Tensor
+    b: Tensor
+    def __init__(self, module: _Optional[str] = ..., a: _Optional[_Union[Tensor, _Mapping]] = ..., b: _Optional[_Union[Tensor, _Mapping]] = ...) -> None: ...
+
+class Lora(_message.Message):
+    __slots__ = ("rank", "alpha", "targets")
+    RANK_FIELD_NUMBER: _ClassVar[int]
+    ALPHA_FIELD_NUMBER: _ClassVar[int]
+    TARGETS_FIELD_NUMBER: _ClassVar[int]
+    rank: int
+    alpha: float
+    targets: _containers.RepeatedCompositeFieldContainer[LoraTarget]
+    def __init__(self, rank: _Optional[int] = ..., alpha: _Optional[float] = ..., targets: _Optional[_Iterable[_Union[LoraTarget, _Mapping]]] = ...) -> None: ...
+
 class InfoRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
@@ -107,20 +127,22 @@ class InfoResponse(_message.Message):
     def __init__(self, model: _Optional[str] = ..., family: _Optional[str] = ..., num_blocks: _Optional[int] = ..., start: _Optional[int] = ..., end: _Optional[int] = ..., dtype: _Optional[str] = ..., quantization: _Optional[str] = ..., throughput: _Optional[float] = ..., free_cache_tokens: _Optional[int] = ..., active_sessions: _Optional[int] = ..., load: _Optional[float] = ..., hidden_size: _Optional[int] = ..., operator: _Optional[str] = ..., signer: _Optional[str] = ..., version_id: _Optional[str] = ..., max_length: _Optional[int] = ..., chain_id: _Optional[int] = ..., court: _Optional[str] = ..., max_message_bytes: _Optional[int] = ...) -> None: ...
 
 class ForwardRequest(_message.Message):
-    __slots__ = ("session_id", "start", "end", "hidden", "compress_output", "prompts")
+    __slots__ = ("session_id", "start", "end", "hidden", "compress_output", "prompts", "lora")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     START_FIELD_NUMBER: _ClassVar[int]
     END_FIELD_NUMBER: _ClassVar[int]
     HIDDEN_FIELD_NUMBER: _ClassVar[int]
     COMPRESS_OUTPUT_FIELD_NUMBER: _ClassVar[int]
     PROMPTS_FIELD_NUMBER: _ClassVar[int]
+    LORA_FIELD_NUMBER: _ClassVar[int]
     session_id: bytes
     start: int
     end: int
     hidden: Tensor
     compress_output: bool
     prompts: Tensor
-    def __init__(self, session_id: _Optional[bytes] = ..., start: _Optional[int] = ..., end: _Optional[int] = ..., hidden: _Optional[_Union[Tensor, _Mapping]] = ..., compress_output: _Optional[bool] = ..., prompts: _Optional[_Union[Tensor, _Mapping]] = ...) -> None: ...
+    lora: Lora
+    def __init__(self, session_id: _Optional[bytes] = ..., start: _Optional[int] = ..., end: _Optional[int] = ..., hidden: _Optional[_Union[Tensor, _Mapping]] = ..., compress_output: _Optional[bool] = ..., prompts: _Optional[_Union[Tensor, _Mapping]] = ..., lora: _Optional[_Union[Lora, _Mapping]] = ...) -> None: ...
 
 class ForwardResponse(_message.Message):
     __slots__ = ("hidden", "receipt", "sketches")
@@ -133,32 +155,36 @@ class ForwardResponse(_message.Message):
     def __init__(self, hidden: _Optional[_Union[Tensor, _Mapping]] = ..., receipt: _Optional[_Union[Receipt, _Mapping]] = ..., sketches: _Optional[_Union[Tensor, _Mapping]] = ...) -> None: ...
 
 class BackwardRequest(_message.Message):
-    __slots__ = ("session_id", "start", "end", "hidden", "grad_output", "prompts")
+    __slots__ = ("session_id", "start", "end", "hidden", "grad_output", "prompts", "lora")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     START_FIELD_NUMBER: _ClassVar[int]
     END_FIELD_NUMBER: _ClassVar[int]
     HIDDEN_FIELD_NUMBER: _ClassVar[int]
     GRAD_OUTPUT_FIELD_NUMBER: _ClassVar[int]
     PROMPTS_FIELD_NUMBER: _ClassVar[int]
+    LORA_FIELD_NUMBER: _ClassVar[int]
     session_id: bytes
     start: int
     end: int
     hidden: Tensor
     grad_output: Tensor
     prompts: Tensor
-    def __init__(self, session_id: _Optional[bytes] = ..., start: _Optional[int] = ..., end: _Optional[int] = ..., hidden: _Optional[_Union[Tensor, _Mapping]] = ..., grad_output: _Optional[_Union[Tensor, _Mapping]] = ..., prompts: _Optional[_Union[Tensor, _Mapping]] = ...) -> None: ...
+    lora: Lora
+    def __init__(self, session_id: _Optional[bytes] = ..., start: _Optional[int] = ..., end: _Optional[int] = ..., hidden: _Optional[_Union[Tensor, _Mapping]] = ..., grad_output: _Optional[_Union[Tensor, _Mapping]] = ..., prompts: _Optional[_Union[Tensor, _Mapping]] = ..., lora: _Optional[_Union[Lora, _Mapping]] = ...) -> None: ...
 
 class BackwardResponse(_message.Message):
-    __slots__ = ("grad_input", "receipt", "sketches", "grad_prompts")
+    __slots__ = ("grad_input", "receipt", "sketches", "grad_prompts", "grad_lora")
     GRAD_INPUT_FIELD_NUMBER: _ClassVar[int]
     RECEIPT_FIELD_NUMBER: _ClassVar[int]
     SKETCHES_FIELD_NUMBER: _ClassVar[int]
     GRAD_PROMPTS_FIELD_NUMBER: _ClassVar[int]
+    GRAD_LORA_FIELD_NUMBER: _ClassVar[int]
     grad_input: Tensor
     receipt: Receipt
     sketches: Tensor
     grad_prompts: Tensor
-    def __init__(self, grad_input: _Optional[_Union[Tensor, _Mapping]] = ..., receipt: _Optional[_Union[Receipt, _Mapping]] = ..., sketches: _Optional[_Union[Tensor, _Mapping]] = ..., grad_prompts: _Optional[_Union[Tensor, _Mapping]] = ...) -> None: ...
+    grad_lora: Lora
+    def __init__(self, grad_input: _Optional[_Union[Tensor, _Mapping]] = ..., receipt: _Optional[_Union[Receipt, _Mapping]] = ..., sketches: _Optional[_Union[Tensor, _Mapping]] = ..., grad_prompts: _Optional[_Union[Tensor, _Mapping]] = ..., grad_lora: _Optional[_Union[Lora, _Mapping]] = ...) -> None: ...
 
 class SessionOpen(_message.Message):
     __slots__ = ("session_id", "start", "end", "max_length", "batch_size", "compress_output")

@@ -212,7 +212,7 @@ def test_bad_adapters_and_options_raise_clear_errors(tiny_llama, tmp_path):
     with pytest.raises(TuningError, match="needs the model's tokenizer"):
         _offline(tiny_llama, tuning_mode="ptune", pre_seq_len=2, prompt_init_text="hello")
     with pytest.raises(TuningError, match="not supported"):
-        _offline(tiny_llama, tuning_mode="lora")
+        _offline(tiny_llama, tuning_mode="prefix")
     with pytest.raises(TuningError, match="not a saved adapter"):
         _offline(tiny_llama, adapter=tmp_path / "nope")
     with pytest.raises(TuningError, match="left padding"):
