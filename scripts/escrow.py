@@ -24,6 +24,11 @@ from scripts._pollen import deployment_option, deployment_path, ether, load_cont
 escrow_option = click.option("--escrow", "escrow_address", help="PaymentEscrow address (default: from the deployment file)")
 
 
+def _with_account(f):
+    """account, deployment and escrow options (every command that sends a transaction)."""
+    return account_option()(deployment_option(escrow_option(f)))
+
+
 def _file(network, deployment) -> Path:
     return Path(deployment) if deployment else deployment_path(network)
 
@@ -81,9 +86,7 @@ def deploy(network, account, deployment, fee_bps, reclaim_delay, save):
 
 
 @cli.command(cls=ConnectedProviderCommand)
-@account_option()
-@deployment_option
-@escrow_option
+@_with_account
 @click.argument("amount")
 def deposit(network, account, deployment, escrow_address, amount):
     """Deposit AMOUNT (ether) to pay servers with vouchers."""
@@ -93,9 +96,7 @@ def deposit(network, account, deployment, escrow_address, amount):
 
 
 @cli.command("announce-withdraw", cls=ConnectedProviderCommand)
-@account_option()
-@deployment_option
-@escrow_option
+@_with_account
 @click.argument("amount")
 def announce_withdraw(network, account, deployment, escrow_address, amount):
     """Announce a reclaim of AMOUNT; servers may still redeem until the delay passes."""
@@ -105,9 +106,7 @@ def announce_withdraw(network, account, deployment, escrow_address, amount):
 
 
 @cli.command(cls=ConnectedProviderCommand)
-@account_option()
-@deployment_option
-@escrow_option
+@_with_account
 def withdraw(network, account, deployment, escrow_address):
     """Take the announced reclaim (what is left of it after redemptions)."""
     escrow = _escrow(network, deployment, escrow_address)
@@ -118,9 +117,7 @@ def withdraw(network, account, deployment, escrow_address):
 
 
 @cli.command(cls=ConnectedProviderCommand)
-@account_option()
-@deployment_option
-@escrow_option
+@_with_account
 @click.argument("price", required=False, type=int)
 @click.option("--credit-limit", default="0", help="ether a client may owe before being cut off")
 def price(network, account, deployment, escrow_address, price, credit_limit):
@@ -134,9 +131,7 @@ def price(network, account, deployment, escrow_address, price, credit_limit):
 
 
 @cli.command(cls=ConnectedProviderCommand)
-@account_option()
-@deployment_option
-@escrow_option
+@_with_account
 @click.argument("vouchers", type=click.Path(exists=True, dir_okay=False))
 @click.option("--max-fee-bps", type=int, help="refuse a fee above this (default: the current fee)")
 def redeem(network, account, deployment, escrow_address, vouchers, max_fee_bps):
@@ -159,9 +154,7 @@ def redeem(network, account, deployment, escrow_address, vouchers, max_fee_bps):
 
 
 @cli.command(cls=ConnectedProviderCommand)
-@account_option()
-@deployment_option
-@escrow_option
+@_with_account
 @click.option("--withdraw", "take", is_flag=True, help="withdraw all earnings")
 @click.option("--spend", help="move this much of the earnings into the deposit")
 def earnings(network, account, deployment, escrow_address, take, spend):

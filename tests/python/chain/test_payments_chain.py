@@ -147,3 +147,43 @@ def test_batch_of_clients_then_spend_and_withdraw(pay, keys):
     with pytest.raises(ContractReverted, match="PaymentEscrow_NothingToWithdraw"):
         server.withdraw()
     balance_invariant(server)
+
+
+def test_escrow_script(roles, deployment, signers, keys, tmp_path, servers):  # servers: version 1 exists
+    """`ape run escrow`: deploy and save, a client deposits, a server prices and redeems its
+    voucher book file, the client's early withdraw is refused by name."""
+    import json
+
+    from test_ape_scripts import ape_run
+
+    dep = tmp_path / "deployment.json"
+    deployment.save(dep)
+    rpc = deployment.rpc
+
+    def run(*args, account):
+        res = ape_run("escrow", *args, "--account", account, "--deployment", str(dep), network=rpc)
+        return res.returncode, res.stdout + res.stderr
+
+    code, out = run("deploy", "--save", account="TEST::0")
+    assert code == 0, out
+    address = json.loads(dep.read_text())["contracts"]["PaymentEscrow"]
+    op3 = roles["op3"]
+    op3.stake(2 * ETHER)
+    op3.register(signers[2].address, "grpc://127.0.0.1:31402", 1, 0, 8, 50)
+    code, out = run("price", "7", "--credit-limit", "0.01", account="TEST::3")
+    assert code == 0 and "price 7 wei/block-token" in out, out
+    code, out = run("deposit", "0.5", account="TEST::8")
+    assert code == 0 and "deposit 0.5" in out, out
+    server = Escrow(op3, address)
+    client = Account.from_key(keys[8]).address
+    book = VoucherBook(op3.address, server.domain(), server.reader(), tmp_path / "book.json")
+    book.accept(sign_voucher(Voucher(client, op3.address, 10**17, b"\x00" * 32), server.domain(), keys[8]))
+    code, out = run("redeem", str(tmp_path / "book.json"), account="TEST::3")
+    assert code == 0 and "redeemed 1 vouchers: 0.1 gross, 0.001 fee" in out, out
+    assert server.earned(op3.address) == 10**17 - 10**15
+    code, out = run("redeem", str(tmp_path / "book.json"), account="TEST::3")
+    assert code != 0 and "nothing in" in out
+    code, out = run("announce-withdraw", "0.4", account="TEST::8")
+    assert code == 0, out
+    code, out = run("withdraw", account="TEST::8")
+    assert code != 0 and "PaymentEscrow_ReclaimLocked" in out
