@@ -14,6 +14,7 @@ LAZY_COMMANDS = {
     "prepare-smollm2": "pollen.model.cli:prepare_smollm2",
     "node": "node.daemon_cli:node",
     "hunt": "client.hunt:hunt_command",
+    "health": "client.health:health",
     "publish": "pollen.publish_cli:publish",
     "ui": "pollen.ui:main",
 }
