@@ -9,6 +9,7 @@ Backward recomputes its span's forward. Each repetition times one step of each, 
     .venv/bin/python benchmarks/training.py                 # SmolLM2-135M, batch 8 x 32 tokens
     .venv/bin/python benchmarks/training.py --quick         # fewer repetitions
     .venv/bin/python benchmarks/training.py --out benchmarks/results/training.md
+    .venv/bin/python benchmarks/training.py --lora          # client LoRA (r=8, q/v) vs no LoRA, bytes/request
 """
 
 from __future__ import annotations
@@ -64,12 +65,45 @@ class LocalStep:
         return loss.item()
 
 
+class LocalLoraStep(LocalStep):
+    """One process: embeddings -> all blocks with the same LoRA leaves -> head -> loss -> backward."""
+
+    def __init__(self, s: Setup, lora):
+        super().__init__(s, torch.zeros(0))
+        self.lora = lora.map(lambda t: torch.nn.Parameter(t.clone()))
+
+    def __call__(self, ids: torch.Tensor) -> float:
+        from client.tuning import causal_lm_loss
+
+        for t in self.lora.tensors():
+            t.grad = None
+        loss = causal_lm_loss(self.parts.head(self.span(self.parts.embed(ids), lora=self.lora)), ids)
+        loss.backward()
+        return loss.item()
+
+
+class EmbedsStep:
+    """Swarm, nothing tuned: the gradient of the loss w.r.t. the input embeddings (same tokens,
+    same remote work as the LoRA step minus the LoRA)."""
+
+    def __init__(self, model):
+        self.model = model
+        model.parts.requires_grad_(False)
+
+    def __call__(self, ids: torch.Tensor) -> float:
+        h = self.model.parts.embed(ids).detach().requires_grad_(True)
+        loss = self.model(inputs_embeds=h, labels=ids).loss
+        loss.backward()
+        return loss.item()
+
+
 class SwarmStep:
     def __init__(self, model):
         self.model = model
 
     def __call__(self, ids: torch.Tensor) -> float:
-        self.model.prompts.weight.grad = None
+        for p in self.model.trainable_parameters():
+            p.grad = None
         loss = self.model(ids, labels=ids).loss
         loss.backward()
         return loss.item()
@@ -104,8 +138,53 @@ def measure(s: Setup, peers: list[str]) -> dict[str, list[float]]:
         model.close()
 
 
-def table(s: Setup, times: dict[str, list[float]]) -> str:
-    tokens = s.batch * (s.seq + s.pre_seq_len)
+def measure_lora(s: Setup, peers: list[str]) -> tuple[dict[str, list[float]], str]:
+    """Interleaved: local LoRA, swarm without LoRA (input-embedding gradient), swarm with LoRA; + bytes table."""
+    from client import AutoDistributedModelForCausalLM
+
+    torch.set_num_threads(s.threads)
+    kw = dict(initial_peers=peers)
+    plain = AutoDistributedModelForCausalLM.from_pretrained(s.model, **kw)
+    tuned = AutoDistributedModelForCausalLM.from_pretrained(s.model, tuning_mode="lora", lora_rank=8, **kw)
+    try:
+        with torch.no_grad():  # B != 0 so the swarm's LoRA gradients are not trivially zero
+            for b in tuned.lora.b:
+                b.normal_(0, 0.01, generator=torch.Generator().manual_seed(1))
+        steps = {"local LoRA (1 process)": LocalLoraStep(s, tuned.lora.layout()),
+                 "swarm, no LoRA (grad to inputs)": EmbedsStep(plain), "swarm, LoRA r=8 q/v": SwarmStep(tuned)}
+        ids = torch.randint(0, int(tuned.config.vocab_size), (s.batch, s.seq), generator=torch.Generator().manual_seed(0))
+        times, losses = {k: [] for k in steps}, {}
+        for rep in range(s.warmup + s.reps):
+            for name, step in steps.items():
+                dt, losses[name] = timed(step, ids)
+                if rep >= s.warmup:
+                    times[name].append(dt)
+        a, _, b = losses.values()
+        assert abs(a - b) < 1e-3 * max(1.0, abs(a)), f"local LoRA loss {a} != swarm LoRA loss {b}"
+        return times, bytes_table(s, tuned)
+    finally:
+        plain.close()
+        tuned.close()
+
+
+def bytes_table(s: Setup, model) -> str:
+    """Protobuf bytes per request of each hop: hidden states vs the LoRA weights it carries."""
+    from pollen import wire
+    from pollen.model import lora as lora_mod
+
+    hidden = wire.encode(torch.zeros(s.batch, s.seq, int(model.config.hidden_size))).ByteSize()
+    lora, n = model.lora.layout(), model.lora.a[0].shape[0]
+    rows = ["| hop | hidden states (bytes) | LoRA weights (bytes) | Forward request | Backward request | "
+            "Backward response |", "|---|---:|---:|---:|---:|---:|"]
+    for lo, hi in ((0, n // 2), (n // 2, n)):
+        w = lora_mod.to_proto(lora.slice(lo, hi)).ByteSize()
+        rows.append(f"| blocks [{lo}, {hi}) | {hidden} | {w} | {hidden + w} (+{w / hidden:.0%}) | "
+                    f"{2 * hidden + w} (+{w / (2 * hidden):.0%}) | {hidden + w} (+{w / hidden:.0%}) |")
+    return "\n".join(rows)
+
+
+def table(s: Setup, times: dict[str, list[float]], prompt_tokens: bool = True) -> str:
+    tokens = s.batch * (s.seq + (s.pre_seq_len if prompt_tokens else 0))
     local = statistics.median(next(iter(times.values())))
     rows = ["| configuration | step (median s) | tokens/s | vs local |", "|---|---:|---:|---:|"]
     for name, ts in times.items():
@@ -129,6 +208,18 @@ def report(s: Setup, times, argv) -> str:
     return f"{head}\n\n{table(s, times)}\n\n{why}\n\nReproduce:\n\n{cmd.rstrip()}\n"
 
 
+def lora_report(s: Setup, times, nbytes: str, argv) -> str:
+    head = (f"Training step with client-owned LoRA (rank 8, alpha 16, q_proj + v_proj of every block) vs "
+            f"no LoRA, {s.model.name}, batch {s.batch} x {s.seq} tokens, fp32, {s.reps} repetitions (medians), "
+            f"{os.cpu_count()} CPU cores; servers 1 torch thread each. The no-LoRA swarm row runs the same "
+            f"Forward + Backward for the gradient w.r.t. the input embeddings. Load average at the end "
+            f"{os.getloadavg()[0]:.1f}.")
+    cmd = "    .venv/bin/python benchmarks/training.py " + " ".join(argv)
+    return (f"{head}\n\n{table(s, times, prompt_tokens=False)}\n\nBytes per request (protobuf, fp32, no "
+            f"compression; LoRA weights go with every Forward and Backward, their gradients come back with "
+            f"every Backward):\n\n{nbytes}\n\nReproduce:\n\n{cmd.rstrip()}\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", type=Path, default=ROOT / ".cache" / "models" / "smollm2-135m")
@@ -138,6 +229,7 @@ def main() -> None:
                     help="torch threads here (2 on a busy 2-core box made the local step 10x slower)")
     ap.add_argument("--quick", action="store_true", help="3 repetitions")
     ap.add_argument("--out", type=Path, help="also write the report (markdown) here")
+    ap.add_argument("--lora", action="store_true", help="client LoRA (r=8 on q_proj, v_proj) vs none, bytes/request")
     a = ap.parse_args()
     if not (a.model / "config.json").is_file():
         sys.exit(f"{a.model} has no checkpoint: run `make prepare-smollm2` first")
@@ -149,7 +241,9 @@ def main() -> None:
     s = Setup(a.model, a.batch, a.seq, reps=3 if a.quick else Setup.reps, threads=a.threads)
     servers = procs.start(a.model, [(0, n // 2), (n // 2, n)])
     try:
-        text = report(s, measure(s, [x.address for x in servers]), sys.argv[1:])
+        peers = [x.address for x in servers]
+        text = lora_report(s, *measure_lora(s, peers), sys.argv[1:]) if a.lora else \
+            report(s, measure(s, peers), sys.argv[1:])
     finally:
         procs.stop_all(servers)
     print(text)

@@ -16,6 +16,8 @@ Fine-tuning (client-owned parameters, frozen remote blocks; see client/tuning.py
 `tuning_mode="deep_ptune", pre_seq_len=N` adds one trainable prompt per remote block;
 `tuning_mode="lora", lora_rank=8, lora_alpha=16, lora_targets=("q_proj", "v_proj")` trains
 client-owned LoRA weights of every remote block through the servers' Backward.
+`active_adapter=CID` names a published LoRA (pollen.adapters) that the servers have loaded:
+they apply it to every request and session of this model (several adapters per server).
 """
 
 from __future__ import annotations
@@ -67,7 +69,8 @@ class DistributedModelForCausalLM(nn.Module):
                         max_clock_skew_s: float = 60.0, terms=None, version_id: int | None = None,
                         tuning_mode: str | None = None, pre_seq_len: int = 0, adapter: str | Path | None = None,
                         num_labels: int | None = None, prompt_init_text: str | None = None,
-                        lora_rank: int = 8, lora_alpha: float = 16.0, lora_targets=("q_proj", "v_proj")):
+                        lora_rank: int = 8, lora_alpha: float = 16.0, lora_targets=("q_proj", "v_proj"),
+                        active_adapter: str = ""):
         """`terms` (client.verify.TermBook over the registry) makes every accepted receipt one
         the court accepts; without it the servers' own Info is trusted (local dev swarms).
         `tuning_mode="ptune", pre_seq_len=N`: N trainable prompt embeddings; `adapter`: a dir
@@ -89,7 +92,19 @@ class DistributedModelForCausalLM(nn.Module):
         model.generation_config = load_generation_config(model_path, config)
         if adapter is not None:
             model.load_adapter(adapter)
+        model.active_adapter = active_adapter
         return model
+
+    @property
+    def active_adapter(self) -> str:
+        """CID of the published LoRA the servers apply ("" = none)."""
+        return self.runner.adapter
+
+    @active_adapter.setter
+    def active_adapter(self, cid: str) -> None:
+        if cid and self.lora is not None:
+            raise TuningError("a published adapter cannot be combined with client-owned LoRA (tuning_mode='lora')")
+        self.runner.adapter = cid or ""
 
     # ---- HF-like API -----------------------------------------------------------------------
     def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
@@ -108,9 +123,10 @@ class DistributedModelForCausalLM(nn.Module):
             raise TuningError("inference sessions / generate() with client-owned LoRA are not built: inference "
                               "streams carry no LoRA weights; use model(ids).logits (Forward) instead")
         if self.prompts is None:
-            return InferenceSession(self.swarm, self.verifier, max_length, batch_size, self.compress)
+            return InferenceSession(self.swarm, self.verifier, max_length, batch_size, self.compress,
+                                    adapter=self.active_adapter)
         return PromptedSession(self.prompts, self.swarm, self.verifier, max_length + self.prompts.length,
-                               batch_size, self.compress, deep=self.deep_prompts)
+                               batch_size, self.compress, deep=self.deep_prompts, adapter=self.active_adapter)
 
     @torch.no_grad()
     def generate(self, input_ids: torch.Tensor, generation_config=None, **kwargs) -> torch.Tensor:

@@ -22,8 +22,8 @@ from client.verify import Expected, ReceiptRecord, ReceiptVerifier, check_output
 from pollen import wire
 from pollen.proto import swarm_pb2 as pb
 from pollen.model import lora as lora_mod
-from pollen.receipts import (KIND_BACKWARD, KIND_FORWARD, ZERO_HASH, chain_input_hash, fold_grads, fold_lora,
-                             fold_lora_grads, fold_prompts, hash_tensor)
+from pollen.receipts import (KIND_BACKWARD, KIND_FORWARD, ZERO_HASH, chain_input_hash, fold_adapter, fold_grads,
+                             fold_lora, fold_lora_grads, fold_prompts, hash_tensor)
 from pollen.routing import Hop
 
 
@@ -35,6 +35,7 @@ class RemoteRunner:
         self.swarm, self.verifier, self.compress = swarm, verifier, compress
         self.max_failures, self.timeout = max_failures, timeout
         self.receipts: list[ReceiptRecord] = []
+        self.adapter = ""  # CID of a published LoRA the servers apply to every request ("" = none)
 
     def with_failover(self, fn, start: int, end: int):
         """The one retry helper: fn(hops) on a fresh route, excluding failed servers, with backoff."""
@@ -71,11 +72,11 @@ class RemoteRunner:
         sid = os.urandom(32)
         req = pb.ForwardRequest(session_id=sid, start=hop.start, end=hop.end,
                                 hidden=wire.encode(x, self.compress), compress_output=self.compress)
-        _attach(req, prompts, lora)
+        _attach(req, prompts, lora, self.adapter)
         resp = self.swarm.connection(hop.address).call("Forward", req, self.timeout)
         y = _decode(hop.address, resp.hidden, x.shape)
         input_hash = chain_input_hash(ZERO_HASH, hash_tensor(wire.roundtrip(x, self.compress)))
-        input_hash = fold_lora(fold_prompts(input_hash, prompts), lora)
+        input_hash = fold_adapter(fold_lora(fold_prompts(input_hash, prompts), lora), self.adapter)
         self._verified(hop, resp, self._expect(hop, sid, input_hash, KIND_FORWARD), y, not self.compress)
         return y
 
@@ -92,7 +93,7 @@ class RemoteRunner:
         sid = os.urandom(32)
         req = pb.BackwardRequest(session_id=sid, start=hop.start, end=hop.end,
                                  hidden=wire.encode(x), grad_output=wire.encode(grad))
-        _attach(req, prompts, lora)
+        _attach(req, prompts, lora, self.adapter)
         resp = self.swarm.connection(hop.address).call("Backward", req, self.timeout)
         g = _decode(hop.address, resp.grad_input, x.shape)
         gp = None
@@ -102,7 +103,8 @@ class RemoteRunner:
             gp = _decode(hop.address, resp.grad_prompts, prompts.shape)
         gl = None if lora is None else _decode_lora_grads(hop.address, resp, lora)
         input_hash = chain_input_hash(chain_input_hash(ZERO_HASH, hash_tensor(x)), hash_tensor(grad))
-        expected = self._expect(hop, sid, fold_lora(fold_prompts(input_hash, prompts), lora), KIND_BACKWARD)
+        input_hash = fold_adapter(fold_lora(fold_prompts(input_hash, prompts), lora), self.adapter)
+        expected = self._expect(hop, sid, input_hash, KIND_BACKWARD)
         output_hash = fold_lora_grads(fold_grads(hash_tensor(g), gp), gl)
         self._verified(hop, resp, expected, g, exact=False, output_hash=output_hash)
         if gp is not None and not wire.all_finite(gp):
@@ -205,7 +207,8 @@ def _on_wire(value, dtype: torch.dtype):
     return value.detach().to(dtype).contiguous()
 
 
-def _attach(req, prompts: torch.Tensor | None, lora: lora_mod.Lora | None) -> None:
+def _attach(req, prompts: torch.Tensor | None, lora: lora_mod.Lora | None, adapter: str = "") -> None:
+    req.adapter = adapter
     if prompts is not None:
         req.prompts.CopyFrom(wire.encode(prompts))
     if lora is not None:

@@ -6,7 +6,8 @@ replacement(s) as one step, so the continuation is the same as without the failu
 
 Deep prompts (client.remote) go with the session's first step only: `step(hidden, prompts)` at
 position 0; each hop is sent its slice with its step 0, a failover's replay (step 0 of the
-replacement) sends it again.
+replacement) sends it again. A published adapter (`adapter=CID`, loaded by the servers) is named
+in every hop's SessionOpen and folded into step 0's inputHash (pollen.receipts.fold_adapter).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from client.verify import Expected, NonFiniteOutput, ReceiptRecord, ReceiptVerif
 from client.swarm import RemoteSwarm
 from pollen import wire
 from pollen.proto import swarm_pb2 as pb
-from pollen.receipts import KIND_INFERENCE, ZERO_HASH, chain_input_hash, fold_prompts
+from pollen.receipts import KIND_INFERENCE, ZERO_HASH, chain_input_hash, fold_adapter, fold_prompts
 from pollen.routing import Hop
 
 log = logging.getLogger("pollen.client")
@@ -47,8 +48,8 @@ class HopSession:
 class InferenceSession:
     def __init__(self, swarm: RemoteSwarm, verifier: ReceiptVerifier, max_length: int,
                  batch_size: int = 1, compress: bool = False, max_failures: int = 5,
-                 start: int = 0, end: int | None = None):
-        self.swarm, self.verifier = swarm, verifier
+                 start: int = 0, end: int | None = None, adapter: str = ""):
+        self.swarm, self.verifier, self.adapter = swarm, verifier, adapter
         self.max_length, self.batch_size, self.compress = max_length, batch_size, compress
         self.max_failures = max_failures
         self.start, self.end = start, swarm.num_blocks if end is None else end
@@ -121,7 +122,8 @@ class InferenceSession:
         if hs.step == 0:
             request.open.CopyFrom(pb.SessionOpen(
                 session_id=hs.session_id, start=hs.hop.start, end=hs.hop.end,
-                max_length=self.max_length, batch_size=self.batch_size, compress_output=self.compress))
+                max_length=self.max_length, batch_size=self.batch_size, compress_output=self.compress,
+                adapter=self.adapter))
             if hs.prompts is not None:
                 request.prompts.CopyFrom(wire.encode(hs.prompts))
         response = hs.stream.call(request)
@@ -134,6 +136,7 @@ class InferenceSession:
         sketches = decode_sketches(hs.hop.address, response.sketches, hs.hop.end - hs.hop.start, tuple(x.shape))
         input_hash = chain_input_hash(hs.input_hash, wire.message_hash(request.hidden))
         input_hash = fold_prompts(input_hash, hs.prompts if hs.step == 0 else None)
+        input_hash = fold_adapter(input_hash, self.adapter if hs.step == 0 else None)
         expected = Expected(hs.signer, hs.operator, hs.session_id, hs.step, hs.hop.start, hs.hop.end, input_hash,
                             KIND_INFERENCE)
         record = self.verifier.check(hs.hop.address, response.receipt, expected,

@@ -42,6 +42,11 @@ def _parse_blocks(ctx, param, value: str) -> tuple[int, int] | None:
               "default: a random dev key")
 @click.option("--operator", default="", help="operator address in receipts (default: signer)")
 @click.option("--version-id", default=0, show_default=True)
+@click.option("--adapter", "adapters", multiple=True,
+              help="CID of a published LoRA adapter to load (repeatable); clients name it per session")
+@click.option("--adapter-store", default="", help="content store for --adapter (IPFS URL or folder)")
+@click.option("--base-manifest", default="", help="manifest CID of the served version: adapters for "
+              "another base are refused")
 @click.option("--fault", default="", help="FAULT INJECTION for tests/demos: a cheat (node/faults.py), "
               "e.g. skip:27, noise:20:0.1, quant:int8; applied to --fault-rate of steps (default 1 with --fault)")
 @click.option("--fault-rate", default=None, type=float,
@@ -59,6 +64,7 @@ def serve(model_path, blocks, span_length, peers, max_message_mb, **kwargs):
         kwargs["signer_key"] = _signer_key(kwargs.pop("signer_key_file"))
         if blocks is None:
             blocks = _auto_blocks(model_path, span_length, peers)
+        kwargs["adapters"] = tuple(kwargs["adapters"])
         run(ServerConfig(model_path=model_path, start=blocks[0], end=blocks[1],
                          max_message_bytes=max_message_mb << 20, **kwargs))
     except PollenError as exc:  # NodeError, ModelError, ...

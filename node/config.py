@@ -33,6 +33,9 @@ class ServerConfig:
     operator: str = ""  # registered operator address in receipts; empty = signer address
     version_id: int = 0  # ModelVersionRegistry id of the served model version
     term: int = 0  # ServerRegistry term index receipts name (the daemon sets it after registering)
+    adapters: tuple[str, ...] = ()  # CIDs of published LoRA adapters to load at start (pollen.adapters)
+    adapter_store: str = ""  # content store they are fetched from (open_store spec; "" = default)
+    base_manifest: str = ""  # manifest CID of the served version, if known: adapters for another are refused
     # FAULT INJECTION (tests and the demo only; off by default): `fault` names a cheat
     # (node/faults.py: skip:B, swap:B, noise:B:S, steer:B:S, nan:B, quant:MODE, garble:S) applied
     # to a fraction `fault_rate` of steps, still signed; fault_rate > 0 with no `fault` = garble.

@@ -36,14 +36,15 @@ from node.faults import Fault, tamper_for
 from node.runtime import ComputeLoop, direct
 from node.signing import ReceiptSigner
 from pollen import judgment, wire
+from pollen.errors import PollenError
 from pollen.model import SpanCache, SpanModel, load_span
 from pollen.model.span import span_grads
 from pollen.model import lora as lora_mod
 from pollen.proto import swarm_pb2 as pb
 from pollen.proto import swarm_pb2_grpc as pb_grpc
 from pollen.receipts import (KIND_BACKWARD, KIND_FORWARD, KIND_INFERENCE, ZERO_HASH, Receipt, ReceiptDomain,
-                             chain_input_hash, fold_grads, fold_lora, fold_lora_grads, fold_prompts,
-                             hash_tensor)
+                             chain_input_hash, fold_adapter, fold_grads, fold_lora, fold_lora_grads,
+                             fold_prompts, hash_tensor)
 
 log = logging.getLogger("pollen.node")
 
@@ -59,6 +60,8 @@ class Session:
     cache: SpanCache
     nbytes: int
     context: grpc.ServicerContext
+    adapter: str = ""  # published LoRA named at open (CID), or ""
+    lora: lora_mod.Lora | None = None  # its weights for [first, last)
     step: int = 0
     input_hash: bytes = ZERO_HASH
     last_active: float = field(default_factory=time.monotonic)
@@ -113,6 +116,7 @@ class BlockServicer(pb_grpc.BlockServerServicer):
         widest = max((max(m.in_features, m.out_features) for m in span.blocks[0].modules()
                       if hasattr(m, "in_features")), default=self.hidden)
         self.lora_max_elements = len(span.blocks) * lora_mod.MAX_RANK * widest  # per LoRA tensor
+        self.adapters: dict[str, lora_mod.Lora] = {}  # published LoRA by CID, weights of the whole span
 
     def _trace(self, rpc: str, hidden: pb.Tensor, x: torch.Tensor, **fields) -> None:
         """Debug hook: one JSON line per request served, what this server saw of it."""
@@ -168,6 +172,20 @@ class BlockServicer(pb_grpc.BlockServerServicer):
             raise BadRequest(f"lora: {exc}") from exc
         return lora
 
+    def _named(self, cid: str, first: int, last: int) -> lora_mod.Lora | None:
+        """The weights of local blocks [first, last) of a loaded published adapter, or None for ""."""
+        if not cid:
+            return None
+        if cid not in self.adapters:
+            raise BadRequest(f"adapter {cid} is not loaded on this server (loaded: {sorted(self.adapters) or 'none'})")
+        return self.adapters[cid].slice(first, last)
+
+    def _request_lora(self, request, first: int, last: int):
+        """(client LoRA or None, published adapter weights or None) of a Forward / Backward."""
+        if request.HasField("lora") and request.adapter:
+            raise BadRequest("send either client `lora` weights or a published `adapter`, not both")
+        return self._lora(request, last - first), self._named(request.adapter, first, last)
+
     def _local_span(self, start: int, end: int) -> tuple[int, int]:
         s, e = self.cfg.start, self.cfg.end
         if not s <= start < end <= e:
@@ -208,11 +226,15 @@ class BlockServicer(pb_grpc.BlockServerServicer):
         with torch.no_grad():
             return self.span(x, cache, first, last, trace=trace, tamper=self._tamper(), prompts=prompts, lora=lora)
 
-    def _input_grad(self, x, g, first, last, trace, prompts=None, lora=None):
+    def _input_grad(self, x, g, first, last, trace, prompts=None, lora=None, frozen=None):
         """(dL/dx (B, T, C), dL/dprompts (blocks, B, P, C) or None, dL/dLoRA or None)
-        through one traced forward."""
+        through one traced forward; `frozen`: a published adapter's weights (no gradient)."""
         tamper = self._tamper()
-        run = functools.partial(self.span, trace=trace, tamper=tamper)
+        if frozen is None:
+            run = functools.partial(self.span, trace=trace, tamper=tamper)
+        else:
+            def run(*args, lora=None, **kw):
+                return self.span(*args, trace=trace, tamper=tamper, lora=frozen, **kw)
         return span_grads(run, x, g, first, last, prompts, lora)
 
     # ---- RPCs ----------------------------------------------------------------------------------
@@ -230,7 +252,7 @@ class BlockServicer(pb_grpc.BlockServerServicer):
             load=active / cfg.max_sessions, hidden_size=self.hidden,
             operator=cfg.operator or self.signer.address, signer=self.signer.address,
             version_id=str(cfg.version_id), max_length=cfg.max_length, chain_id=cfg.chain_id,
-            court=cfg.court, max_message_bytes=cfg.max_message_bytes)
+            court=cfg.court, max_message_bytes=cfg.max_message_bytes, adapters=sorted(self.adapters))
 
     @guarded
     def Forward(self, request, context):
@@ -245,14 +267,14 @@ class BlockServicer(pb_grpc.BlockServerServicer):
         session_id = self._session_id(request.session_id)
         x = self._hidden(request.hidden)
         prompts = self._prompts(request, x, last - first)
-        lora = self._lora(request, last - first)
+        lora, named = self._request_lora(request, first, last)
         self._trace("Forward", request.hidden, x, start=request.start, end=request.end)
         trace: list[torch.Tensor] = []
-        y = self._no_grad(x, None, first, last, trace, prompts, lora)
+        y = self._no_grad(x, None, first, last, trace, prompts, lora or named)
         msg = wire.encode(y, request.compress_output)
         sketches, root = self._traced(first, trace)
         input_hash = fold_prompts(chain_input_hash(ZERO_HASH, wire.message_hash(request.hidden)), prompts)
-        input_hash = fold_lora(input_hash, lora)
+        input_hash = fold_adapter(fold_lora(input_hash, lora), request.adapter)
         receipt = self._receipt(KIND_FORWARD, session_id, first, last, 0, input_hash, wire.message_hash(msg), root)
         return pb.ForwardResponse(hidden=msg, receipt=receipt, sketches=sketches)
 
@@ -264,12 +286,12 @@ class BlockServicer(pb_grpc.BlockServerServicer):
         if g.shape != x.shape:
             raise BadRequest(f"grad_output shape {tuple(g.shape)} != hidden shape {tuple(x.shape)}")
         prompts = self._prompts(request, x, last - first)
-        lora = self._lora(request, last - first)
+        lora, named = self._request_lora(request, first, last)
         self._trace("Backward", request.hidden, x, start=request.start, end=request.end)
         trace: list[torch.Tensor] = []
-        grad, grad_prompts, grad_lora = self._input_grad(x, g, first, last, trace, prompts, lora)
+        grad, grad_prompts, grad_lora = self._input_grad(x, g, first, last, trace, prompts, lora, named)
         input_hash = chain_input_hash(chain_input_hash(ZERO_HASH, hash_tensor(x)), hash_tensor(g))
-        input_hash = fold_lora(fold_prompts(input_hash, prompts), lora)
+        input_hash = fold_adapter(fold_lora(fold_prompts(input_hash, prompts), lora), request.adapter)
         msg = wire.encode(grad)
         sketches, root = self._traced(first, trace)
         gp_msg = None if grad_prompts is None else wire.encode(grad_prompts)
@@ -300,6 +322,7 @@ class BlockServicer(pb_grpc.BlockServerServicer):
         o = request.open
         first, last = self._local_span(o.start, o.end)
         session_id = self._session_id(o.session_id)
+        named = self._named(o.adapter, first, last)
         if not 1 <= o.max_length <= self.cfg.max_length:
             raise SessionLimit(f"max_length {o.max_length} not in [1, {self.cfg.max_length}]")
         if not 1 <= o.batch_size <= self.cfg.max_batch:
@@ -315,7 +338,7 @@ class BlockServicer(pb_grpc.BlockServerServicer):
             self.cache_bytes_used += nbytes
         cache = self.span.new_cache(o.batch_size, o.max_length)
         session = Session(session_id, first, last, o.batch_size, o.max_length, o.compress_output,
-                          cache, nbytes, context)
+                          cache, nbytes, context, o.adapter, named)
         with self.lock:
             self.sessions[id(session)] = session
         return session
@@ -342,11 +365,12 @@ class BlockServicer(pb_grpc.BlockServerServicer):
         self._trace("Inference", request.hidden, x, session=session.session_id.hex()[:16], step=session.step,
                     open=_open_fields(request.open) if request.HasField("open") else None)
         trace: list[torch.Tensor] = []
-        y = self._no_grad(x, session.cache, session.first, session.last, trace, prompts)
+        y = self._no_grad(x, session.cache, session.first, session.last, trace, prompts, session.lora)
         msg = wire.encode(y, session.compress)
         sketches, root = self._traced(session.first, trace)
         session.input_hash = fold_prompts(chain_input_hash(session.input_hash, wire.message_hash(request.hidden)),
                                           prompts)
+        session.input_hash = fold_adapter(session.input_hash, session.adapter if session.step == 0 else None)
         receipt = self._receipt(KIND_INFERENCE, session.session_id, session.first, session.last, session.step,
                                 session.input_hash, wire.message_hash(msg), root)
         session.step += 1
@@ -399,6 +423,7 @@ def build_server(config: ServerConfig):
         span = quantize_span(span, fault.mode)
     signer = ReceiptSigner(config.signer_key or None, ReceiptDomain(config.chain_id, config.court))
     servicer = BlockServicer(config, span, signer, measure_throughput(span, servicer_dtype(config)))
+    servicer.adapters = load_adapters(config, span)
     options = [("grpc.max_receive_message_length", config.max_message_bytes),
                ("grpc.max_send_message_length", config.max_message_bytes),
                ("grpc.so_reuseport", 0)]
@@ -409,6 +434,28 @@ def build_server(config: ServerConfig):
         raise NodeError(f"cannot listen on {config.host}:{config.port}")
     server.start()
     return server, servicer, port
+
+
+def load_adapters(config: ServerConfig, span: SpanModel) -> dict[str, lora_mod.Lora]:
+    """The published LoRA adapters of config.adapters for the served blocks, fetched and verified
+    by CID, checked against the blocks; a bad one stops the start with a clear error."""
+    if not config.adapters:
+        return {}
+    from pollen.adapters import load_lora
+    from pollen.store import open_store
+
+    store, dtype, out = open_store(config.adapter_store or None), servicer_dtype(config), {}
+    for cid in config.adapters:
+        t0 = time.perf_counter()
+        try:
+            lora = load_lora(store, cid, config.start, config.end, config.base_manifest or None)
+            lora = lora.map(lambda t: t.to(dtype))
+            lora_mod.check(lora, span.blocks[0], len(span.blocks), dtype)
+        except PollenError as exc:
+            raise NodeError(f"cannot load adapter {cid}: {exc}") from exc
+        out[cid] = lora
+        log.info("adapter %s loaded in %.3f s", cid, time.perf_counter() - t0)
+    return out
 
 
 def servicer_dtype(config: ServerConfig) -> torch.dtype:

@@ -26,7 +26,8 @@ outputHash is fold_grads(hash_tensor(grad_input), grad_prompts), same constructi
 Client LoRA weights (pollen.model.lora) are folded the same way, after the prompts:
 inputHash = fold_lora(h, lora) = sha256("pollen.lora.v1" || h || lora_digest), and a Backward
 that returned LoRA gradients has outputHash = fold_lora_grads(o, grads) under "pollen.lora-grads.v1"
-where o is the outputHash without them.
+where o is the outputHash without them. A published adapter named by CID is folded as
+fold_adapter(h, cid) under "pollen.adapter.v1" (inference sessions: at step 0, like prompts).
 """
 
 from __future__ import annotations
@@ -318,3 +319,14 @@ def fold_lora_grads(output_hash: bytes, grad_lora: Any | None) -> bytes:
     if grad_lora is None:
         return output_hash
     return hashlib.sha256(_LORA_GRADS_TAG + output_hash + grad_lora.digest()).digest()
+
+
+_ADAPTER_TAG = b"pollen.adapter.v1"
+
+
+def fold_adapter(input_hash: bytes, adapter: str | None) -> bytes:
+    """inputHash of a step run with a published adapter named by CID ("" / None: unchanged):
+    sha256("pollen.adapter.v1" || h || utf-8 CID), after fold_prompts / fold_lora (inference: at step 0)."""
+    if not adapter:
+        return input_hash
+    return hashlib.sha256(_ADAPTER_TAG + input_hash + adapter.encode()).digest()

@@ -85,7 +85,7 @@ class InfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class InfoResponse(_message.Message):
-    __slots__ = ("model", "family", "num_blocks", "start", "end", "dtype", "quantization", "throughput", "free_cache_tokens", "active_sessions", "load", "hidden_size", "operator", "signer", "version_id", "max_length", "chain_id", "court", "max_message_bytes")
+    __slots__ = ("model", "family", "num_blocks", "start", "end", "dtype", "quantization", "throughput", "free_cache_tokens", "active_sessions", "load", "hidden_size", "operator", "signer", "version_id", "max_length", "chain_id", "court", "max_message_bytes", "adapters")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     FAMILY_FIELD_NUMBER: _ClassVar[int]
     NUM_BLOCKS_FIELD_NUMBER: _ClassVar[int]
@@ -105,6 +105,7 @@ class InfoResponse(_message.Message):
     CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
     COURT_FIELD_NUMBER: _ClassVar[int]
     MAX_MESSAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    ADAPTERS_FIELD_NUMBER: _ClassVar[int]
     model: str
     family: str
     num_blocks: int
@@ -124,10 +125,11 @@ class InfoResponse(_message.Message):
     chain_id: int
     court: str
     max_message_bytes: int
-    def __init__(self, model: _Optional[str] = ..., family: _Optional[str] = ..., num_blocks: _Optional[int] = ..., start: _Optional[int] = ..., end: _Optional[int] = ..., dtype: _Optional[str] = ..., quantization: _Optional[str] = ..., throughput: _Optional[float] = ..., free_cache_tokens: _Optional[int] = ..., active_sessions: _Optional[int] = ..., load: _Optional[float] = ..., hidden_size: _Optional[int] = ..., operator: _Optional[str] = ..., signer: _Optional[str] = ..., version_id: _Optional[str] = ..., max_length: _Optional[int] = ..., chain_id: _Optional[int] = ..., court: _Optional[str] = ..., max_message_bytes: _Optional[int] = ...) -> None: ...
+    adapters: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, model: _Optional[str] = ..., family: _Optional[str] = ..., num_blocks: _Optional[int] = ..., start: _Optional[int] = ..., end: _Optional[int] = ..., dtype: _Optional[str] = ..., quantization: _Optional[str] = ..., throughput: _Optional[float] = ..., free_cache_tokens: _Optional[int] = ..., active_sessions: _Optional[int] = ..., load: _Optional[float] = ..., hidden_size: _Optional[int] = ..., operator: _Optional[str] = ..., signer: _Optional[str] = ..., version_id: _Optional[str] = ..., max_length: _Optional[int] = ..., chain_id: _Optional[int] = ..., court: _Optional[str] = ..., max_message_bytes: _Optional[int] = ..., adapters: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ForwardRequest(_message.Message):
-    __slots__ = ("session_id", "start", "end", "hidden", "compress_output", "prompts", "lora")
+    __slots__ = ("session_id", "start", "end", "hidden", "compress_output", "prompts", "lora", "adapter")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     START_FIELD_NUMBER: _ClassVar[int]
     END_FIELD_NUMBER: _ClassVar[int]
@@ -135,6 +137,7 @@ class ForwardRequest(_message.Message):
     COMPRESS_OUTPUT_FIELD_NUMBER: _ClassVar[int]
     PROMPTS_FIELD_NUMBER: _ClassVar[int]
     LORA_FIELD_NUMBER: _ClassVar[int]
+    ADAPTER_FIELD_NUMBER: _ClassVar[int]
     session_id: bytes
     start: int
     end: int
@@ -142,7 +145,8 @@ class ForwardRequest(_message.Message):
     compress_output: bool
     prompts: Tensor
     lora: Lora
-    def __init__(self, session_id: _Optional[bytes] = ..., start: _Optional[int] = ..., end: _Optional[int] = ..., hidden: _Optional[_Union[Tensor, _Mapping]] = ..., compress_output: _Optional[bool] = ..., prompts: _Optional[_Union[Tensor, _Mapping]] = ..., lora: _Optional[_Union[Lora, _Mapping]] = ...) -> None: ...
+    adapter: str
+    def __init__(self, session_id: _Optional[bytes] = ..., start: _Optional[int] = ..., end: _Optional[int] = ..., hidden: _Optional[_Union[Tensor, _Mapping]] = ..., compress_output: _Optional[bool] = ..., prompts: _Optional[_Union[Tensor, _Mapping]] = ..., lora: _Optional[_Union[Lora, _Mapping]] = ..., adapter: _Optional[str] = ...) -> None: ...
 
 class ForwardResponse(_message.Message):
     __slots__ = ("hidden", "receipt", "sketches")
@@ -155,7 +159,7 @@ class ForwardResponse(_message.Message):
     def __init__(self, hidden: _Optional[_Union[Tensor, _Mapping]] = ..., receipt: _Optional[_Union[Receipt, _Mapping]] = ..., sketches: _Optional[_Union[Tensor, _Mapping]] = ...) -> None: ...
 
 class BackwardRequest(_message.Message):
-    __slots__ = ("session_id", "start", "end", "hidden", "grad_output", "prompts", "lora")
+    __slots__ = ("session_id", "start", "end", "hidden", "grad_output", "prompts", "lora", "adapter")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     START_FIELD_NUMBER: _ClassVar[int]
     END_FIELD_NUMBER: _ClassVar[int]
@@ -163,6 +167,7 @@ class BackwardRequest(_message.Message):
     GRAD_OUTPUT_FIELD_NUMBER: _ClassVar[int]
     PROMPTS_FIELD_NUMBER: _ClassVar[int]
     LORA_FIELD_NUMBER: _ClassVar[int]
+    ADAPTER_FIELD_NUMBER: _ClassVar[int]
     session_id: bytes
     start: int
     end: int
@@ -170,7 +175,8 @@ class BackwardRequest(_message.Message):
     grad_output: Tensor
     prompts: Tensor
     lora: Lora
-    def __init__(self, session_id: _Optional[bytes] = ..., start: _Optional[int] = ..., end: _Optional[int] = ..., hidden: _Optional[_Union[Tensor, _Mapping]] = ..., grad_output: _Optional[_Union[Tensor, _Mapping]] = ..., prompts: _Optional[_Union[Tensor, _Mapping]] = ..., lora: _Optional[_Union[Lora, _Mapping]] = ...) -> None: ...
+    adapter: str
+    def __init__(self, session_id: _Optional[bytes] = ..., start: _Optional[int] = ..., end: _Optional[int] = ..., hidden: _Optional[_Union[Tensor, _Mapping]] = ..., grad_output: _Optional[_Union[Tensor, _Mapping]] = ..., prompts: _Optional[_Union[Tensor, _Mapping]] = ..., lora: _Optional[_Union[Lora, _Mapping]] = ..., adapter: _Optional[str] = ...) -> None: ...
 
 class BackwardResponse(_message.Message):
     __slots__ = ("grad_input", "receipt", "sketches", "grad_prompts", "grad_lora")
@@ -187,20 +193,22 @@ class BackwardResponse(_message.Message):
     def __init__(self, grad_input: _Optional[_Union[Tensor, _Mapping]] = ..., receipt: _Optional[_Union[Receipt, _Mapping]] = ..., sketches: _Optional[_Union[Tensor, _Mapping]] = ..., grad_prompts: _Optional[_Union[Tensor, _Mapping]] = ..., grad_lora: _Optional[_Union[Lora, _Mapping]] = ...) -> None: ...
 
 class SessionOpen(_message.Message):
-    __slots__ = ("session_id", "start", "end", "max_length", "batch_size", "compress_output")
+    __slots__ = ("session_id", "start", "end", "max_length", "batch_size", "compress_output", "adapter")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     START_FIELD_NUMBER: _ClassVar[int]
     END_FIELD_NUMBER: _ClassVar[int]
     MAX_LENGTH_FIELD_NUMBER: _ClassVar[int]
     BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
     COMPRESS_OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    ADAPTER_FIELD_NUMBER: _ClassVar[int]
     session_id: bytes
     start: int
     end: int
     max_length: int
     batch_size: int
     compress_output: bool
-    def __init__(self, session_id: _Optional[bytes] = ..., start: _Optional[int] = ..., end: _Optional[int] = ..., max_length: _Optional[int] = ..., batch_size: _Optional[int] = ..., compress_output: _Optional[bool] = ...) -> None: ...
+    adapter: str
+    def __init__(self, session_id: _Optional[bytes] = ..., start: _Optional[int] = ..., end: _Optional[int] = ..., max_length: _Optional[int] = ..., batch_size: _Optional[int] = ..., compress_output: _Optional[bool] = ..., adapter: _Optional[str] = ...) -> None: ...
 
 class InferenceRequest(_message.Message):
     __slots__ = ("open", "hidden", "step", "prompts")
