@@ -3,11 +3,11 @@ pragma solidity ^0.8.24;
 
 import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
 import {Ownable2Step} from "@openzeppelin/contracts/access/Ownable2Step.sol";
-import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {IStakeVault} from "./interfaces/IStakeVault.sol";
 import {IServerRegistry} from "./interfaces/IServerRegistry.sol";
 import {IDisputeWindow} from "./interfaces/IDisputeWindow.sol";
+import {CourtBounds, OPENING_SECONDS_PER_BLOCK} from "./CourtBounds.sol";
 
 /// @title DisputeCourt
 /// @notice Disputes over signed service receipts (receipt v2: server, version, span, registry
@@ -38,7 +38,7 @@ import {IDisputeWindow} from "./interfaces/IDisputeWindow.sol";
 ///      on chains with a single sequencer (L2s, anvil) the sequencer can choose the hash. Nobody
 ///      else can influence the draw. Longest dispute: 2 x (drawDelayBlocks + 256) blocks plus
 ///      2 x (commitPeriod + revealPeriod) + appealPeriod seconds, whatever anyone does.
-contract DisputeCourt is IDisputeWindow, EIP712, Ownable2Step {
+contract DisputeCourt is IDisputeWindow, Ownable2Step {
     struct Receipt {
         address server;
         uint256 versionId;
@@ -128,7 +128,17 @@ contract DisputeCourt is IDisputeWindow, EIP712, Ownable2Step {
         uint64 commitDeadline;
         uint64 revealDeadline;
         uint64 appealDeadline;
+        uint64 nextOnIncident; // the next dispute opened on the same incident (0 = none yet)
         bytes32 incident; // keccak256(accused, sessionId)
+    }
+
+    /// @dev Per incident (accused, session): its unsettled disputes as a list in opening order
+    ///      (head = the oldest unsettled one; settled ones further down are skipped when the head
+    ///      advances), and the dispute that slashed it.
+    struct Incident {
+        uint64 head;
+        uint64 tail;
+        uint64 slashedBy;
     }
 
     struct Vote {
@@ -141,14 +151,20 @@ contract DisputeCourt is IDisputeWindow, EIP712, Ownable2Step {
     bytes32 public constant RECEIPT_TYPEHASH = keccak256(
         "Receipt(address server,uint256 versionId,uint32 firstBlock,uint32 lastBlock,uint32 term,uint8 kind,bytes32 sessionId,uint64 step,bytes32 inputHash,bytes32 outputHash,bytes32 blocksRoot,uint64 issuedAt)"
     );
+    bytes32 private constant DOMAIN_TYPEHASH =
+        keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)");
     uint8 public constant KIND_BACKWARD = 2;
     uint8 public constant VERDICT_FAULTY = 1;
     uint8 public constant VERDICT_HONEST = 2;
     uint8 public constant VERDICT_ABSTAIN = 3;
     uint256 private constant BPS = 10_000;
 
+    bytes32 private immutable _cachedDomain; // EIP-712 domain separator at deployment
+    uint256 private immutable _cachedChainId;
     IStakeVault public immutable vault;
     IServerRegistry public immutable registry;
+    /// @notice The parameter bounds (a stateless contract this court created).
+    CourtBounds public immutable bounds;
 
     Params[] private _params; // snapshots; the last is current
     uint256 public disputeCount;
@@ -157,10 +173,7 @@ contract DisputeCourt is IDisputeWindow, EIP712, Ownable2Step {
     mapping(uint256 => mapping(address => Vote)) private _votes;
     /// @notice Opening commitment => (block << 64 | timestamp) it was committed at (0 = none).
     mapping(bytes32 => uint256) public openingCommitted;
-    /// @notice Incident keccak256(accused, sessionId) => the dispute that slashed it (0 = none).
-    mapping(bytes32 => uint256) public incidentSlashedBy;
-    /// @notice Incident => the earliest-opened dispute on it while that one is unsettled.
-    mapping(bytes32 => uint256) public incidentLead;
+    mapping(bytes32 => Incident) private _incidents;
 
     error DisputeCourt_BondTooLow(uint256 sent, uint256 required);
     error DisputeCourt_BadEvidenceCid();
@@ -228,12 +241,16 @@ contract DisputeCourt is IDisputeWindow, EIP712, Ownable2Step {
     /// @param params_ Initial parameters (see `setParams` for bounds).
     /// @param owner_ Governance (a timelock outside dev chains; see pollen/deploy.py).
     constructor(IStakeVault vault_, IServerRegistry registry_, Params memory params_, address owner_)
-        EIP712("PollenDisputeCourt", "2")
         Ownable(owner_)
     {
+        (_cachedChainId, _cachedDomain) = (block.chainid, _buildDomain());
         vault = vault_;
         registry = registry_;
-        _setParams(params_);
+        CourtBounds bounds_ = new CourtBounds();
+        bounds = bounds_;
+        _checkBounds(bounds_.violation(params_, vault_.minStake(), vault_.unbondingPeriod()));
+        _params.push(params_);
+        emit ParamsChanged(0, params_);
     }
 
     // ------------------------------------------------------------------ opening
@@ -264,8 +281,8 @@ contract DisputeCourt is IDisputeWindow, EIP712, Ownable2Step {
         uint32 blockIndex,
         bytes32 salt
     ) external payable returns (uint256 disputeId) {
-        bytes32 structHash = _checkOpening(r, signature, evidenceCid, blockIndex, salt);
-        disputeId = _record(r, blockIndex);
+        (bytes32 structHash, bytes32 incident) = _checkOpening(r, signature, evidenceCid, blockIndex, salt);
+        disputeId = _record(r, blockIndex, incident);
         emit DisputeOpened(
             disputeId,
             r.server,
@@ -281,14 +298,15 @@ contract DisputeCourt is IDisputeWindow, EIP712, Ownable2Step {
         vault.depositEscrow{value: msg.value}();
     }
 
-    /// @dev Every check of an opening; consumes its commitment; returns the receipt's struct hash.
+    /// @dev Every check of an opening; consumes its commitment; returns the receipt's struct hash and
+    ///      its incident keccak256(accused, sessionId).
     function _checkOpening(
         Receipt calldata r,
         bytes calldata signature,
         string calldata evidenceCid,
         uint32 blockIndex,
         bytes32 salt
-    ) private returns (bytes32 structHash) {
+    ) private returns (bytes32 structHash, bytes32 incident) {
         Params storage p = _current();
         if (bytes(evidenceCid).length < 8 || bytes(evidenceCid).length > 128) revert DisputeCourt_BadEvidenceCid();
         if (msg.sender == r.server) revert DisputeCourt_SelfDispute();
@@ -297,20 +315,19 @@ contract DisputeCourt is IDisputeWindow, EIP712, Ownable2Step {
             revert DisputeCourt_BadBlock(blockIndex, r.firstBlock, r.lastBlock);
         }
         structHash = hashReceipt(r);
-        uint256 committedAt = _takeOpening(
-            openingCommitment(msg.sender, structHash, evidenceCid, blockIndex, salt), p.openRevealBlocks
-        );
+        uint256 committedAt =
+            _takeOpening(openingCommitment(msg.sender, structHash, evidenceCid, blockIndex, salt), p.openRevealBlocks);
         _verifyReceipt(r, structHash, signature, uint64(committedAt), p);
-        bytes32 incident = keccak256(abi.encode(r.server, r.sessionId));
-        if (incidentSlashedBy[incident] != 0) revert DisputeCourt_IncidentSlashed(incident, incidentSlashedBy[incident]);
+        incident = keccak256(abi.encode(r.server, r.sessionId));
+        uint256 slashedBy = _incidents[incident].slashedBy;
+        if (slashedBy != 0) revert DisputeCourt_IncidentSlashed(incident, slashedBy);
         uint256 required = bondFor(r.server);
         if (msg.value < required) revert DisputeCourt_BondTooLow(msg.value, required);
     }
 
     /// @dev Store a new dispute (stage AwaitingDraw) under the current parameters.
-    function _record(Receipt calldata r, uint32 blockIndex) private returns (uint256 disputeId) {
+    function _record(Receipt calldata r, uint32 blockIndex, bytes32 incident) private returns (uint256 disputeId) {
         Params storage p = _current();
-        bytes32 incident = keccak256(abi.encode(r.server, r.sessionId));
         disputeId = ++disputeCount;
         Dispute storage d = _disputes[disputeId];
         d.accused = r.server;
@@ -328,7 +345,10 @@ contract DisputeCourt is IDisputeWindow, EIP712, Ownable2Step {
         d.openedAt = uint64(block.timestamp);
         d.drawBlock = uint64(block.number) + p.drawDelayBlocks;
         d.incident = incident;
-        if (incidentLead[incident] == 0) incidentLead[incident] = disputeId;
+        Incident storage inc = _incidents[incident];
+        if (inc.tail == 0) inc.head = uint64(disputeId);
+        else _disputes[inc.tail].nextOnIncident = uint64(disputeId);
+        inc.tail = uint64(disputeId);
     }
 
     // ------------------------------------------------------------------ panel
@@ -482,10 +502,10 @@ contract DisputeCourt is IDisputeWindow, EIP712, Ownable2Step {
     ///         opened keep the snapshot they opened under.
     /// @param params_ The new parameters.
     function setParams(Params calldata params_) external onlyOwner {
-        _setParams(params_);
-        _bound(vault.unbondingPeriod() <= params_.disputeWindow, "window >= unbonding");
+        _params.push(params_);
+        _checkBounds(bounds.currentViolation());
+        emit ParamsChanged(_params.length - 1, _current());
     }
-
     /// @notice Disabled: a court without governance could never be tuned within its bounds.
     function renounceOwnership() public pure override {
         revert DisputeCourt_RenounceDisabled();
@@ -506,6 +526,22 @@ contract DisputeCourt is IDisputeWindow, EIP712, Ownable2Step {
     /// @inheritdoc IDisputeWindow
     function disputeWindow() external view returns (uint64) {
         return _current().disputeWindow;
+    }
+
+    /// @inheritdoc IDisputeWindow
+    function freezeHorizon() external view returns (uint256) {
+        return bounds.currentFreezeHorizon();
+    }
+
+    /// @notice Incident keccak256(accused, sessionId) => the dispute that slashed it (0 = none).
+    function incidentSlashedBy(bytes32 incident) external view returns (uint256) {
+        return _incidents[incident].slashedBy;
+    }
+
+    /// @notice Incident => its oldest unsettled dispute (0 = none): the only one whose Faulty
+    ///         ruling can settle, so the first claim takes the finder's reward.
+    function incidentLead(bytes32 incident) external view returns (uint256) {
+        return _incidents[incident].head;
     }
 
     /// @notice The bond a dispute against `accused` requires now: bondBps of what it can slash,
@@ -574,19 +610,35 @@ contract DisputeCourt is IDisputeWindow, EIP712, Ownable2Step {
 
     // ------------------------------------------------------------------ internal
 
+    /// @dev EIP-712 domain: name "PollenDisputeCourt", version "2", this chain, this court.
+    function _buildDomain() private view returns (bytes32) {
+        return keccak256(
+            abi.encode(DOMAIN_TYPEHASH, keccak256("PollenDisputeCourt"), keccak256("2"), block.chainid, address(this))
+        );
+    }
+
+    /// @dev The EIP-712 digest of a struct hash (the domain recomputed only after a chain fork).
+    function _hashTypedData(bytes32 structHash) private view returns (bytes32) {
+        bytes32 domain = block.chainid == _cachedChainId ? _cachedDomain : _buildDomain();
+        return keccak256(abi.encodePacked("\x19\x01", domain, structHash));
+    }
+
     function _current() private view returns (Params storage) {
         return _params[_params.length - 1];
     }
 
-    /// @dev Consume an opening commitment; returns the timestamp it was committed at.
+    /// @dev Consume an opening commitment; returns the timestamp it was committed at. A reveal
+    ///      comes at least one block and at most `revealBlocks` blocks and
+    ///      `bounds.revealSeconds(revealBlocks)` seconds after its commitment.
     function _takeOpening(bytes32 commitment, uint32 revealBlocks) private returns (uint256 committedAt) {
         uint256 packed = openingCommitted[commitment];
         if (packed == 0) revert DisputeCourt_NoOpeningCommitment(commitment);
         uint256 atBlock = packed >> 64;
-        if (block.number <= atBlock) revert DisputeCourt_OpeningTooEarly(commitment);
-        if (block.number > atBlock + revealBlocks) revert DisputeCourt_OpeningExpired(commitment);
-        delete openingCommitted[commitment];
         committedAt = uint64(packed);
+        if (block.number <= atBlock) revert DisputeCourt_OpeningTooEarly(commitment);
+        bool late = block.timestamp > committedAt + uint256(revealBlocks) * OPENING_SECONDS_PER_BLOCK;
+        if (late || block.number > atBlock + revealBlocks) revert DisputeCourt_OpeningExpired(commitment);
+        delete openingCommitted[commitment];
     }
 
     /// @dev Window (judged at commit time), signature and registry-term checks.
@@ -605,7 +657,7 @@ contract DisputeCourt is IDisputeWindow, EIP712, Ownable2Step {
 
     function _recoverSigner(bytes32 structHash, bytes calldata signature) private view returns (address signer) {
         ECDSA.RecoverError err;
-        (signer, err,) = ECDSA.tryRecover(_hashTypedDataV4(structHash), signature);
+        (signer, err,) = ECDSA.tryRecover(_hashTypedData(structHash), signature);
         if (err != ECDSA.RecoverError.NoError) revert DisputeCourt_BadSignature();
     }
 
@@ -645,23 +697,21 @@ contract DisputeCourt is IDisputeWindow, EIP712, Ownable2Step {
 
     /// @dev Final: penalise, slash if faulty (once per incident), credit, unfreeze everyone.
     function _settle(uint256 disputeId, Dispute storage d, Outcome outcome) private {
-        if (outcome == Outcome.Faulty) {
-            uint256 lead = incidentLead[d.incident];
-            if (lead != 0 && lead != disputeId && _disputes[lead].stage != Stage.Resolved) {
-                revert DisputeCourt_OlderDisputePending(disputeId, lead);
-            }
+        Incident storage inc = _incidents[d.incident];
+        if (outcome == Outcome.Faulty && inc.head != disputeId) {
+            revert DisputeCourt_OlderDisputePending(disputeId, inc.head);
         }
         d.stage = Stage.Resolved;
         d.outcome = outcome;
-        if (incidentLead[d.incident] == disputeId) delete incidentLead[d.incident];
+        if (inc.head == disputeId) _advanceLead(inc, d.nextOnIncident);
         Params storage p = _params[d.paramsId];
         Settlement memory s;
         s.penalties = _penalize(disputeId, outcome, p);
         s.pool = s.penalties;
         if (outcome == Outcome.Faulty) {
             s.toChallenger = d.bond;
-            if (incidentSlashedBy[d.incident] == 0) {
-                incidentSlashedBy[d.incident] = disputeId;
+            if (inc.slashedBy == 0) {
+                inc.slashedBy = uint64(disputeId);
                 s.slashed = vault.slash(d.accused, vault.slashableOf(d.accused) * p.slashBps / BPS);
                 s.toChallenger += s.slashed * p.finderBps / BPS;
                 s.pool += s.slashed * p.auditorBps / BPS;
@@ -689,6 +739,13 @@ contract DisputeCourt is IDisputeWindow, EIP712, Ownable2Step {
         vault.unfreezeMany(frozen);
     }
 
+    /// @dev The lead settled: the next unsettled dispute on the incident (in opening order) leads.
+    function _advanceLead(Incident storage inc, uint64 next) private {
+        while (next != 0 && _disputes[next].stage == Stage.Resolved) next = _disputes[next].nextOnIncident;
+        inc.head = next;
+        if (next == 0) inc.tail = 0;
+    }
+
     function _winningState(Outcome outcome) private pure returns (VoteState) {
         if (outcome == Outcome.Faulty) return VoteState.RevealedFaulty;
         if (outcome == Outcome.Honest) return VoteState.RevealedHonest;
@@ -703,16 +760,18 @@ contract DisputeCourt is IDisputeWindow, EIP712, Ownable2Step {
     }
 
     /// @dev Non-revealers (any round) lose noRevealPenalty; those who revealed the verdict
-    ///      opposite to a Faulty/Honest final ruling lose incoherencePenalty. Returns the total.
+    ///      opposite to a Faulty/Honest final ruling lose incoherencePenalty, and those who
+    ///      abstained when the panel could still rule Faulty/Honest lose half of it (the evidence
+    ///      was usable; an abstention is no free "no"). Returns the total.
     function _penalize(uint256 disputeId, Outcome outcome, Params storage p) private returns (uint256 taken) {
         VoteState winning = _winningState(outcome);
         address[] storage drawn = _auditors[disputeId];
         for (uint256 i; i < drawn.length; ++i) {
             VoteState state = _votes[disputeId][drawn[i]].state;
             bool silent = state < VoteState.RevealedHonest;
-            bool incoherent = winning != VoteState.None && state != winning && state != VoteState.RevealedAbstain
-                && !silent;
+            bool incoherent = winning != VoteState.None && state != winning && !silent;
             uint256 penalty = silent ? p.noRevealPenalty : incoherent ? p.incoherencePenalty : 0;
+            if (state == VoteState.RevealedAbstain) penalty /= 2;
             if (penalty == 0) continue;
             uint256 t = vault.slash(drawn[i], penalty);
             taken += t;
@@ -741,30 +800,7 @@ contract DisputeCourt is IDisputeWindow, EIP712, Ownable2Step {
         vault.distribute(to, amounts, total - paid);
     }
 
-    function _setParams(Params memory p) private {
-        _bound(p.disputeWindow < 10 minutes || p.disputeWindow > 90 days, "disputeWindow");
-        _bound(p.maxClockSkew > 10 minutes, "maxClockSkew");
-        _bound(p.commitPeriod < 1 minutes || p.commitPeriod > 14 days, "commitPeriod");
-        _bound(p.revealPeriod < 1 minutes || p.revealPeriod > 14 days, "revealPeriod");
-        _bound(p.appealPeriod > 30 days, "appealPeriod");
-        _bound(p.auditorMinAge > 30 days, "auditorMinAge");
-        _bound(p.drawDelayBlocks == 0 || p.drawDelayBlocks > 200, "drawDelayBlocks");
-        _bound(p.openRevealBlocks == 0 || p.openRevealBlocks > 1000, "openRevealBlocks");
-        _bound(p.auditorsPerDispute < 3 || p.auditorsPerDispute > 15, "auditorsPerDispute");
-        _bound(p.minPanel < 3 || p.minPanel > p.auditorsPerDispute, "minPanel");
-        _bound(p.slashBps < 100 || p.slashBps > 5_000, "slashBps");
-        _bound(p.finderBps > 5_000 || p.auditorBps > 5_000 || uint256(p.finderBps) + p.auditorBps > 9_000, "finderBps+auditorBps");
-        _bound(p.accusedShareBps > BPS, "accusedShareBps");
-        _bound(p.bondBps < 100 || p.bondBps > BPS, "bondBps");
-        _bound(p.minBond < 1e15 || p.minBond > type(uint88).max / 4, "minBond");
-        uint256 cap = vault.minStake() / 2;
-        _bound(p.noRevealPenalty == 0 || p.noRevealPenalty > cap, "noRevealPenalty");
-        _bound(p.incoherencePenalty > cap, "incoherencePenalty");
-        _params.push(p);
-        emit ParamsChanged(_params.length - 1, p);
-    }
-
-    function _bound(bool outOfBounds, string memory field) private pure {
-        if (outOfBounds) revert DisputeCourt_BadParams(field);
+    function _checkBounds(string memory violation) private pure {
+        if (bytes(violation).length != 0) revert DisputeCourt_BadParams(violation);
     }
 }

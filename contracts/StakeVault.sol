@@ -4,6 +4,7 @@ pragma solidity ^0.8.24;
 import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
 import {Ownable2Step} from "@openzeppelin/contracts/access/Ownable2Step.sol";
 import {Address} from "@openzeppelin/contracts/utils/Address.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 import {IServerRegistryHook} from "./interfaces/IServerRegistryHook.sol";
 import {IDisputeWindow} from "./interfaces/IDisputeWindow.sol";
@@ -16,15 +17,20 @@ import {IDisputeWindow} from "./interfaces/IDisputeWindow.sol";
 ///      totalStaked + totalUnbonding + totalCredits + escrow + treasury.
 ///      `escrow` holds open disputes' bonds (and, inside one resolve call, slashed funds before
 ///      they are distributed); it is zero whenever no dispute is open.
-///      Unbonding lasts longer than the court's dispute window, and a dispute freezes the whole
+///      Unbonding lasts longer than the court's freeze horizon (dispute window + clock skew + the
+///      opening's reveal delay: see CourtBounds), and a dispute freezes the whole
 ///      account, so leaving cannot escape a slash: slashing takes active stake first, then
 ///      unbonding stake.
 contract StakeVault is Ownable2Step, ReentrancyGuardTransient {
+    /// @dev Packed so that what a dispute touches (stake, freeze count, credit) shares one slot
+    ///      that is already non-zero for any staker: freezing, slashing active stake and crediting
+    ///      an auditor each rewrite a warm or non-zero slot instead of filling a fresh one.
     struct Account {
         uint128 staked; // active stake, counts toward the registry's minimum
+        uint96 credit; // withdrawable credits (rewards, refunds, treasury releases)
+        uint32 frozenCount; // open disputes against (or drawn panels of) this operator
         uint128 unbonding; // requested for withdrawal, still slashable until released
         uint64 releaseAt; // when `unbonding` may be withdrawn
-        uint32 frozenCount; // open disputes against this operator
     }
 
     uint256 public constant MIN_UNBONDING_PERIOD = 1 hours;
@@ -36,14 +42,15 @@ contract StakeVault is Ownable2Step, ReentrancyGuardTransient {
     address public court;
     address public registry;
 
-    uint256 public totalStaked;
+    // Packed in pairs: escrow (zero between disputes) shares a slot with totalStaked, which is
+    // non-zero while anyone stakes; totalCredits shares one with the treasury.
+    uint128 public totalStaked;
+    uint128 public escrow;
+    uint128 public totalCredits;
+    uint128 public treasury;
     uint256 public totalUnbonding;
-    uint256 public totalCredits;
-    uint256 public escrow;
-    uint256 public treasury;
 
     mapping(address => Account) private _accounts;
-    mapping(address => uint256) public credits;
 
     error StakeVault_ZeroAmount();
     error StakeVault_InsufficientStake(uint256 available, uint256 requested);
@@ -54,7 +61,7 @@ contract StakeVault is Ownable2Step, ReentrancyGuardTransient {
     error StakeVault_ZeroAddress();
     error StakeVault_MinStakeOutOfBounds(uint256 value);
     error StakeVault_UnbondingOutOfBounds(uint256 value);
-    error StakeVault_UnbondingNotLongerThanWindow(uint256 unbonding, uint256 disputeWindow);
+    error StakeVault_UnbondingNotLongerThanWindow(uint256 unbonding, uint256 freezeHorizon);
     error StakeVault_NotFrozen(address operator);
     error StakeVault_EscrowShort(uint256 escrow, uint256 needed);
     error StakeVault_TreasuryShort(uint256 treasury, uint256 needed);
@@ -81,7 +88,7 @@ contract StakeVault is Ownable2Step, ReentrancyGuardTransient {
 
     /// @param minStake_ Minimum active stake for a registered server (wei, 1..1e24).
     /// @param unbondingPeriod_ Seconds between requesting an unstake and withdrawing it
-    ///        (1 hour .. 365 days; must exceed the court's dispute window when wired).
+    ///        (1 hour .. 365 days; must exceed the court's freeze horizon when wired).
     /// @param owner_ Governance: may tune parameters within bounds and release the treasury.
     constructor(uint256 minStake_, uint64 unbondingPeriod_, address owner_) Ownable(owner_) {
         _setMinStake(minStake_);
@@ -96,7 +103,7 @@ contract StakeVault is Ownable2Step, ReentrancyGuardTransient {
         if (msg.value == 0) revert StakeVault_ZeroAmount();
         Account storage a = _accounts[msg.sender];
         a.staked += uint128(msg.value);
-        totalStaked += msg.value;
+        totalStaked += uint128(msg.value);
         emit Staked(msg.sender, msg.value, a.staked);
     }
 
@@ -111,7 +118,7 @@ contract StakeVault is Ownable2Step, ReentrancyGuardTransient {
         a.staked -= uint128(amount);
         a.unbonding += uint128(amount);
         a.releaseAt = uint64(block.timestamp) + unbondingPeriod;
-        totalStaked -= amount;
+        totalStaked -= uint128(amount);
         totalUnbonding += amount;
         emit UnstakeRequested(msg.sender, amount, a.unbonding, a.releaseAt);
         _notifyRegistry(msg.sender);
@@ -120,15 +127,15 @@ contract StakeVault is Ownable2Step, ReentrancyGuardTransient {
     /// @notice Withdraw the caller's credits plus, if released and not frozen, its unbonding.
     function withdraw() external nonReentrant {
         Account storage a = _accounts[msg.sender];
-        uint256 credit = credits[msg.sender];
+        uint256 credit = a.credit;
         uint256 unbonded;
         if (a.unbonding != 0 && block.timestamp >= a.releaseAt && a.frozenCount == 0) {
             unbonded = a.unbonding;
         }
         if (credit + unbonded == 0) revert StakeVault_NothingToWithdraw(msg.sender);
         if (credit != 0) {
-            credits[msg.sender] = 0;
-            totalCredits -= credit;
+            a.credit = 0;
+            totalCredits -= uint128(credit);
         }
         if (unbonded != 0) {
             a.unbonding = 0;
@@ -178,7 +185,7 @@ contract StakeVault is Ownable2Step, ReentrancyGuardTransient {
 
     /// @notice Hold a dispute bond in escrow until the court distributes it.
     function depositEscrow() external payable onlyCourt {
-        escrow += msg.value;
+        escrow += uint128(msg.value);
         emit EscrowDeposited(msg.value);
     }
 
@@ -196,9 +203,9 @@ contract StakeVault is Ownable2Step, ReentrancyGuardTransient {
         if (taken == 0) return 0;
         a.staked -= uint128(fromStake);
         a.unbonding -= uint128(fromUnbonding);
-        totalStaked -= fromStake;
+        totalStaked -= uint128(fromStake);
         totalUnbonding -= fromUnbonding;
-        escrow += taken;
+        escrow += uint128(taken);
         emit Slashed(operator, fromStake, fromUnbonding);
         _notifyRegistry(operator);
     }
@@ -215,15 +222,13 @@ contract StakeVault is Ownable2Step, ReentrancyGuardTransient {
         uint256 total = toTreasury;
         for (uint256 i; i < amounts.length; ++i) total += amounts[i];
         if (total > escrow) revert StakeVault_EscrowShort(escrow, total);
-        escrow -= total;
-        totalCredits += total - toTreasury;
+        escrow -= uint128(total);
+        totalCredits += uint128(total - toTreasury);
         for (uint256 i; i < recipients.length; ++i) {
-            if (amounts[i] == 0) continue;
-            credits[recipients[i]] += amounts[i];
-            emit Credited(recipients[i], amounts[i]);
+            if (amounts[i] != 0) _credit(recipients[i], amounts[i]);
         }
         if (toTreasury != 0) {
-            treasury += toTreasury;
+            treasury += uint128(toTreasury);
             emit TreasuryFunded(toTreasury);
         }
     }
@@ -231,13 +236,13 @@ contract StakeVault is Ownable2Step, ReentrancyGuardTransient {
     // ------------------------------------------------------------------ governance
 
     /// @notice Connect the court and the registry, once, after all three are deployed.
-    /// @param court_ The DisputeCourt (its dispute window must be shorter than unbonding).
+    /// @param court_ The DisputeCourt (its freeze horizon must be shorter than unbonding).
     /// @param registry_ The ServerRegistry (told when an operator's stake decreases).
     function wire(address court_, address registry_) external onlyOwner {
         if (court != address(0)) revert StakeVault_AlreadyWired();
         if (court_ == address(0) || registry_ == address(0)) revert StakeVault_ZeroAddress();
-        uint256 window = IDisputeWindow(court_).disputeWindow();
-        if (unbondingPeriod <= window) revert StakeVault_UnbondingNotLongerThanWindow(unbondingPeriod, window);
+        uint256 horizon = IDisputeWindow(court_).freezeHorizon();
+        if (unbondingPeriod <= horizon) revert StakeVault_UnbondingNotLongerThanWindow(unbondingPeriod, horizon);
         court = court_;
         registry = registry_;
         emit Wired(court_, registry_);
@@ -255,13 +260,13 @@ contract StakeVault is Ownable2Step, ReentrancyGuardTransient {
         _setMinStake(value);
     }
 
-    /// @notice Change the unbonding period (bounded, and longer than the dispute window).
+    /// @notice Change the unbonding period (bounded, and longer than the court's freeze horizon).
     /// @param value Seconds.
     function setUnbondingPeriod(uint64 value) external onlyOwner {
         _checkUnbonding(value);
         if (court != address(0)) {
-            uint256 window = IDisputeWindow(court).disputeWindow();
-            if (value <= window) revert StakeVault_UnbondingNotLongerThanWindow(value, window);
+            uint256 horizon = IDisputeWindow(court).freezeHorizon();
+            if (value <= horizon) revert StakeVault_UnbondingNotLongerThanWindow(value, horizon);
         }
         unbondingPeriod = value;
         emit UnbondingPeriodChanged(value);
@@ -273,13 +278,17 @@ contract StakeVault is Ownable2Step, ReentrancyGuardTransient {
     function releaseTreasury(address to, uint256 amount) external onlyOwner {
         if (to == address(0)) revert StakeVault_ZeroAddress();
         if (amount > treasury) revert StakeVault_TreasuryShort(treasury, amount);
-        treasury -= amount;
-        credits[to] += amount;
-        totalCredits += amount;
-        emit Credited(to, amount);
+        treasury -= uint128(amount);
+        totalCredits += uint128(amount);
+        _credit(to, amount);
     }
 
     // ------------------------------------------------------------------ views
+
+    /// @notice Withdrawable credits of an account (rewards, refunds, treasury releases).
+    function credits(address account) external view returns (uint256) {
+        return _accounts[account].credit;
+    }
 
     /// @notice Active stake of an operator.
     function stakeOf(address operator) external view returns (uint256) {
@@ -303,6 +312,11 @@ contract StakeVault is Ownable2Step, ReentrancyGuardTransient {
     }
 
     // ------------------------------------------------------------------ internal
+
+    function _credit(address to, uint256 amount) private {
+        _accounts[to].credit += SafeCast.toUint96(amount);
+        emit Credited(to, amount);
+    }
 
     function _notifyRegistry(address operator) private {
         if (registry != address(0)) IServerRegistryHook(registry).onStakeDecreased(operator);

@@ -37,6 +37,7 @@ ETHER = 10**18
 
 
 HOUR, DAY = 3600, 24 * 3600
+OPENING_BLOCK_SECONDS = 30  # CourtBounds.OPENING_BLOCK_SECONDS: an opening's reveal may take this per block
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ class Parameters:
     """Deployment parameters; the defaults suit a local dev chain and the demo (preset "anvil")."""
 
     min_stake: int = 1 * ETHER  # minimum active stake per server (wei)
-    unbonding_period: int = 2 * DAY  # seconds; must exceed dispute_window
+    unbonding_period: int = 2 * DAY  # seconds; must exceed freeze_horizon
     dispute_window: int = DAY  # seconds after issuedAt a receipt can be disputed (judged at commit)
     max_clock_skew: int = 300  # seconds a receipt may be dated in the future
     commit_period: int = 60  # seconds auditors have to commit after the draw
@@ -70,6 +71,22 @@ class Parameters:
                 self.open_reveal_blocks, self.auditors_per_dispute, self.min_panel, self.slash_bps,
                 self.finder_bps, self.auditor_bps, self.accused_share_bps, self.bond_bps,
                 self.min_bond, self.no_reveal_penalty, self.incoherence_penalty)
+
+    @property
+    def freeze_horizon(self) -> int:
+        """Seconds after a receipt's issuedAt until which a dispute over it can still freeze the
+        accused: the window, the clock skew a receipt may be dated ahead, and the longest an
+        opening's reveal may take (CourtBounds.freezeHorizon). Unbonding must be longer."""
+        return self.dispute_window + self.max_clock_skew + self.open_reveal_blocks * OPENING_BLOCK_SECONDS
+
+    def check_bounds(self) -> None:
+        """Refuse parameters the contracts would refuse for the freeze horizon, with the reason."""
+        if self.unbonding_period <= self.freeze_horizon:
+            raise ChainError(
+                f"unbonding_period {self.unbonding_period} s must exceed the freeze horizon {self.freeze_horizon} s "
+                f"(dispute_window {self.dispute_window} + max_clock_skew {self.max_clock_skew} + open_reveal_blocks "
+                f"{self.open_reveal_blocks} x {OPENING_BLOCK_SECONDS} s): stake unbonding when a receipt is issued "
+                "could be withdrawn before a dispute over it freezes the account")
 
     @property
     def bond(self) -> int:
@@ -197,6 +214,7 @@ def deploy_all(rpc: str, private_key: str | None = None, params: Parameters | No
     except Exception as exc:
         raise RpcUnavailable(rpc, str(exc)) from exc
     params = params or preset(network)
+    params.check_bounds()
     if private_key is None:
         if chain_id not in DEV_CHAIN_IDS:
             raise ChainError(f"chain {chain_id} is not a local dev chain: pass a deployer key")

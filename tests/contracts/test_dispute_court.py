@@ -5,7 +5,6 @@ import os
 
 import ape
 import pytest
-from ape.exceptions import ContractLogicError
 from eth_abi import encode
 from eth_account import Account
 from eth_utils import keccak
@@ -104,7 +103,8 @@ def test_open_dispute_reverts(court, vault, chain, swarm, signed_receipt, operat
     travel(chain, PARAMS.dispute_window + 10)
     with ape.reverts(court.DisputeCourt_WindowClosed):
         open_tx(court, r, sig, challenger)
-    court.openDispute(r.as_tuple(), sig, EVIDENCE, 0, salt, value=bond, sender=challenger)  # committed in time
+    with ape.reverts(court.DisputeCourt_OpeningExpired):  # committed in time, but revealed a day later
+        court.openDispute(r.as_tuple(), sig, EVIDENCE, 0, salt, value=bond, sender=challenger)
 
 
 def test_window_is_judged_when_the_opening_is_committed(court, chain, swarm, signed_receipt, operators, signer_keys,
@@ -214,11 +214,6 @@ def test_receipt_disputed_again_until_a_faulty_ruling(court, vault, chain, swarm
     vault_invariant(vault, chain)
 
 
-@pytest.mark.xfail(strict=True, raises=ContractLogicError, reason=(
-    "contract bug: DisputeCourt._record makes the next dispute opened after the lead settled "
-    "the new incidentLead even though older disputes over the incident are still pending, so "
-    "_settle blocks an older dispute's faulty ruling (OlderDisputePending naming a newer one) "
-    "and the copier who opened later takes the slash and the finder's reward"))
 def test_older_pending_dispute_is_not_blocked_by_a_newer_lead(court, vault, chain, swarm, signed_receipt, operators,
                                                               signer_keys, challenger, accounts, by_addr, vote):
     accused, first, copier = operators[0], accounts[7], accounts[8]
@@ -227,12 +222,22 @@ def test_older_pending_dispute_is_not_blocked_by_a_newer_lead(court, vault, chai
     open_tx(court, r, sig, challenger)  # 2: the real claim
     vote(court, 1, {a: False for a in draw(court, chain, 1)}, by_addr)
     court.resolve(1, sender=first)
+    assert court.incidentLead(incident_of(r)) == 2  # the next unsettled one in opening order
     open_tx(court, r, sig, copier)  # 3: a copy of 2's public reveal, opened after 1 settled
+    assert court.incidentLead(incident_of(r)) == 2
+    vote(court, 3, {a: True for a in draw(court, chain, 3)}, by_addr)
+    with ape.reverts(court.DisputeCourt_OlderDisputePending, disputeId=3, olderId=2):
+        court.resolve(3, sender=copier)  # the copier's faulty ruling waits for the real claim
     vote(court, 2, {a: True for a in draw(court, chain, 2)}, by_addr)
     slashable = vault.slashableOf(accused)
-    court.resolve(2, sender=challenger)  # reverts OlderDisputePending(2, 3): 3 is newer than 2
-    assert vault.slashableOf(accused) == slashable // 2
-    assert vault.credits(challenger) == court.getDispute(2).bond + slashable // 2 * PARAMS.finder_bps // BPS
+    court.resolve(2, sender=challenger)
+    assert vault.slashableOf(accused) == slashable - slashable * PARAMS.slash_bps // BPS
+    assert vault.credits(challenger) == court.getDispute(2).bond + slashable * PARAMS.slash_bps // BPS * PARAMS.finder_bps // BPS
+    assert court.incidentSlashedBy(incident_of(r)) == 2 and court.incidentLead(incident_of(r)) == 3
+    court.resolve(3, sender=copier)  # now it settles: faulty, bond back, no second slash
+    assert court.getDispute(3).outcome == OUT_FAULTY and vault.credits(copier) == court.getDispute(3).bond
+    assert court.incidentLead(incident_of(r)) == 0
+    vault_invariant(vault, chain)
 
 
 # ------------------------------------------------------------------ draw
@@ -709,23 +714,58 @@ def test_every_network_preset_is_within_the_contract_bounds(project, owner):
         court.setParams(p.court_tuple(), sender=owner)  # and setParams (window < unbonding) agrees
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "bounds flaw: setParams / StakeVault.wire only require unbondingPeriod > disputeWindow, but a "
-    "receipt may be dated maxClockSkew ahead and an opening committed at the window's close is "
-    "revealed (and freezes the accused) up to openRevealBlocks later; unbonding requested when "
-    "the receipt was issued can be withdrawn before the dispute opens"))
+REVEAL_S = PARAMS.open_reveal_blocks * 30  # CourtBounds.OPENING_BLOCK_SECONDS per reveal block
+
+
+def test_freeze_horizon_counts_clock_skew_and_the_opening_reveal(court, vault, owner):
+    assert int(court.bounds(), 16) != 0  # created by the court
+    assert court.freezeHorizon() == PARAMS.dispute_window + PARAMS.max_clock_skew + REVEAL_S
+    widest = PARAMS.unbonding_period - PARAMS.max_clock_skew - REVEAL_S - 1
+    for window in (PARAMS.unbonding_period - 1, widest + 1):  # the old bound accepted both
+        with ape.reverts(court.DisputeCourt_BadParams, reason="unbonding <= freezeHorizon"):
+            court.setParams(params_with(dispute_window=window).court_tuple(), sender=owner)
+    court.setParams(params_with(dispute_window=widest).court_tuple(), sender=owner)
+    assert court.freezeHorizon() == PARAMS.unbonding_period - 1
+    with ape.reverts(vault.StakeVault_UnbondingNotLongerThanWindow):
+        vault.setUnbondingPeriod(PARAMS.unbonding_period - 1, sender=owner)
+
+
+def test_opening_reveal_expires_by_time_too(court, chain, swarm, signed_receipt, operators, signer_keys, challenger):
+    r, sig = signed_receipt(operators[0], signer_keys[0])
+    salt = commit_opening(court, r, challenger)
+    travel(chain, REVEAL_S + 1)  # one block later, but past the reveal's time limit
+    with ape.reverts(court.DisputeCourt_OpeningExpired):
+        court.openDispute(r.as_tuple(), sig, EVIDENCE, 0, salt, value=court.bondFor(r.server), sender=challenger)
+
+
 def test_stake_unbonding_at_issue_is_still_slashable_within_the_window(court, vault, chain, owner, swarm,
                                                                        signed_receipt, operators, signer_keys,
                                                                        challenger):
-    court.setParams(params_with(dispute_window=PARAMS.unbonding_period - 1).court_tuple(), sender=owner)  # accepted
+    """The attack: unbond as the receipt is issued (dated maxClockSkew ahead), and withdraw before
+    a challenger's latest possible opening (committed at the window's close, revealed as late as
+    allowed) freezes the account. With the widest window the bounds accept, it cannot."""
+    widest = PARAMS.unbonding_period - PARAMS.max_clock_skew - REVEAL_S - 1
+    court.setParams(params_with(dispute_window=widest).court_tuple(), sender=owner)
     accused = operators[0]
     vault.stake(value=ETHER, sender=accused)  # 3 ETH
-    r, sig = signed_receipt(accused, signer_keys[0], issued_at=chain.blocks.head.timestamp + PARAMS.max_clock_skew)
+    issued = chain.blocks.head.timestamp + PARAMS.max_clock_skew
+    r, sig = signed_receipt(accused, signer_keys[0], issued_at=issued)
     vault.requestUnstake(ETHER, sender=accused)  # still 2 ETH active: registered, term open
-    travel(chain, PARAMS.unbonding_period + 1)
-    vault.withdraw(sender=accused)  # released ...
-    open_tx(court, r, sig, challenger)  # ... while the receipt is still inside its window
-    assert vault.slashableOf(accused) == 3 * ETHER
+    release = vault.accountOf(accused).releaseAt
+    chain.pending_timestamp = issued + widest - 1
+    salt = commit_opening(court, r, challenger)  # the window's last second
+    committed_at = court.openingCommitted(court.openingCommitment(
+        challenger.address, court.hashReceipt(r.as_tuple()), EVIDENCE, 0, salt)) & (2**64 - 1)
+    assert committed_at <= issued + widest
+    chain.pending_timestamp = committed_at + REVEAL_S - 1  # the reveal's last second
+    assert chain.pending_timestamp < release
+    with ape.reverts(vault.StakeVault_NothingToWithdraw):
+        vault.withdraw(sender=accused)  # the unbonding is not released yet
+    court.openDispute(r.as_tuple(), sig, EVIDENCE, 0, salt, value=court.bondFor(accused), sender=challenger)
+    assert vault.slashableOf(accused) == 3 * ETHER and vault.isFrozen(accused)
+    travel(chain, PARAMS.unbonding_period)
+    with ape.reverts(vault.StakeVault_NothingToWithdraw):
+        vault.withdraw(sender=accused)  # frozen until the dispute settles
 
 
 # ------------------------------------------------------------------ receipt v2: named block, kind, term
@@ -866,14 +906,15 @@ def test_one_faulty_and_two_abstain_cannot_slash(court, vault, chain, faulty_dis
     vault_invariant(vault, chain)
 
 
-def test_two_faulty_and_one_abstain_slashes(court, vault, chain, faulty_dispute, operators, challenger, by_addr, vote):
+def test_two_faulty_and_one_abstain_slashes_and_the_abstainer_pays_half(court, vault, chain, faulty_dispute, operators, challenger, by_addr, vote):
     auditors = draw(court, chain, faulty_dispute)
     stake = vault.slashableOf(auditors[1])
     vote(court, faulty_dispute, {auditors[0]: True, auditors[1]: "abstain", auditors[2]: True}, by_addr)
     court.resolve(faulty_dispute, sender=challenger)
     assert court.getDispute(faulty_dispute).outcome == OUT_FAULTY
     assert vault.credits(auditors[1]) == 0 and vault.credits(auditors[0]) == vault.credits(auditors[2]) > 0
-    assert vault.slashableOf(auditors[1]) == stake  # abstaining is not incoherent
+    # the panel could rule, so the evidence was usable: abstaining costs half the incoherence penalty
+    assert vault.slashableOf(auditors[1]) == stake - PARAMS.incoherence_penalty // 2
     vault_invariant(vault, chain)
 
 

@@ -100,10 +100,22 @@ function nextStepBox(ctx: Ctx, d: DisputeInfo, now: number): HTMLElement | null 
       return box(h('strong', null, `First round ruled ${outcomeWords(next.ruling)}. `),
         h('span', { class: 'appeal-window' }, `Appeal window closes ${countdown(next.deadline, now)} (${formatTimestamp(next.deadline)}). `),
         `Anyone may appeal by posting ${formatAmount(next.appealBond, sym)} (twice the bond): a fresh panel of ${next.panel ?? '2K+1'} auditors, none from the first round, gives the final ruling. The appeal bond is refunded if the final ruling differs, and goes to the auditors if it is upheld. `,
-        push(`Appeal (post ${formatAmount(next.appealBond, sym)})`, 'appeal', next.appealBond, 'small-btn appeal-btn'));
+        appealButton(ctx, d, `Appeal (post ${formatAmount(next.appealBond, sym)})`));
     case 'settle':
       return box(`First round ruled ${outcomeWords(next.ruling)}; the appeal window closed at ${formatTimestamp(next.deadline)} with no appeal: anyone may settle it on that ruling now. `, push('Resolve', 'resolve'));
   }
+}
+
+/** Appeal for what the court asks at the moment of sending (`appealPrice`: twice the smaller of
+ *  the posted and the now-required bond), never more than the label's twice-the-bond. */
+function appealButton(ctx: Ctx, d: DisputeInfo, label: string): HTMLElement {
+  return h('button', {
+    class: 'small-btn appeal-btn',
+    onclick: async () => {
+      const value = await ctx.client.readContract({ ...ctx.c.court, functionName: 'appealPrice', args: [d.id] });
+      await ctx.tx.send({ title: `${label} (dispute #${d.id})`, ...ctx.c.court, functionName: 'appeal', args: [d.id], value });
+    },
+  }, label);
 }
 
 /** How an appeal ended, in words (null without an appeal). */

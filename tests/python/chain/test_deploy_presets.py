@@ -1,5 +1,7 @@
 """Per-network parameter presets and the production guard (pure functions, no chain)."""
 
+from dataclasses import replace
+
 import pytest
 
 from pollen.chain import ChainError
@@ -14,6 +16,17 @@ def test_every_public_preset_gives_auditors_hours_and_passes_the_guard():
         assert params.commit_period >= 3600 and params.reveal_period >= 3600 and params.appeal_period >= 86_400
         assert params.unbonding_period > params.dispute_window
         check_production(CHAIN_IDS[name], params, owner_is_contract=True)
+
+
+def test_every_preset_unbonds_after_its_freeze_horizon_and_a_shorter_unbonding_is_refused():
+    for name, params in PRESETS.items():
+        assert params.unbonding_period > params.freeze_horizon, name
+        params.check_bounds()
+    anvil = PRESETS["anvil"]
+    assert anvil.freeze_horizon == anvil.dispute_window + anvil.max_clock_skew + anvil.open_reveal_blocks * 30
+    too_short = replace(anvil, unbonding_period=anvil.dispute_window + 1)  # the old bound accepted this
+    with pytest.raises(ChainError, match="must exceed the freeze horizon"):
+        too_short.check_bounds()
 
 
 def test_demo_parameters_or_an_eoa_owner_are_refused_outside_dev_chains():
