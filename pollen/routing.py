@@ -1,4 +1,9 @@
-"""Routing: pick a chain of servers covering blocks [start, end) with minimum estimated latency.
+"""Routing: pick a chain of servers covering blocks [start, end) at minimum estimated cost.
+
+Cost is latency, plus price when the client says what a second is worth to it: a hop costs
+rtt + blocks x block_time + blocks x price / wei_per_second (price: wei per block per token,
+what the server declares in the escrow; wei_per_second: what the client would pay to save one
+second per token). Without wei_per_second, price is ignored (minimum latency).
 
 Pure functions over plain data (no network): the client feeds them what `Info` calls and
 measured round trips told it. Overlapping spans are fine: a hop may use any sub-span of a
@@ -19,6 +24,7 @@ class ServerState:
     throughput: float  # decode tokens/s through the whole span (server's own estimate)
     rtt: float = 0.001  # measured round trip, seconds
     load: float = 0.0  # active sessions / max sessions, 0..1
+    price: int = 0  # wei per block per token (the server's declared price; 0 = free)
 
     def block_time(self) -> float:
         """Estimated seconds per block per decode step, inflated by load."""
@@ -48,12 +54,21 @@ def missing_blocks(servers: list[ServerState], start: int, end: int) -> list[tup
     return gaps
 
 
-def find_route(servers: list[ServerState], start: int, end: int) -> list[Hop] | None:
-    """Min-latency chain of hops covering [start, end); None if some block is uncovered.
+def hop_cost(s: ServerState, blocks: int, wei_per_second: float | None = None) -> float:
+    """Seconds-equivalent cost of running `blocks` blocks on `s` for one token."""
+    latency = s.rtt + blocks * s.block_time()
+    return latency + (blocks * s.price / wei_per_second if wei_per_second else 0.0)
 
-    Cost of a hop = server rtt + blocks x server block_time; dynamic programming over block
-    boundaries (edges only go forward, so one pass in order is exact).
+
+def find_route(servers: list[ServerState], start: int, end: int,
+               wei_per_second: float | None = None) -> list[Hop] | None:
+    """Min-cost chain of hops covering [start, end); None if some block is uncovered.
+
+    Cost of a hop: `hop_cost`; dynamic programming over block boundaries (edges only go
+    forward, so one pass in order is exact).
     """
+    if wei_per_second is not None and wei_per_second <= 0:
+        raise ValueError("wei_per_second must be > 0 (or None to ignore prices)")
     best = [math.inf] * (end - start + 1)
     back: list[tuple[int, ServerState] | None] = [None] * (end - start + 1)
     best[0] = 0.0
@@ -64,7 +79,7 @@ def find_route(servers: list[ServerState], start: int, end: int) -> list[Hop] | 
             if not s.start <= i < s.end:
                 continue
             for j in range(i + 1, min(s.end, end) + 1):
-                cost = best[i - start] + s.rtt + (j - i) * s.block_time()
+                cost = best[i - start] + hop_cost(s, j - i, wei_per_second)
                 if cost < best[j - start] - 1e-12:
                     best[j - start], back[j - start] = cost, (i, s)
     if best[end - start] == math.inf:
@@ -79,7 +94,13 @@ def find_route(servers: list[ServerState], start: int, end: int) -> list[Hop] | 
 
 def route_latency(servers: list[ServerState], hops: list[Hop]) -> float:
     by_addr = {s.address: s for s in servers}
-    return sum(by_addr[h.address].rtt + (h.end - h.start) * by_addr[h.address].block_time() for h in hops)
+    return sum(hop_cost(by_addr[h.address], h.end - h.start) for h in hops)
+
+
+def route_price(servers: list[ServerState], hops: list[Hop]) -> int:
+    """Wei per token along `hops` (sum of blocks x declared price)."""
+    by_addr = {s.address: s for s in servers}
+    return sum((h.end - h.start) * by_addr[h.address].price for h in hops)
 
 
 def backoff_delay(failures: int, base: float = 0.5, cap: float = 60.0) -> float:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pollen.routing import BanList, Hop, ServerState, backoff_delay, find_route, missing_blocks, route_latency
+from pollen.routing import (BanList, Hop, ServerState, backoff_delay, find_route, missing_blocks, route_latency,
+                            route_price)
 
 
 def S(addr, a, b, tp=100.0, rtt=0.001, load=0.0):
@@ -103,3 +105,16 @@ def test_route_is_contiguous_valid_and_optimal_vs_greedy(data):
         greedy.append(Hop(best.address, pos, best.end))
         pos = best.end
     assert route_latency(servers, route) <= route_latency(servers, greedy) + 1e-9
+
+
+def test_price_is_weighed_against_latency_only_when_asked():
+    fast_dear = ServerState("dear", 0, 10, throughput=100.0, price=1_000)  # wei per block per token
+    slow_cheap = ServerState("cheap", 0, 10, throughput=50.0, price=0)
+    # latency only: the fast server, whatever it costs
+    assert find_route([fast_dear, slow_cheap], 0, 10) == [Hop("dear", 0, 10)]
+    # 10 blocks x 1000 wei = 10,000 wei per token to save 0.01 s: worth it at > 1e6 wei/s
+    assert find_route([fast_dear, slow_cheap], 0, 10, wei_per_second=1e5) == [Hop("cheap", 0, 10)]
+    assert find_route([fast_dear, slow_cheap], 0, 10, wei_per_second=1e7) == [Hop("dear", 0, 10)]
+    assert route_price([fast_dear, slow_cheap], [Hop("dear", 0, 4)]) == 4_000
+    with pytest.raises(ValueError, match="wei_per_second"):
+        find_route([fast_dear], 0, 10, wei_per_second=0)
