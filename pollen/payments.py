@@ -14,8 +14,9 @@ voucher names exactly the verified work it pays.
   verification (price x blocks x tokens), `voucher()` signs the next cumulative voucher.
 - `VoucherBook` (server side): `accept()` checks a voucher (made out to this server, signed by
   its client, newer than the best one held, within the client's deposit as read from chain) and
-  persists the best voucher per client (JSON, atomic write); `behind()` says whether a client
-  lags more than the advertised credit limit; `to_redeem()` picks the vouchers worth redeeming.
+  persists the best voucher per client (JSON, atomic write); `charge()` counts each step served,
+  `behind()` says whether a client lags more than the advertised credit limit (stop serving
+  it); `to_redeem()` picks the vouchers worth redeeming (reclaims announced first).
 - `EscrowReader`: what the book reads from chain (a web3 contract wrapper).
 """
 
@@ -309,6 +310,7 @@ class VoucherBook:
         self.credit_limit = credit_limit
         self._lock = threading.Lock()
         self._best: dict[str, SignedVoucher] = self._load()
+        self._owed: dict[str, int] = {}  # cumulative wei each client owes for what was served
 
     def _load(self) -> dict[str, SignedVoucher]:
         if not self.path.exists():
@@ -367,8 +369,24 @@ class VoucherBook:
             self._save()
             return v.cumulative - held
 
-    def behind(self, client: str, owed: int) -> bool:
-        """Whether `client`, owing `owed` cumulative wei, lags more than the credit limit."""
+    def charge(self, client: str, price: int, blocks: int, tokens: int) -> int:
+        """Record one step served to `client` (at the price quoted for its session); returns
+        the client's cumulative debt, counted from the best voucher held when first seen."""
+        client = to_checksum_address(client)
+        with self._lock:
+            owed = max(self._owed.get(client, 0), self.paid(client)) + step_cost(price, blocks, tokens)
+            self._owed[client] = owed
+            return owed
+
+    def owed(self, client: str) -> int:
+        """Cumulative wei `client` owes for what was served (at least what it has paid)."""
+        client = to_checksum_address(client)
+        return max(self._owed.get(client, 0), self.paid(client))
+
+    def behind(self, client: str, owed: int | None = None) -> bool:
+        """Whether `client` (owing `owed` cumulative wei, default what `charge` counted) lags
+        more than the credit limit: the server stops serving its sessions until it pays."""
+        owed = self.owed(client) if owed is None else owed
         return owed - self.paid(client) > self.credit_limit
 
     def to_redeem(self, min_amount: int = 1, limit: int | None = None) -> list[SignedVoucher]:

@@ -209,3 +209,19 @@ def test_non_canonical_signatures_refused_like_the_escrow():
         recover_voucher_signer(SignedVoucher(s.voucher, s.signature[:64] + b"\x01"), DOMAIN)
     with pytest.raises(VoucherError, match="does not recover"):
         recover_voucher_signer(SignedVoucher(s.voucher, b"\x00" * 64 + b"\x1b"), DOMAIN)
+
+
+def test_server_counts_what_it_served_and_cuts_off_past_the_limit(book):
+    """The server charges each step it serves; a client that stops paying is behind once the
+    unpaid part exceeds the credit limit (100 wei here), and catches up with a new voucher."""
+    for _ in range(3):
+        book.charge(CLIENT.address, price=10, blocks=2, tokens=2)  # 40 wei a step
+    assert book.owed(CLIENT.address) == 120 and book.behind(CLIENT.address)
+    book.accept(signed(80))
+    assert not book.behind(CLIENT.address)  # 40 unpaid
+    book.charge(CLIENT.address, 10, 2, 2)
+    book.charge(CLIENT.address, 10, 2, 2)
+    assert book.behind(CLIENT.address)  # 200 owed, 80 paid
+    book.accept(signed(200))
+    assert not book.behind(CLIENT.address) and book.owed(CLIENT.address) == 200
+    assert book.owed(OTHER.address) == 0 and not book.behind(OTHER.address)
