@@ -85,7 +85,7 @@ class InfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class InfoResponse(_message.Message):
-    __slots__ = ("model", "family", "num_blocks", "start", "end", "dtype", "quantization", "throughput", "free_cache_tokens", "active_sessions", "load", "hidden_size", "operator", "signer", "version_id", "max_length", "chain_id", "court", "max_message_bytes", "adapters")
+    __slots__ = ("model", "family", "num_blocks", "start", "end", "dtype", "quantization", "throughput", "free_cache_tokens", "active_sessions", "load", "hidden_size", "operator", "signer", "version_id", "max_length", "chain_id", "court", "max_message_bytes", "adapters", "price_wei", "credit_limit_wei", "free_tier", "escrow")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     FAMILY_FIELD_NUMBER: _ClassVar[int]
     NUM_BLOCKS_FIELD_NUMBER: _ClassVar[int]
@@ -106,6 +106,10 @@ class InfoResponse(_message.Message):
     COURT_FIELD_NUMBER: _ClassVar[int]
     MAX_MESSAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
     ADAPTERS_FIELD_NUMBER: _ClassVar[int]
+    PRICE_WEI_FIELD_NUMBER: _ClassVar[int]
+    CREDIT_LIMIT_WEI_FIELD_NUMBER: _ClassVar[int]
+    FREE_TIER_FIELD_NUMBER: _ClassVar[int]
+    ESCROW_FIELD_NUMBER: _ClassVar[int]
     model: str
     family: str
     num_blocks: int
@@ -126,10 +130,24 @@ class InfoResponse(_message.Message):
     court: str
     max_message_bytes: int
     adapters: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, model: _Optional[str] = ..., family: _Optional[str] = ..., num_blocks: _Optional[int] = ..., start: _Optional[int] = ..., end: _Optional[int] = ..., dtype: _Optional[str] = ..., quantization: _Optional[str] = ..., throughput: _Optional[float] = ..., free_cache_tokens: _Optional[int] = ..., active_sessions: _Optional[int] = ..., load: _Optional[float] = ..., hidden_size: _Optional[int] = ..., operator: _Optional[str] = ..., signer: _Optional[str] = ..., version_id: _Optional[str] = ..., max_length: _Optional[int] = ..., chain_id: _Optional[int] = ..., court: _Optional[str] = ..., max_message_bytes: _Optional[int] = ..., adapters: _Optional[_Iterable[str]] = ...) -> None: ...
+    price_wei: str
+    credit_limit_wei: str
+    free_tier: bool
+    escrow: str
+    def __init__(self, model: _Optional[str] = ..., family: _Optional[str] = ..., num_blocks: _Optional[int] = ..., start: _Optional[int] = ..., end: _Optional[int] = ..., dtype: _Optional[str] = ..., quantization: _Optional[str] = ..., throughput: _Optional[float] = ..., free_cache_tokens: _Optional[int] = ..., active_sessions: _Optional[int] = ..., load: _Optional[float] = ..., hidden_size: _Optional[int] = ..., operator: _Optional[str] = ..., signer: _Optional[str] = ..., version_id: _Optional[str] = ..., max_length: _Optional[int] = ..., chain_id: _Optional[int] = ..., court: _Optional[str] = ..., max_message_bytes: _Optional[int] = ..., adapters: _Optional[_Iterable[str]] = ..., price_wei: _Optional[str] = ..., credit_limit_wei: _Optional[str] = ..., free_tier: _Optional[bool] = ..., escrow: _Optional[str] = ...) -> None: ...
+
+class Payment(_message.Message):
+    __slots__ = ("client", "session_sig", "voucher")
+    CLIENT_FIELD_NUMBER: _ClassVar[int]
+    SESSION_SIG_FIELD_NUMBER: _ClassVar[int]
+    VOUCHER_FIELD_NUMBER: _ClassVar[int]
+    client: str
+    session_sig: bytes
+    voucher: bytes
+    def __init__(self, client: _Optional[str] = ..., session_sig: _Optional[bytes] = ..., voucher: _Optional[bytes] = ...) -> None: ...
 
 class ForwardRequest(_message.Message):
-    __slots__ = ("session_id", "start", "end", "hidden", "compress_output", "prompts", "lora", "adapter")
+    __slots__ = ("session_id", "start", "end", "hidden", "compress_output", "prompts", "lora", "adapter", "payment")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     START_FIELD_NUMBER: _ClassVar[int]
     END_FIELD_NUMBER: _ClassVar[int]
@@ -138,6 +156,7 @@ class ForwardRequest(_message.Message):
     PROMPTS_FIELD_NUMBER: _ClassVar[int]
     LORA_FIELD_NUMBER: _ClassVar[int]
     ADAPTER_FIELD_NUMBER: _ClassVar[int]
+    PAYMENT_FIELD_NUMBER: _ClassVar[int]
     session_id: bytes
     start: int
     end: int
@@ -146,7 +165,8 @@ class ForwardRequest(_message.Message):
     prompts: Tensor
     lora: Lora
     adapter: str
-    def __init__(self, session_id: _Optional[bytes] = ..., start: _Optional[int] = ..., end: _Optional[int] = ..., hidden: _Optional[_Union[Tensor, _Mapping]] = ..., compress_output: _Optional[bool] = ..., prompts: _Optional[_Union[Tensor, _Mapping]] = ..., lora: _Optional[_Union[Lora, _Mapping]] = ..., adapter: _Optional[str] = ...) -> None: ...
+    payment: Payment
+    def __init__(self, session_id: _Optional[bytes] = ..., start: _Optional[int] = ..., end: _Optional[int] = ..., hidden: _Optional[_Union[Tensor, _Mapping]] = ..., compress_output: _Optional[bool] = ..., prompts: _Optional[_Union[Tensor, _Mapping]] = ..., lora: _Optional[_Union[Lora, _Mapping]] = ..., adapter: _Optional[str] = ..., payment: _Optional[_Union[Payment, _Mapping]] = ...) -> None: ...
 
 class ForwardResponse(_message.Message):
     __slots__ = ("hidden", "receipt", "sketches")
@@ -159,7 +179,7 @@ class ForwardResponse(_message.Message):
     def __init__(self, hidden: _Optional[_Union[Tensor, _Mapping]] = ..., receipt: _Optional[_Union[Receipt, _Mapping]] = ..., sketches: _Optional[_Union[Tensor, _Mapping]] = ...) -> None: ...
 
 class BackwardRequest(_message.Message):
-    __slots__ = ("session_id", "start", "end", "hidden", "grad_output", "prompts", "lora", "adapter")
+    __slots__ = ("session_id", "start", "end", "hidden", "grad_output", "prompts", "lora", "adapter", "payment")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     START_FIELD_NUMBER: _ClassVar[int]
     END_FIELD_NUMBER: _ClassVar[int]
@@ -168,6 +188,7 @@ class BackwardRequest(_message.Message):
     PROMPTS_FIELD_NUMBER: _ClassVar[int]
     LORA_FIELD_NUMBER: _ClassVar[int]
     ADAPTER_FIELD_NUMBER: _ClassVar[int]
+    PAYMENT_FIELD_NUMBER: _ClassVar[int]
     session_id: bytes
     start: int
     end: int
@@ -176,7 +197,8 @@ class BackwardRequest(_message.Message):
     prompts: Tensor
     lora: Lora
     adapter: str
-    def __init__(self, session_id: _Optional[bytes] = ..., start: _Optional[int] = ..., end: _Optional[int] = ..., hidden: _Optional[_Union[Tensor, _Mapping]] = ..., grad_output: _Optional[_Union[Tensor, _Mapping]] = ..., prompts: _Optional[_Union[Tensor, _Mapping]] = ..., lora: _Optional[_Union[Lora, _Mapping]] = ..., adapter: _Optional[str] = ...) -> None: ...
+    payment: Payment
+    def __init__(self, session_id: _Optional[bytes] = ..., start: _Optional[int] = ..., end: _Optional[int] = ..., hidden: _Optional[_Union[Tensor, _Mapping]] = ..., grad_output: _Optional[_Union[Tensor, _Mapping]] = ..., prompts: _Optional[_Union[Tensor, _Mapping]] = ..., lora: _Optional[_Union[Lora, _Mapping]] = ..., adapter: _Optional[str] = ..., payment: _Optional[_Union[Payment, _Mapping]] = ...) -> None: ...
 
 class BackwardResponse(_message.Message):
     __slots__ = ("grad_input", "receipt", "sketches", "grad_prompts", "grad_lora")
@@ -211,16 +233,18 @@ class SessionOpen(_message.Message):
     def __init__(self, session_id: _Optional[bytes] = ..., start: _Optional[int] = ..., end: _Optional[int] = ..., max_length: _Optional[int] = ..., batch_size: _Optional[int] = ..., compress_output: _Optional[bool] = ..., adapter: _Optional[str] = ...) -> None: ...
 
 class InferenceRequest(_message.Message):
-    __slots__ = ("open", "hidden", "step", "prompts")
+    __slots__ = ("open", "hidden", "step", "prompts", "payment")
     OPEN_FIELD_NUMBER: _ClassVar[int]
     HIDDEN_FIELD_NUMBER: _ClassVar[int]
     STEP_FIELD_NUMBER: _ClassVar[int]
     PROMPTS_FIELD_NUMBER: _ClassVar[int]
+    PAYMENT_FIELD_NUMBER: _ClassVar[int]
     open: SessionOpen
     hidden: Tensor
     step: int
     prompts: Tensor
-    def __init__(self, open: _Optional[_Union[SessionOpen, _Mapping]] = ..., hidden: _Optional[_Union[Tensor, _Mapping]] = ..., step: _Optional[int] = ..., prompts: _Optional[_Union[Tensor, _Mapping]] = ...) -> None: ...
+    payment: Payment
+    def __init__(self, open: _Optional[_Union[SessionOpen, _Mapping]] = ..., hidden: _Optional[_Union[Tensor, _Mapping]] = ..., step: _Optional[int] = ..., prompts: _Optional[_Union[Tensor, _Mapping]] = ..., payment: _Optional[_Union[Payment, _Mapping]] = ...) -> None: ...
 
 class InferenceResponse(_message.Message):
     __slots__ = ("hidden", "receipt", "sketches")
