@@ -189,9 +189,8 @@ class Chain:
         return self.vault.functions.credits(account).call()
 
     def account_of(self, operator: str) -> dict[str, int]:
-        staked, unbonding, release_at, frozen = self.vault.functions.accountOf(operator).call()
-        return {"staked": staked, "unbonding": unbonding, "release_at": release_at,
-                "frozen_count": frozen}
+        a = _struct(self.vault, "accountOf", self.vault.functions.accountOf(operator).call())
+        return {k: a[k] for k in ("staked", "unbonding", "release_at", "frozen_count")}
 
     def stake(self, amount: int) -> Any:
         return self.transact(self.vault.functions.stake(), "stake", value=amount)

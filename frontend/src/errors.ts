@@ -73,7 +73,7 @@ const PHRASES: Record<string, Phrase> = {
   DisputeCourt_OpeningTooEarly: () =>
     'The opening was committed in the latest block; it can be revealed from the next block on. Wait for one more block, then press "Open dispute now".',
   DisputeCourt_OpeningExpired: () =>
-    'The commitment for this opening expired (it must be revealed within the court\'s reveal window of blocks). Discard it and open the dispute again from the form.',
+    'The commitment for this opening expired (it must be revealed within the court\'s reveal window: openRevealBlocks blocks, and at most 30 s per such block). Discard it and open the dispute again from the form.',
   DisputeCourt_AlreadyCommitted: () =>
     'This exact opening commitment is already on chain. Reveal it from the pending openings under "Open a dispute", or start again (a new salt makes a new commitment).',
   DisputeCourt_IncidentSlashed: (a) =>

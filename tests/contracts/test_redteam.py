@@ -8,8 +8,8 @@ import ape
 import pytest
 from eth_utils import keccak
 
-from conftest import (ETHER, EVIDENCE, FAULTY, HONEST, PARAMS, commit_opening, draw, fingerprint, fresh_accounts,
-                      open_tx, vault_invariant)
+from conftest import (ETHER, EVIDENCE, PARAMS, commit_opening, draw, fingerprint, fresh_accounts, open_tx,
+                      vault_invariant, verdict_code)
 
 JUNK = "bafkreijunkjunkjunkjunkjunkjunkjunkjunkjunkjunkjunkjunkjunk"
 
@@ -30,13 +30,13 @@ def register(vault, registry, version_id, account, stake=2 * ETHER, port=31400):
 
 
 def vote_all(court, dispute_id, verdicts, by):
-    """Commit then reveal {address: True (faulty) | False (honest)} for the drawn auditors."""
+    """Commit then reveal {address: True (faulty) | False (honest) | "abstain"} for the drawn auditors."""
     salts = {a: os.urandom(32) for a in verdicts}
     for a, v in verdicts.items():
-        code = FAULTY if v else HONEST
+        code = verdict_code(v)
         court.commitVote(dispute_id, court.commitmentOf(dispute_id, a, code, fingerprint(a, code), salts[a]), sender=by[a])
     for a, v in verdicts.items():
-        code = FAULTY if v else HONEST
+        code = verdict_code(v)
         court.revealVote(dispute_id, code, fingerprint(a, code), salts[a], sender=by[a])
 
 
@@ -353,4 +353,37 @@ def test_appeal_overturns_a_colluding_first_panel(court, vault, registry, chain,
     slashed = stake // 2
     assert vault.credits(challenger) == rec.bond + 2 * rec.bond + slashed * PARAMS.finder_bps // 10_000
     assert not any(vault.isFrozen(a) for a in [*first, *second, operators[0].address])
+    vault_invariant(vault, chain)
+
+
+def test_abstaining_to_block_a_ruling_is_not_free(court, vault, chain, faulty_setup, by_addr, challenger):
+    """The accused's friend on the panel abstains (a "no" that used to cost nothing, unlike an
+    honest vote against the ruling). The panel still rules faulty, so the evidence was usable:
+    the abstainer loses half the incoherence penalty; the accused is slashed."""
+    d, panel = faulty_setup
+    stakes = {a: vault.stakeOf(a) for a in panel}
+    accused = court.getDispute(d).accused
+    slashable = vault.slashableOf(accused)
+    vote_all(court, d, {panel[0]: True, panel[1]: True, panel[2]: "abstain"}, by_addr)
+    tx = court.resolve(d, sender=challenger)
+    assert court.getDispute(d).outcome == 1  # Faulty
+    assert vault.stakeOf(panel[2]) == stakes[panel[2]] - PARAMS.incoherence_penalty // 2
+    assert [(e.auditor, e.incoherent) for e in tx.events if e.event_name == "AuditorPenalized"] == [(panel[2], True)]
+    assert vault.slashableOf(accused) == slashable - slashable * PARAMS.slash_bps // 10_000
+    assert vault.stakeOf(panel[0]) == stakes[panel[0]] and vault.credits(panel[0]) > 0
+    vault_invariant(vault, chain)
+
+
+def test_honest_abstainers_lose_nothing_when_nobody_could_judge(court, vault, chain, faulty_setup, by_addr,
+                                                               challenger):
+    """Unusable evidence: every auditor abstains, nobody rules, nobody is penalised and the
+    challenger's bond comes back."""
+    d, panel = faulty_setup
+    stakes = {a: vault.stakeOf(a) for a in panel}
+    vote_all(court, d, {a: "abstain" for a in panel}, by_addr)
+    tx = court.resolve(d, sender=challenger)
+    assert court.getDispute(d).outcome == 3  # NoQuorum
+    assert not [e for e in tx.events if e.event_name == "AuditorPenalized"]
+    assert {a: vault.stakeOf(a) for a in panel} == stakes
+    assert vault.credits(challenger) == court.getDispute(d).bond
     vault_invariant(vault, chain)

@@ -182,7 +182,7 @@ function timelineItem(ctx: Ctx, e: TimelineEntry, me: string | null): HTMLElemen
       detail = ['by ', addr(a.appellant as string, me), ` · appeal bond ${formatAmount(a.appealBond as bigint, sym)} · appeal panel drawn at block ${a.drawBlock}`];
       break;
     case 'penalized':
-      title = a.incoherent ? 'Auditor penalised for voting against the ruling' : 'Auditor penalised for not revealing';
+      title = a.incoherent ? 'Auditor penalised for voting (or abstaining) against the ruling' : 'Auditor penalised for not revealing';
       detail = [addr(a.auditor as string, me), ` · ${formatAmount(a.amount as bigint, sym)}`];
       break;
     case 'resolved': {
