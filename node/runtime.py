@@ -67,6 +67,6 @@ class ComputeLoop:
                 last = time.monotonic()
 
 
-def direct(fn: Callable[[], T]) -> T:
+def direct(fn: Callable[[], T], tier: Tier = Tier.FREE) -> T:
     """Compute on the calling thread (in-process use, tests)."""
     return fn()

@@ -30,10 +30,12 @@ from dataclasses import dataclass, field
 import grpc
 import torch
 
+from node.billing import FREE, Billing
 from node.config import ServerConfig
 from node.errors import BadRequest, NodeError, SessionLimit, SessionProtocolError, SpanMismatch
 from node.faults import Fault, tamper_for
 from node.runtime import ComputeLoop, direct
+from node.scheduler import Tier
 from node.signing import ReceiptSigner
 from pollen import judgment, wire
 from pollen.errors import PollenError
@@ -62,6 +64,8 @@ class Session:
     context: grpc.ServicerContext
     adapter: str = ""  # published LoRA named at open (CID), or ""
     lora: lora_mod.Lora | None = None  # its weights for [first, last)
+    payer: str | None = None  # who pays for its steps (None = free tier)
+    tier: Tier = Tier.FREE  # scheduling tier of its compute tasks
     step: int = 0
     input_hash: bytes = ZERO_HASH
     last_active: float = field(default_factory=time.monotonic)
@@ -101,6 +105,7 @@ class BlockServicer(pb_grpc.BlockServerServicer):
     def __init__(self, config: ServerConfig, span: SpanModel, signer: ReceiptSigner, throughput: float):
         self.cfg, self.span, self.signer, self.throughput = config, span, signer, throughput
         self.compute = direct  # replaced by ComputeLoop.submit when serving (see run())
+        self.billing: Billing = FREE  # pay-per-use policy; the daemon installs one over the escrow
         self.dtype = wire.WIRE_DTYPES[config.dtype]
         self.hidden = span.hidden_size
         self.sessions: dict[int, Session] = {}
@@ -252,15 +257,25 @@ class BlockServicer(pb_grpc.BlockServerServicer):
             load=active / cfg.max_sessions, hidden_size=self.hidden,
             operator=cfg.operator or self.signer.address, signer=self.signer.address,
             version_id=str(cfg.version_id), max_length=cfg.max_length, chain_id=cfg.chain_id,
-            court=cfg.court, max_message_bytes=cfg.max_message_bytes, adapters=sorted(self.adapters))
+            court=cfg.court, max_message_bytes=cfg.max_message_bytes, adapters=sorted(self.adapters),
+            price_wei=str(self.billing.terms.price), credit_limit_wei=str(self.billing.terms.credit_limit),
+            free_tier=self.billing.terms.free_tier, escrow=self.billing.domain.escrow if self.billing.domain else "")
 
     @guarded
     def Forward(self, request, context):
-        return self.compute(lambda: self._forward(request))
+        return self._billed(request, lambda: self._forward(request))
 
     @guarded
     def Backward(self, request, context):
-        return self.compute(lambda: self._backward(request))
+        return self._billed(request, lambda: self._backward(request))
+
+    def _billed(self, request, work):
+        """Admit by payment (tier or PaymentRequired), compute, then charge the payer."""
+        payment = request.payment if request.HasField("payment") else None
+        payer, tier = self.billing.admit(payment, request.session_id)
+        response = self.compute(work, tier)
+        self.billing.charge(payer, request.end - request.start, _tokens(request.hidden))
+        return response
 
     def _forward(self, request) -> pb.ForwardResponse:
         first, last = self._local_span(request.start, request.end)
@@ -307,13 +322,34 @@ class BlockServicer(pb_grpc.BlockServerServicer):
         try:
             for request in request_iterator:
                 if session is None:
-                    session = self.compute(lambda: self._open(request, context))
+                    payer, tier = self._payer(request, None)
+                    session = self.compute(lambda: self._open(request, context), tier)
+                    session.payer, session.tier = payer, tier
                 elif request.HasField("open"):
                     raise SessionProtocolError("`open` sent twice")
-                yield self.compute(lambda: self._step(session, request))
+                else:
+                    self._payer(request, session)
+                response = self.compute(lambda: self._step(session, request), session.tier)
+                self.billing.charge(session.payer, session.last - session.first, _tokens(request.hidden))
+                yield response
         finally:
             if session is not None:
                 self._close(session)
+
+    def _payer(self, request, session: Session | None):
+        """The stream's payer (fixed by its first request) and tier; later requests may bring
+        newer vouchers from the same payer, and a payer behind its credit limit is refused."""
+        payment = request.payment if request.HasField("payment") else None
+        if session is None:
+            return self.billing.admit(payment, request.open.session_id)
+        if session.payer is None:
+            return None, session.tier  # a free-tier stream stays free
+        if payment is not None and payment.client and payment.client.lower() != session.payer.lower():
+            raise BadRequest(f"payment from {payment.client} on a session paid by {session.payer}")
+        if payment is not None:
+            return self.billing.admit(payment, session.session_id)
+        self.billing.require_current(session.payer)
+        return session.payer, session.tier
 
     # ---- sessions --------------------------------------------------------------------------------
     def _open(self, request, context) -> Session:
@@ -386,6 +422,11 @@ class BlockServicer(pb_grpc.BlockServerServicer):
             s.context.cancel()
             self._close(s)
         return len(idle)
+
+
+def _tokens(hidden: pb.Tensor) -> int:
+    """batch x sequence of a (B, T, C) tensor message (what a request is billed for)."""
+    return int(hidden.shape[0] * hidden.shape[1]) if len(hidden.shape) == 3 else 0
 
 
 def _open_fields(o: pb.SessionOpen) -> dict:
