@@ -329,3 +329,19 @@ def escrow_invariant(escrow, chain) -> None:
     balance = chain.provider.get_balance(escrow.address)
     if balance != total:
         raise AssertionError(f"escrow invariant broken: balance {balance} != accounted {total}")
+
+
+# ---------------------------------------------------------------------------------- benchmarks
+
+BENCH_K, BENCH_QUORUM, BENCH_DRAW_DELAY = 4, 3, 2  # evaluators per request, reveals needed, blocks
+BENCH_COMMIT, BENCH_REVEAL = 600, 600  # seconds
+BENCH_MIN_FEE = 10**15
+DATASET = "bafkreid7qoywk77r7rj3slobqfekdvs57qwuwh5d2z3sqsw52iabe3mqne"
+
+
+@pytest.fixture
+def benchmarks(project, owner, versions, registry):
+    """A BenchmarkRegistry over the fixtures' versions and server registry: 4 evaluators per
+    request, 3 reveals needed, draw 2 blocks after the request, 10 min to commit and to reveal."""
+    return project.BenchmarkRegistry.deploy(versions, registry, BENCH_K, BENCH_QUORUM, BENCH_DRAW_DELAY,
+                                            BENCH_COMMIT, BENCH_REVEAL, BENCH_MIN_FEE, sender=owner)
