@@ -91,7 +91,8 @@ export function nextStep(d: DisputeInfo, now: number, head: bigint): NextStep | 
   }
 }
 
-/** The least DisputeCourt.appeal accepts: twice the challenger's bond. */
+/** Twice the challenger's bond: the most DisputeCourt.appeal can ask (appealPrice is twice the smaller of the
+ *  posted and the now-required bond; the appeal button reads it when sending). */
 export function appealBondFor(d: DisputeInfo): bigint {
   return 2n * d.bond;
 }
