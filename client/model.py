@@ -52,6 +52,7 @@ class DistributedModelForCausalLM(nn.Module):
         self.config, self.family, self.parts = config, family, parts
         self.swarm, self.verifier, self.compress, self.tokenizer = swarm, verifier, compress, tokenizer
         self.runner = RemoteRunner(swarm, verifier, compress)
+        self.payer = None  # client.payer.Payer, see use_payer
         self.tuning, self.name_or_path = tuning, name_or_path
         mode, n_blocks, hidden = tuning.tuning_mode, family.num_blocks(config), int(config.hidden_size)
         self.prompts = PromptEmbeddings(tuning.pre_seq_len, self._embedding(), tuning, tokenizer) \
@@ -123,10 +124,17 @@ class DistributedModelForCausalLM(nn.Module):
             raise TuningError("inference sessions / generate() with client-owned LoRA are not built: inference "
                               "streams carry no LoRA weights; use model(ids).logits (Forward) instead")
         if self.prompts is None:
-            return InferenceSession(self.swarm, self.verifier, max_length, batch_size, self.compress,
-                                    adapter=self.active_adapter)
-        return PromptedSession(self.prompts, self.swarm, self.verifier, max_length + self.prompts.length,
-                               batch_size, self.compress, deep=self.deep_prompts, adapter=self.active_adapter)
+            session = InferenceSession(self.swarm, self.verifier, max_length, batch_size, self.compress,
+                                       adapter=self.active_adapter)
+        else:
+            session = PromptedSession(self.prompts, self.swarm, self.verifier, max_length + self.prompts.length,
+                                      batch_size, self.compress, deep=self.deep_prompts, adapter=self.active_adapter)
+        session.payer = self.payer
+        return session
+
+    def use_payer(self, payer) -> None:
+        """Pay the servers for every verified step (client.payer.Payer); None: free tier."""
+        self.payer = self.runner.payer = payer
 
     @torch.no_grad()
     def generate(self, input_ids: torch.Tensor, generation_config=None, **kwargs) -> torch.Tensor:

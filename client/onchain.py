@@ -24,8 +24,10 @@ def tolerance_of(chain, version_id: int) -> float:
 
 
 def open_model(chain, version_id: int, store, cache_dir: str, allow=(), deny=(),
-               compress: bool = False) -> tuple[CheckedModel, ChainMembership]:
-    """Client parts fetched by CID from the version's manifest; servers from the registry."""
+               compress: bool = False, pay: bool = False) -> tuple[CheckedModel, ChainMembership]:
+    """Client parts fetched by CID from the version's manifest; servers from the registry.
+    pay: pay every verified step from this account's PaymentEscrow deposit, at the prices the
+    servers declared on chain (see client/payer.py)."""
     from client.verify import TermBook
     from pollen.shards import fetch_client, manifest_cid_of
 
@@ -35,7 +37,22 @@ def open_model(chain, version_id: int, store, cache_dir: str, allow=(), deny=(),
     model = CheckedModel.from_pretrained(files.folder, membership=members, compress=compress,
                                          chain_id=chain.deployment.chain_id, court=chain.court.address,
                                          terms=TermBook(chain), version_id=version_id)
+    if pay:
+        model.use_payer(payer_for(chain))
     return model, members
+
+
+def payer_for(chain):
+    """A Payer over the deployment's escrow, signing with the chain account's key."""
+    from client.errors import ClientError
+    from client.payer import Payer
+    from pollen.payments import Escrow
+
+    address = chain.deployment.contracts.get("PaymentEscrow")
+    if not address:
+        raise ClientError(f"deployment {chain.deployment.network} has no PaymentEscrow: nothing to pay with")
+    escrow = Escrow(chain, address)
+    return Payer(chain.signing_key, escrow.domain(), price_of=lambda operator: escrow.terms(operator)[0])
 
 
 def act_on(results: list[CheckResult], model, members: ChainMembership, challenger=None) -> list:
@@ -85,11 +102,11 @@ class TrustedClient:
     """
 
     def __init__(self, chain, version_id: int, store, cache_dir: str, probability: float = 0.1,
-                 allow=(), deny=(), dispute: bool = True, rng=None, on_progress=None):
+                 allow=(), deny=(), dispute: bool = True, rng=None, on_progress=None, pay: bool = False):
         from client.disputes import Challenger
         from client.spotcheck import SpotChecker
 
-        self.model, self.members = open_model(chain, version_id, store, cache_dir, allow, deny)
+        self.model, self.members = open_model(chain, version_id, store, cache_dir, allow, deny, pay=pay)
         self.checker = SpotChecker(self.model, tolerance_of(chain, version_id), probability, rng)
         self.challenger = Challenger(chain, store, on_progress) if dispute else None
         self.reports: list[CheckResult] = []

@@ -36,6 +36,7 @@ class RemoteRunner:
         self.max_failures, self.timeout = max_failures, timeout
         self.receipts: list[ReceiptRecord] = []
         self.adapter = ""  # CID of a published LoRA the servers apply to every request ("" = none)
+        self.payer = None  # client.payer.Payer: pays each verified request (None: free tier)
 
     def with_failover(self, fn, start: int, end: int):
         """The one retry helper: fn(hops) on a fresh route, excluding failed servers, with backoff."""
@@ -61,7 +62,14 @@ class RemoteRunner:
         record = self.verifier.check(hop.address, resp.receipt, expected, output_hash or out, sketches)
         self.receipts.append(record)
         check_output(hop.address, record, out, sketches, exact=exact)
+        if self.payer is not None:  # paid only once verified and checked
+            self.payer.paid_step(record, record.receipt.digest(self.verifier.domain), hop.end - hop.start,
+                                 out.shape[0] * out.shape[1])
         return sketches
+
+    def _pay(self, req, hop: Hop, session_id: bytes) -> None:
+        if self.payer is not None:
+            req.payment.CopyFrom(self.payer.payment(session_id, self.swarm.views[hop.address].operator))
 
     def forward_hop(self, hop: Hop, x: torch.Tensor, prompts: torch.Tensor | None = None,
                     lora: lora_mod.Lora | None = None) -> torch.Tensor:
@@ -73,6 +81,7 @@ class RemoteRunner:
         req = pb.ForwardRequest(session_id=sid, start=hop.start, end=hop.end,
                                 hidden=wire.encode(x, self.compress), compress_output=self.compress)
         _attach(req, prompts, lora, self.adapter)
+        self._pay(req, hop, sid)
         resp = self.swarm.connection(hop.address).call("Forward", req, self.timeout)
         y = _decode(hop.address, resp.hidden, x.shape)
         input_hash = chain_input_hash(ZERO_HASH, hash_tensor(wire.roundtrip(x, self.compress)))
@@ -94,6 +103,7 @@ class RemoteRunner:
         req = pb.BackwardRequest(session_id=sid, start=hop.start, end=hop.end,
                                  hidden=wire.encode(x), grad_output=wire.encode(grad))
         _attach(req, prompts, lora, self.adapter)
+        self._pay(req, hop, sid)
         resp = self.swarm.connection(hop.address).call("Backward", req, self.timeout)
         g = _decode(hop.address, resp.grad_input, x.shape)
         gp = None

@@ -61,6 +61,7 @@ class InferenceSession:
         self._hops: list[HopSession] | None = None
         self._closed = False
         self.prompts: torch.Tensor | None = None  # (end - start, B, P, C), set by the first step
+        self.payer = None  # client.payer.Payer: pays each verified step (None: free tier)
 
     # ---- public ----------------------------------------------------------------------------
     def step(self, hidden: torch.Tensor, prompts: torch.Tensor | None = None) -> torch.Tensor:
@@ -126,6 +127,8 @@ class InferenceSession:
                 adapter=self.adapter))
             if hs.prompts is not None:
                 request.prompts.CopyFrom(wire.encode(hs.prompts))
+        if self.payer is not None and (payment := self.payer.payment(hs.session_id, hs.operator, hs.step == 0)):
+            request.payment.CopyFrom(payment)
         response = hs.stream.call(request)
         try:
             y = wire.decode(response.hidden, max_elements=x.numel())
@@ -150,6 +153,9 @@ class InferenceSession:
             exc.prompts = hs.prompts  # and the deep prompts of its step 0 (or None)
             self.incidents.append(exc)
             raise
+        if self.payer is not None:  # paid only now: verified, checked, not failed
+            self.payer.paid_step(record, record.receipt.digest(self.verifier.domain),
+                                 hs.hop.end - hs.hop.start, x.shape[0] * x.shape[1])
         # only output that passed goes into the history a failover replays: the step that
         # failed is sent again, once, by step() to the replacement
         hs.input_hash, hs.step = input_hash, hs.step + 1

@@ -77,7 +77,9 @@ class CheckedModel(DistributedModelForCausalLM):
     """The distributed model whose inference sessions record what spot checks need."""
 
     def inference_session(self, max_length: int, batch_size: int = 1) -> RecordingSession:
-        return RecordingSession(self.swarm, self.verifier, max_length, batch_size, self.compress)
+        session = RecordingSession(self.swarm, self.verifier, max_length, batch_size, self.compress)
+        session.payer = self.payer
+        return session
 
 
 @dataclass
@@ -171,6 +173,7 @@ class SpotChecker:
         length = max(h.max_length or 0, sum(x.shape[1] for x in h.inputs))
         session = _ReplaySession(swarm, self.model.verifier, length, batch, self.model.compress,
                                  start=h.start, end=h.end, exclude=exclude)
+        session.payer = self.model.payer  # a replay pays like real traffic (a free one would stand out)
         try:
             with session:
                 for i, x in enumerate(h.inputs):

@@ -19,7 +19,6 @@ human-readable logs go to stderr. Private keys are never printed.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
@@ -30,7 +29,7 @@ import time
 from node import auditor as aud
 from node.daemon_config import DaemonConfig, parse_blocks
 from node.runtime import ComputeLoop, direct
-from node.state import COMMITTED, DECIDED, DONE, DRAWN, REVEALED, StateStore
+from node.state import COMMITTED, DECIDED, DONE, DRAWN, REVEALED, StateStore, emit
 from node.watcher import Watcher
 from pollen.chain import Chain, ChainError, ContractReverted, Deployment
 from pollen.errors import PollenError
@@ -39,10 +38,6 @@ from pollen.receipts import Receipt
 log = logging.getLogger("pollen.node.daemon")
 WEI = 10**18
 VOTE_COMMITTED, VOTE_REVEALED = 2, 3  # DisputeCourt.VoteState: >= these mean done
-
-
-def emit(event: str, **fields) -> None:
-    print(json.dumps({"event": event, "t": round(time.time(), 3), **fields}), flush=True)
 
 
 class CountingSigner:
@@ -79,6 +74,9 @@ class Daemon:
         self.exit_reason = ""
         self._next_rebalance = 0.0
         self.compute = direct  # the compute loop's submit once serving (see run())
+        from node.earnings import Earnings
+
+        self.earnings = Earnings.from_deployment(self.chain, self.me, cfg, self.states.folder)
 
     # ---- start-up ---------------------------------------------------------------------------
     def ensure_stake(self) -> None:
@@ -134,6 +132,9 @@ class Daemon:
         else:
             self.chain.register(*args)
         self.servicer.term = self.chain.current_term(self.me)
+        if self.earnings is not None:  # the escrow only takes prices from active servers
+            self.earnings.declare(last - first, self.servicer.cfg.max_tokens_per_request)
+            self.servicer.billing = self.earnings.billing
         emit("registered", operator=self.me, endpoint=self.endpoint, blocks=[first, last],
              signer=self.signer.address, throughput=tp)
 
@@ -258,6 +259,8 @@ class Daemon:
     # ---- audits (advanced every tick; safe to repeat after a crash) ------------------------------
     def tick(self) -> None:
         self.record_stats()
+        if self.earnings is not None:
+            self.earnings.tick()
         self.push_draws()
         self.maybe_rebalance()
         for audit in list(self.state.audits.values()):
@@ -466,6 +469,8 @@ class Daemon:
             emit("unstake_deferred", operator=self.me, open_disputes=account["frozen_count"])
         elif self.cfg.unstake_on_exit and (staked := account["staked"]):
             self._try(lambda: self.chain.request_unstake(staked), "request unstake")
+        if self.earnings is not None:
+            self.earnings.redeem_due(force=True)
         self.record_stats()
         self.save()
         emit("exit", operator=self.me, reason=self.exit_reason or "stopped")

@@ -48,6 +48,10 @@ class DaemonConfig:
     follow_successor: bool = False  # when our version is deprecated with a successor: move to it
     rebalance_interval_s: float = 0.0  # check swarm coverage this often and move the span if too uneven; 0 = never
     advertise_throughput: float = 0.0  # tokens/s announced in Info and the registry; 0 = measured
+    price_wei: int = 0  # pay-per-use price, wei per block per token (0 = free); set in PaymentEscrow
+    credit_limit_wei: int = 0  # unpaid wei a payer may owe; 0 = one largest step at the price
+    free_tier: bool = True  # also serve requests without a payment (after paid work)
+    redeem_interval_s: float = 30.0  # redeem held vouchers this often (and on exit)
     fault: str = ""  # FAULT INJECTION (tests/demo): a cheat from node/faults.py, e.g. "skip:27"
     fault_rate: float = 0.0  # FAULT INJECTION: fraction of steps cheated, still signed
     fault_scale: float = 0.1  # relative size of injected errors
@@ -81,6 +85,8 @@ class DaemonConfig:
         Fault.parse(self.fault)  # a bad spec fails at start-up, naming the problem
         if self.poll_interval_s <= 0 or min(self.stake, self.span_length, self.rebalance_interval_s) < 0:
             raise ConfigError("poll_interval_s must be > 0; stake, span_length, rebalance_interval_s >= 0")
+        if min(self.price_wei, self.credit_limit_wei) < 0 or self.redeem_interval_s <= 0:
+            raise ConfigError("price_wei and credit_limit_wei must be >= 0, redeem_interval_s > 0")
         if self.max_length < 1 or self.cache_mb <= 0 or self.session_timeout_s <= 0:
             raise ConfigError("max_length must be >= 1, cache_mb and session_timeout_s > 0")
         if not (self.operator_key_file or self.keystore or os.environ.get("POLLEN_OPERATOR_KEY")):

@@ -14,12 +14,19 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from node.errors import ConfigError
 
 STATE_FILE = "state.json"
+
+
+def emit(event: str, **fields) -> None:
+    """One JSON event line on stdout (what tests, the demo and supervisors read)."""
+    print(json.dumps({"event": event, "t": round(time.time(), 3), **fields}), flush=True)
+
 
 # audit stages, in order
 DRAWN, DECIDED, COMMITTED, REVEALED, DONE = "drawn", "decided", "committed", "revealed", "done"

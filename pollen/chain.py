@@ -149,6 +149,13 @@ class Chain:
             raise ChainError("this action needs an account: pass a private key / keystore")
         return self._account.address
 
+    @property
+    def signing_key(self) -> bytes:
+        """This account's private key, for off-chain signatures it makes (payment vouchers)."""
+        if self._account is None:
+            raise ChainError("this action needs an account: pass a private key / keystore")
+        return bytes(self._account.key)
+
     # ------------------------------------------------------------------ transactions
 
     def transact(self, fn: Any, action: str, value: int = 0) -> Any:

@@ -10,7 +10,7 @@ a dev chain the deploy refuses demo parameters (windows under an hour, no appeal
 that is a plain key (an EOA) unless told explicitly (--allow-demo-params / --allow-eoa-owner):
 governance should be a timelock or multisig contract. Ownership is two-step (Ownable2Step): the
 deployer wires the contracts, then proposes `--owner`, which must call `acceptOwnership()` on
-StakeVault and DisputeCourt through its own process.
+StakeVault, DisputeCourt and PaymentEscrow through its own process.
 
 On a local dev chain (chain id 31337) the deployer defaults to anvil's first well-known dev
 account; anywhere else pass --private-key-file (never a key on the command line of a shared box).
@@ -194,10 +194,11 @@ def deploy_timelock(w3: Web3, account, delay_s: int, proposer: str, log=print) -
 
 def accept_ownership_batch(deployment: Deployment) -> tuple[list[str], list[int], list[bytes]]:
     """(targets, values, payloads) the timelock's proposer schedules (scheduleBatch) to accept
-    ownership of StakeVault and DisputeCourt."""
+    ownership of StakeVault, DisputeCourt and (when deployed) PaymentEscrow."""
     selector = Web3.keccak(text="acceptOwnership()")[:4]
-    targets = [deployment.contracts["StakeVault"], deployment.contracts["DisputeCourt"]]
-    return targets, [0, 0], [selector, selector]
+    names = [n for n in ("StakeVault", "DisputeCourt", "PaymentEscrow") if n in deployment.contracts]
+    targets = [deployment.contracts[n] for n in names]
+    return targets, [0] * len(targets), [selector] * len(targets)
 
 
 def deploy_all(rpc: str, private_key: str | None = None, params: Parameters | None = None,
@@ -237,13 +238,14 @@ def deploy_all(rpc: str, private_key: str | None = None, params: Parameters | No
     log(f"  ServerRegistry       {registry}")
     court = _deploy(w3, account, "DisputeCourt", vault, registry, params.court_tuple(), account.address)
     log(f"  DisputeCourt         {court}")
+    escrow = _deploy_escrow(w3, account, registry, network, log)
     vault_c = w3.eth.contract(address=vault, abi=artifacts.abi("StakeVault"))
     tx = vault_c.functions.wire(court, registry).build_transaction({
         "from": account.address, "nonce": w3.eth.get_transaction_count(account.address, "pending"),
         "chainId": chain_id})
     _send(w3, account, tx, "wire StakeVault")
     if owner != account.address:
-        for name, address in (("StakeVault", vault), ("DisputeCourt", court)):
+        for name, address in (("StakeVault", vault), ("DisputeCourt", court), ("PaymentEscrow", escrow)):
             c = w3.eth.contract(address=address, abi=artifacts.abi(name))
             tx = c.functions.transferOwnership(owner).build_transaction({
                 "from": account.address, "nonce": w3.eth.get_transaction_count(account.address, "pending"),
@@ -251,13 +253,24 @@ def deploy_all(rpc: str, private_key: str | None = None, params: Parameters | No
             _send(w3, account, tx, f"propose {owner} as owner of {name}")
             log(f"  {name}: {owner} proposed as owner (it must call acceptOwnership())")
     contracts = {"StakeVault": vault, "ModelVersionRegistry": versions, "ServerRegistry": registry,
-                 "DisputeCourt": court}
+                 "DisputeCourt": court, "PaymentEscrow": escrow}
     if timelock:
         contracts["PollenTimelock"] = timelock
-        log(f"  next: {proposer} schedules acceptOwnership() on StakeVault and DisputeCourt through the "
+        log(f"  next: {proposer} schedules acceptOwnership() on StakeVault, DisputeCourt and PaymentEscrow through the "
             f"timelock (scheduleBatch), and anyone executes it after {timelock_delay} s")
     return Deployment(network=network, chain_id=chain_id, rpc=rpc, deployed_at_block=start,
                       contracts=contracts, parameters={k: v for k, v in vars(params).items()})
+
+
+def _deploy_escrow(w3: Web3, account, registry: str, network: str, log) -> str:
+    """PaymentEscrow (pay-per-use, pollen/payments.py) over the registry; reclaim delay by
+    network. The deployer owns it until the governance owner accepts (like the vault and court)."""
+    from pollen.payments import RECLAIM_DELAYS, deploy_escrow
+
+    delay = RECLAIM_DELAYS.get(network, max(RECLAIM_DELAYS.values()))
+    escrow = deploy_escrow(w3, account, registry, reclaim_delay=delay)
+    log(f"  PaymentEscrow        {escrow}")
+    return escrow
 
 
 @click.command()

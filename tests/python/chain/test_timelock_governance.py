@@ -48,6 +48,8 @@ def test_timelock_owns_vault_and_court_only_after_the_delay():
         w3.provider.make_request("evm_mine", [])  # calls and estimates run in the latest block
         _send(w3, keys[2], lock.functions.executeBatch(targets, values, payloads, ZERO, ZERO))  # anyone
         assert court.functions.owner().call() == lock.address and vault.functions.owner().call() == lock.address
+        escrow = w3.eth.contract(address=dep.contracts["PaymentEscrow"], abi=artifacts.abi("PaymentEscrow"))
+        assert escrow.functions.owner().call() == lock.address  # the escrow's fee too is governed
 
         # the deployer lost its powers; a change now goes through the timelock
         tight = PRESETS["anvil"].__class__(**{**vars(PRESETS["anvil"]), "slash_bps": 1_000}).court_tuple()
