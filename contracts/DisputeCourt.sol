@@ -15,9 +15,11 @@ import {CourtBounds, OPENING_SECONDS_PER_BLOCK} from "./CourtBounds.sol";
 ///
 ///         Opening is commit-reveal: `commitOpening(h)` with h binding the challenger, the
 ///         receipt, the evidence CID, the named block and a salt; `openDispute` reveals it at
-///         least one block later, with a bond scaled to what the dispute can slash. A copier who
-///         sees the reveal has no commitment of its own. A receipt may be disputed again and
-///         again until a dispute rules Faulty; one incident (accused, session) is slashed once.
+///         least one block later (and within openRevealBlocks blocks and 30 s per such block),
+///         with a bond scaled to what the dispute can slash. A copier who sees the reveal has no
+///         commitment of its own. A receipt may be disputed again and again until a dispute
+///         rules Faulty; one incident (accused, session) is slashed once, and a Faulty ruling
+///         settles only after every older dispute over its incident settled.
 ///
 ///         Auditors are drawn by stake-weighted sortition over the ServerRegistry's ticket list
 ///         as it stood at opening (tickets of servers active since `auditorMinAge` before the
@@ -27,11 +29,12 @@ import {CourtBounds, OPENING_SECONDS_PER_BLOCK} from "./CourtBounds.sol";
 ///         the dispute settles. They commit hash(verdict, fingerprint, salt) and reveal. A
 ///         ruling needs a panel of at least `minPanel` and more than half of the whole panel
 ///         for the same verdict (faulty or honest); otherwise NoQuorum (bond refunded).
-///         A ruling can be appealed once within `appealPeriod` for twice the bond: a fresh
+///         A ruling can be appealed once within `appealPeriod` for `appealPrice`: a fresh
 ///         panel of 2K+1 auditors (none from the first round) gives the final ruling.
 ///         Auditors who revealed the verdict opposite to the final ruling lose
-///         `incoherencePenalty`; drawn auditors who never revealed lose `noRevealPenalty`;
-///         coherent auditors share the pool. Parameters are snapshotted at opening.
+///         `incoherencePenalty` (half of it for an abstention when the panel still ruled);
+///         drawn auditors who never revealed lose `noRevealPenalty`; coherent auditors share
+///         the pool. Parameters are snapshotted at opening, within CourtBounds' bounds.
 ///         Payouts are credits in the StakeVault (pull payments).
 /// @dev Randomness: blockhash of a block mined after the candidate set and weights were fixed.
 ///      The proposer of drawBlock can withhold its block (forfeiting its reward) to re-roll once;
