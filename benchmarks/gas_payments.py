@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/gas_payments.py
 
 Gas is deterministic for a given compiler, settings and call path, so one run suffices. A
-redemption is measured for a batch of 1 and of 20 vouchers (20 clients paying one server), both
+client deposits and sets part aside per server (a lane) once; a redemption is measured for a batch of 1 and of 20 vouchers (20 clients paying one server), both
 the first time each (client, server) pair is redeemed (cold storage) and again later (warm).
 A voucher is cumulative, so one redemption pays for any number of steps: the per-step gas is
 the redemption's gas divided by the steps it covers (100 and 1,000 steps). The voucher's CPU
@@ -64,16 +64,20 @@ def measure() -> dict[str, int]:
         pay = [Escrow(c, address) for c in clients]
 
         gas["setPrice"] = server.set_price(10**9, 10**16)["gasUsed"]
+        me = server_c.address
         gas["deposit (first)"] = pay[0].deposit(ETHER)["gasUsed"]
         gas["deposit (top-up)"] = pay[0].deposit(ETHER)["gasUsed"]
-        for p in pay[1:]:
-            p.deposit(ETHER)
-        me = server_c.address
-        gas["redeem 1 voucher (first of the pair)"] = _redeem_gas(server, _vouchers(server, clients[:1], client_keys[:1], me, 10**15))
+        gas["allocate (1 new lane, from the deposit)"] = pay[0].allocate({me: ETHER})["gasUsed"]
+        gas["allocate (deposit + 1 new lane, one tx)"] = pay[1].allocate({me: ETHER}, value=ETHER)["gasUsed"]
+        others = {Account.from_key(bytes([0x50 + i]) * 32).address: ETHER // 10 for i in range(5)}
+        gas["allocate (deposit + 5 new lanes, one tx)"] = pay[2].allocate(others, value=ETHER // 2)["gasUsed"]
+        for p in pay[2:]:
+            p.allocate({me: ETHER}, value=ETHER)
+        gas["redeem 1 voucher (the server's first: earned and pool slots)"] = _redeem_gas(server, _vouchers(server, clients[:1], client_keys[:1], me, 10**15))
         gas["redeem 1 voucher (later)"] = _redeem_gas(server, _vouchers(server, clients[:1], client_keys[:1], me, 10**15))
         first20 = _redeem_gas(server, _vouchers(server, clients[1:] + clients[:1], client_keys[1:] + client_keys[:1],
                                                 me, 10**15))
-        gas["redeem 20 vouchers (19 first of the pair)"] = first20
+        gas["redeem 20 vouchers (first of 19 lanes)"] = first20
         later20 = _redeem_gas(server, _vouchers(server, clients, client_keys, me, 10**15))
         gas["redeem 20 vouchers (later)"] = later20
         gas["  per voucher in a batch of 20 (later)"] = later20 // N_CLIENTS
@@ -82,10 +86,11 @@ def measure() -> dict[str, int]:
         gas["  per step, 1 voucher covering 1,000 steps"] = one // 1000
         gas["spendEarned"] = server.spend_earned(10**14)["gasUsed"]
         gas["withdraw (earnings)"] = server.withdraw()["gasUsed"]
-        gas["announceReclaim"] = pay[0].announce_reclaim(ETHER // 2)["gasUsed"]
+        gas["withdrawDeposit (unallocated, no delay)"] = pay[0].withdraw_deposit(ETHER)["gasUsed"]
+        gas["announceReclaim (a lane)"] = pay[0].announce_reclaim(me, ETHER // 2)["gasUsed"]
         owner.w3.provider.make_request("evm_increaseTime", [601])
         owner.w3.provider.make_request("anvil_mine", [1])
-        gas["reclaim"] = pay[0].reclaim()["gasUsed"]
+        gas["reclaim (a lane, after the delay)"] = pay[0].reclaim(me)["gasUsed"]
         own = Escrow(owner, address)
         own.set_audit_payer(owner.address)
         fn = own.contract.functions.credit([c.address for c in clients[:3]], 10**12)

@@ -11,18 +11,22 @@ import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {IServerStatus} from "./interfaces/IServerStatus.sol";
 
 /// @title PaymentEscrow
-/// @notice Clients deposit the chain's native currency once and pay every server off chain
-///         with cumulative EIP-712 vouchers: "client owes server `cumulative` wei in total, for
-///         the receipts hashed into `receipts`". A server redeems its newest voucher of each
-///         client (many clients in one transaction) and is paid the part not redeemed yet, at
-///         most what the client still holds. A protocol fee on every redemption funds the audit
+/// @notice Clients deposit the chain's native currency, set aside part of it for each server
+///         they use (a "lane": one transaction for any number of servers) and pay off chain with
+///         cumulative EIP-712 vouchers: "client owes server `cumulative` wei in total, for the
+///         receipts hashed into `receipts`". A server redeems its newest voucher of each client
+///         (many clients in one transaction) and is paid the part not redeemed yet, at most what
+///         the client's lane for it holds. A protocol fee on every redemption funds the audit
 ///         pool, from which the audit payer (the DisputeCourt, or an owner-set keeper) credits
 ///         drawn auditors whatever the verdict.
-/// @dev Invariant: address(this).balance == totalDeposits + totalEarned + auditPool.
-///      A client reclaims in two steps (announce, then after `reclaimDelay` take the rest), and
-///      redemption stays open during the delay, so a server that redeems within the delay
-///      cannot be cheated out of a voucher it holds. Servers' and auditors' balances (`earned`)
-///      are pull payments: withdrawn, or moved into the holder's own deposit to pay as a client.
+/// @dev Invariant: address(this).balance == totalDeposits + totalEarned + auditPool, where
+///      totalDeposits counts unallocated balances and every lane.
+///      A lane is a server's alone, so a client cannot pay two servers with the same wei: a
+///      voucher within the lane is covered. The unallocated balance can be withdrawn at once; a
+///      lane is reclaimed in two steps (announce, then after `reclaimDelay` take the rest), and
+///      redemption stays open during the delay, so a server that redeems within the delay is
+///      never cheated out of a voucher it holds. Servers' and auditors' balances (`earned`) are
+///      pull payments: withdrawn, or moved into the holder's own deposit to pay as a client.
 ///      Only servers that are Active in the ServerRegistry can set a price or redeem: a server
 ///      deactivated by a slash (or that left) is paid again only once it is registered again,
 ///      and its clients may reclaim in the meantime (its vouchers stay valid, never consumed).
@@ -36,8 +40,9 @@ contract PaymentEscrow is EIP712, Ownable2Step, ReentrancyGuard {
         bytes32 receipts; // hash chain of the digests of the receipts paid for
     }
 
-    struct Account {
-        uint128 balance; // deposit available to pay vouchers
+    struct Lane {
+        uint128 amount; // set aside for one server, what its vouchers can still take
+        uint128 redeemed; // cumulative wei the server has redeemed from this client
         uint128 reclaimAmount; // announced for reclaim (0 = none)
         uint64 reclaimAt; // when the announced amount may be taken
     }
@@ -63,10 +68,10 @@ contract PaymentEscrow is EIP712, Ownable2Step, ReentrancyGuard {
     uint256 public totalEarned;
     uint256 public auditPool;
 
-    mapping(address => Account) private _accounts;
+    /// @notice A client's unallocated deposit (withdrawable at once, or allocated to lanes).
+    mapping(address => uint256) public balanceOf;
+    mapping(address => mapping(address => Lane)) private _lanes; // client => server => lane
     mapping(address => Terms) private _terms;
-    /// @notice client => server => cumulative wei already redeemed.
-    mapping(address => mapping(address => uint256)) public redeemed;
     /// @notice Withdrawable (or spendable) earnings and audit credits.
     mapping(address => uint256) public earned;
 
@@ -82,16 +87,19 @@ contract PaymentEscrow is EIP712, Ownable2Step, ReentrancyGuard {
     error PaymentEscrow_FeeAboveLimit(uint256 feeBps, uint256 maxFeeBps);
     error PaymentEscrow_NothingToRedeem(address server);
     error PaymentEscrow_InsufficientEarned(uint256 available, uint256 requested);
-    error PaymentEscrow_NoReclaimAnnounced(address client);
+    error PaymentEscrow_InsufficientBalance(uint256 available, uint256 requested);
+    error PaymentEscrow_NoReclaimAnnounced(address client, address server);
     error PaymentEscrow_ReclaimLocked(uint64 reclaimAt, uint256 now_);
     error PaymentEscrow_NothingToWithdraw(address account);
     error PaymentEscrow_NotAuditPayer(address caller);
     error PaymentEscrow_RenounceDisabled();
 
     event Deposited(address indexed client, address indexed from, uint256 amount, uint256 balance);
-    event ReclaimAnnounced(address indexed client, uint256 amount, uint64 reclaimAt);
-    event ReclaimCancelled(address indexed client);
-    event Reclaimed(address indexed client, uint256 amount);
+    event Allocated(address indexed client, address indexed server, uint256 amount, uint256 lane);
+    event DepositWithdrawn(address indexed client, uint256 amount);
+    event ReclaimAnnounced(address indexed client, address indexed server, uint256 amount, uint64 reclaimAt);
+    event ReclaimCancelled(address indexed client, address indexed server);
+    event Reclaimed(address indexed client, address indexed server, uint256 amount);
     event VoucherRedeemed(
         address indexed client, address indexed server, uint256 cumulative, uint256 paid, bytes32 receipts
     );
@@ -122,51 +130,85 @@ contract PaymentEscrow is EIP712, Ownable2Step, ReentrancyGuard {
 
     // ------------------------------------------------------------------ clients
 
-    /// @notice Add the sent value to the caller's deposit.
+    /// @notice Add the sent value to the caller's unallocated deposit.
     function deposit() external payable {
         _credit(msg.sender);
     }
 
-    /// @notice Add the sent value to `client`'s deposit (a sponsor paying for someone).
+    /// @notice Add the sent value to `client`'s unallocated deposit (a sponsor paying for someone).
     /// @param client Whose deposit grows.
     function depositFor(address client) external payable {
         if (client == address(0)) revert PaymentEscrow_ZeroAddress();
         _credit(client);
     }
 
-    /// @notice Announce a reclaim of up to `amount` of the caller's deposit, takeable after
-    ///         `reclaimDelay`; servers keep redeeming until then. A new announcement replaces
-    ///         the old one and restarts the delay.
-    /// @param amount Wei (> 0; what is left at reclaim time is taken if less).
-    function announceReclaim(uint256 amount) external {
+    /// @notice Set aside `amounts[i]` of the caller's deposit (plus any value sent, added to it
+    ///         first) for `servers[i]`: only that server's vouchers can take it.
+    /// @param servers Servers to pay (operator addresses).
+    /// @param amounts Wei for each.
+    function allocate(address[] calldata servers, uint256[] calldata amounts) external payable {
+        if (servers.length != amounts.length) revert PaymentEscrow_LengthMismatch(servers.length, amounts.length);
+        if (msg.value != 0) _credit(msg.sender);
+        uint256 total;
+        for (uint256 i; i < amounts.length; ++i) total += amounts[i];
+        uint256 available = balanceOf[msg.sender];
+        if (total > available) revert PaymentEscrow_InsufficientBalance(available, total);
+        balanceOf[msg.sender] = available - total;
+        for (uint256 i; i < servers.length; ++i) {
+            Lane storage lane = _lanes[msg.sender][servers[i]];
+            lane.amount = SafeCast.toUint128(lane.amount + amounts[i]);
+            emit Allocated(msg.sender, servers[i], amounts[i], lane.amount);
+        }
+    }
+
+    /// @notice Withdraw `amount` of the caller's unallocated deposit (no server relies on it).
+    /// @param amount Wei (> 0, <= the unallocated balance).
+    function withdrawDeposit(uint256 amount) external nonReentrant {
         if (amount == 0) revert PaymentEscrow_ZeroAmount();
-        Account storage a = _accounts[msg.sender];
-        a.reclaimAmount = SafeCast.toUint128(amount);
-        a.reclaimAt = uint64(block.timestamp) + reclaimDelay;
-        emit ReclaimAnnounced(msg.sender, amount, a.reclaimAt);
+        uint256 available = balanceOf[msg.sender];
+        if (amount > available) revert PaymentEscrow_InsufficientBalance(available, amount);
+        balanceOf[msg.sender] = available - amount;
+        totalDeposits -= amount;
+        emit DepositWithdrawn(msg.sender, amount);
+        Address.sendValue(payable(msg.sender), amount);
+    }
+
+    /// @notice Announce a reclaim of up to `amount` of the caller's lane for `server`, takeable
+    ///         after `reclaimDelay`; the server keeps redeeming until then. A new announcement
+    ///         replaces the old one and restarts the delay.
+    /// @param server The lane's server.
+    /// @param amount Wei (> 0; what is left at reclaim time is taken if less).
+    function announceReclaim(address server, uint256 amount) external {
+        if (amount == 0) revert PaymentEscrow_ZeroAmount();
+        Lane storage lane = _lanes[msg.sender][server];
+        lane.reclaimAmount = SafeCast.toUint128(amount);
+        lane.reclaimAt = uint64(block.timestamp) + reclaimDelay;
+        emit ReclaimAnnounced(msg.sender, server, amount, lane.reclaimAt);
     }
 
     /// @notice Withdraw an announced reclaim.
-    function cancelReclaim() external {
-        Account storage a = _accounts[msg.sender];
-        if (a.reclaimAmount == 0) revert PaymentEscrow_NoReclaimAnnounced(msg.sender);
-        a.reclaimAmount = 0;
-        a.reclaimAt = 0;
-        emit ReclaimCancelled(msg.sender);
+    /// @param server The lane's server.
+    function cancelReclaim(address server) external {
+        Lane storage lane = _lanes[msg.sender][server];
+        if (lane.reclaimAmount == 0) revert PaymentEscrow_NoReclaimAnnounced(msg.sender, server);
+        lane.reclaimAmount = 0;
+        lane.reclaimAt = 0;
+        emit ReclaimCancelled(msg.sender, server);
     }
 
-    /// @notice Take the announced reclaim (or what is left of the deposit, if less) once its
-    ///         delay has passed.
-    function reclaim() external nonReentrant {
-        Account storage a = _accounts[msg.sender];
-        if (a.reclaimAmount == 0) revert PaymentEscrow_NoReclaimAnnounced(msg.sender);
-        if (block.timestamp < a.reclaimAt) revert PaymentEscrow_ReclaimLocked(a.reclaimAt, block.timestamp);
-        uint256 amount = a.reclaimAmount < a.balance ? a.reclaimAmount : a.balance;
-        a.reclaimAmount = 0;
-        a.reclaimAt = 0;
-        a.balance -= uint128(amount);
+    /// @notice Take the announced reclaim of a lane (or what is left in it, if less) once its
+    ///         delay has passed; the wei are sent to the caller.
+    /// @param server The lane's server.
+    function reclaim(address server) external nonReentrant {
+        Lane storage lane = _lanes[msg.sender][server];
+        if (lane.reclaimAmount == 0) revert PaymentEscrow_NoReclaimAnnounced(msg.sender, server);
+        if (block.timestamp < lane.reclaimAt) revert PaymentEscrow_ReclaimLocked(lane.reclaimAt, block.timestamp);
+        uint256 amount = lane.reclaimAmount < lane.amount ? lane.reclaimAmount : lane.amount;
+        lane.reclaimAmount = 0;
+        lane.reclaimAt = 0;
+        lane.amount -= uint128(amount);
         totalDeposits -= amount;
-        emit Reclaimed(msg.sender, amount);
+        emit Reclaimed(msg.sender, server, amount);
         if (amount != 0) Address.sendValue(payable(msg.sender), amount);
     }
 
@@ -183,8 +225,8 @@ contract PaymentEscrow is EIP712, Ownable2Step, ReentrancyGuard {
 
     /// @notice Redeem vouchers made out to the caller (an Active server), one per client at
     ///         best (its newest: they are cumulative). Each pays the part of its cumulative
-    ///         amount not redeemed yet, at most the client's deposit; one that pays nothing is
-    ///         skipped (event), so another server's redemption cannot make the batch revert.
+    ///         amount not redeemed yet, at most what the client's lane for the caller holds; one
+    ///         that pays nothing is skipped (event), so one empty lane cannot make the batch revert.
     ///         The fee goes to the audit pool, the rest to `earned[msg.sender]`.
     /// @param vouchers Vouchers whose `server` is the caller.
     /// @param signatures The clients' 65-byte EIP-712 signatures, in the same order.
@@ -224,7 +266,8 @@ contract PaymentEscrow is EIP712, Ownable2Step, ReentrancyGuard {
         Address.sendValue(payable(msg.sender), amount);
     }
 
-    /// @notice Move `amount` of the caller's earnings into its own deposit, to pay other servers.
+    /// @notice Move `amount` of the caller's earnings into its own (unallocated) deposit, to pay
+    ///         other servers.
     /// @param amount Wei (> 0, <= earned).
     function spendEarned(uint256 amount) external {
         if (amount == 0) revert PaymentEscrow_ZeroAmount();
@@ -232,10 +275,10 @@ contract PaymentEscrow is EIP712, Ownable2Step, ReentrancyGuard {
         if (amount > available) revert PaymentEscrow_InsufficientEarned(available, amount);
         earned[msg.sender] = available - amount;
         totalEarned -= amount;
-        Account storage a = _accounts[msg.sender];
-        a.balance += SafeCast.toUint128(amount);
+        uint256 balance = balanceOf[msg.sender] + amount;
+        balanceOf[msg.sender] = balance;
         totalDeposits += amount;
-        emit EarnedSpent(msg.sender, amount, a.balance);
+        emit EarnedSpent(msg.sender, amount, balance);
     }
 
     // ------------------------------------------------------------------ audit pool
@@ -296,9 +339,14 @@ contract PaymentEscrow is EIP712, Ownable2Step, ReentrancyGuard {
 
     // ------------------------------------------------------------------ views
 
-    /// @notice A client's deposit record.
-    function accountOf(address client) external view returns (Account memory) {
-        return _accounts[client];
+    /// @notice A client's lane for a server.
+    function laneOf(address client, address server) external view returns (Lane memory) {
+        return _lanes[client][server];
+    }
+
+    /// @notice Cumulative wei `server` has redeemed from `client`.
+    function redeemed(address client, address server) external view returns (uint256) {
+        return _lanes[client][server].redeemed;
     }
 
     /// @notice A server's declared price and credit limit.
@@ -319,20 +367,19 @@ contract PaymentEscrow is EIP712, Ownable2Step, ReentrancyGuard {
     /// @notice What redeeming a voucher of `cumulative` from `client` to `server` would pay now
     ///         (before the fee).
     function redeemable(address client, address server, uint256 cumulative) external view returns (uint256) {
-        uint256 done = redeemed[client][server];
-        uint256 owed = cumulative > done ? cumulative - done : 0;
-        uint256 balance = _accounts[client].balance;
-        return owed < balance ? owed : balance;
+        Lane storage lane = _lanes[client][server];
+        uint256 owed = cumulative > lane.redeemed ? cumulative - lane.redeemed : 0;
+        return owed < lane.amount ? owed : lane.amount;
     }
 
     // ------------------------------------------------------------------ internal
 
     function _credit(address client) private {
         if (msg.value == 0) revert PaymentEscrow_ZeroAmount();
-        Account storage a = _accounts[client];
-        a.balance = SafeCast.toUint128(a.balance + msg.value);
+        uint256 balance = balanceOf[client] + msg.value;
+        balanceOf[client] = balance;
         totalDeposits += msg.value;
-        emit Deposited(client, msg.sender, msg.value, a.balance);
+        emit Deposited(client, msg.sender, msg.value, balance);
     }
 
     /// @dev Pay one voucher into the batch's gross; the batch settles totals and the fee.
@@ -342,16 +389,15 @@ contract PaymentEscrow is EIP712, Ownable2Step, ReentrancyGuard {
         if (err != ECDSA.RecoverError.NoError || signer != v.client) {
             revert PaymentEscrow_BadSignature(v.client, v.server);
         }
-        uint256 done = redeemed[v.client][v.server];
-        Account storage a = _accounts[v.client];
-        uint256 owed = v.cumulative > done ? v.cumulative - done : 0;
-        paid = owed < a.balance ? owed : a.balance;
+        Lane storage lane = _lanes[v.client][v.server];
+        uint256 owed = v.cumulative > lane.redeemed ? v.cumulative - lane.redeemed : 0;
+        paid = owed < lane.amount ? owed : lane.amount;
         if (paid == 0) {
             emit VoucherSkipped(v.client, v.server, v.cumulative);
             return 0;
         }
-        redeemed[v.client][v.server] = done + paid;
-        a.balance -= uint128(paid);
+        lane.redeemed += uint128(paid);
+        lane.amount -= uint128(paid);
         emit VoucherRedeemed(v.client, v.server, v.cumulative, paid, v.receipts);
     }
 

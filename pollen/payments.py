@@ -1,6 +1,7 @@
 """Pay-per-use vouchers for PaymentEscrow (EIP-712), the client's tab and the server's book.
 
-A client deposits once in PaymentEscrow and pays each server off chain with cumulative vouchers
+A client deposits in PaymentEscrow, sets part of it aside for each server it uses (a lane, so
+no two servers are paid with the same wei) and pays each off chain with cumulative vouchers
 
     Voucher(address client, address server, uint256 cumulative, bytes32 receipts)
 
@@ -13,11 +14,13 @@ voucher names exactly the verified work it pays.
 - `ClientTab` (client side, one per server): `charge()` once per receipt that passed
   verification (price x blocks x tokens), `voucher()` signs the next cumulative voucher.
 - `VoucherBook` (server side): `accept()` checks a voucher (made out to this server, signed by
-  its client, newer than the best one held, within the client's deposit as read from chain) and
-  persists the best voucher per client (JSON, atomic write); `charge()` counts each step served,
-  `behind()` says whether a client lags more than the advertised credit limit (stop serving
-  it); `to_redeem()` picks the vouchers worth redeeming (reclaims announced first).
-- `EscrowReader`: what the book reads from chain (a web3 contract wrapper).
+  its client, newer than the best one held, within the client's lane for this server as read
+  from chain, less any reclaim the client announced) and persists the best voucher per client
+  (JSON, atomic write); `charge()` counts each step served, `behind()` says whether a client
+  lags more than the advertised credit limit (stop serving it); `to_redeem()` picks the
+  vouchers worth redeeming (lanes with an announced reclaim first).
+- `EscrowReader`: what the book reads from chain (a web3 contract wrapper); `Escrow`: every
+  PaymentEscrow call through a pollen.chain.Chain; `deploy_escrow`.
 """
 
 from __future__ import annotations
@@ -265,16 +268,16 @@ class ClientTab:
 
 
 class EscrowState(Protocol):
-    """What the voucher book reads from chain."""
+    """What the voucher book reads from chain (the client's lane for this server)."""
 
-    def available(self, client: str) -> int:
-        """Deposit a server can still count on (balance minus any announced reclaim)."""
+    def available(self, client: str, server: str) -> int:
+        """Wei in the lane a server can still count on (minus any announced reclaim)."""
 
     def redeemed(self, client: str, server: str) -> int:
         """Cumulative wei already redeemed by `server` from `client`."""
 
-    def reclaim_at(self, client: str) -> int:
-        """Unix time an announced reclaim becomes takeable (0: none announced)."""
+    def reclaim_at(self, client: str, server: str) -> int:
+        """Unix time an announced reclaim of the lane becomes takeable (0: none announced)."""
 
 
 class EscrowReader:
@@ -283,19 +286,19 @@ class EscrowReader:
     def __init__(self, contract: Any):
         self.contract = contract
 
-    def _account(self, client: str) -> tuple[int, int, int]:
-        balance, reclaim_amount, reclaim_at = self.contract.functions.accountOf(client).call()
-        return balance, reclaim_amount, reclaim_at
+    def lane(self, client: str, server: str) -> dict[str, int]:
+        amount, redeemed, reclaim_amount, reclaim_at = self.contract.functions.laneOf(client, server).call()
+        return {"amount": amount, "redeemed": redeemed, "reclaim_amount": reclaim_amount, "reclaim_at": reclaim_at}
 
-    def available(self, client: str) -> int:
-        balance, reclaim_amount, _ = self._account(client)
-        return max(0, balance - reclaim_amount)
+    def available(self, client: str, server: str) -> int:
+        lane = self.lane(client, server)
+        return max(0, lane["amount"] - lane["reclaim_amount"])
 
     def redeemed(self, client: str, server: str) -> int:
         return self.contract.functions.redeemed(client, server).call()
 
-    def reclaim_at(self, client: str) -> int:
-        return self._account(client)[2]
+    def reclaim_at(self, client: str, server: str) -> int:
+        return self.lane(client, server)["reclaim_at"]
 
 
 class VoucherBook:
@@ -361,10 +364,10 @@ class VoucherBook:
             if v.cumulative <= held:
                 raise VoucherError(f"stale: cumulative {v.cumulative} <= {held} already held from {v.client}")
             unredeemed = v.cumulative - self.state.redeemed(v.client, self.server)
-            available = self.state.available(v.client)
+            available = self.state.available(v.client, self.server)
             if unredeemed > available:
-                raise VoucherError(f"over deposit: {unredeemed} wei unredeemed > {available} wei "
-                                   f"available to {v.client}")
+                raise VoucherError(f"over deposit: {unredeemed} wei unredeemed > {available} wei in "
+                                   f"{v.client}'s lane for this server")
             self._best[v.client] = signed
             self._save()
             return v.cumulative - held
@@ -398,7 +401,7 @@ class VoucherBook:
             owed = signed.voucher.cumulative - self.state.redeemed(client, self.server)
             if owed <= 0:
                 continue
-            urgent = self.state.reclaim_at(client) != 0
+            urgent = self.state.reclaim_at(client, self.server) != 0
             if owed >= min_amount or urgent:
                 picked.append((not urgent, -owed, client, signed))
         picked.sort(key=lambda t: t[:3])
@@ -461,9 +464,13 @@ class Escrow:
         return EscrowReader(self.contract)
 
     # reads
-    def account(self, client: str) -> dict[str, int]:
-        balance, reclaim_amount, reclaim_at = self.contract.functions.accountOf(client).call()
-        return {"balance": balance, "reclaim_amount": reclaim_amount, "reclaim_at": reclaim_at}
+    def balance(self, client: str) -> int:
+        """A client's unallocated deposit."""
+        return self.contract.functions.balanceOf(client).call()
+
+    def lane(self, client: str, server: str) -> dict[str, int]:
+        """A client's lane for a server: amount, redeemed, reclaim_amount, reclaim_at."""
+        return self.reader().lane(client, server)
 
     def terms(self, server: str) -> tuple[int, int]:
         """(price wei per block-token, credit limit wei) a server declared."""
@@ -480,14 +487,22 @@ class Escrow:
     def deposit(self, amount: int) -> Any:
         return self._send("deposit", self.contract.functions.deposit(), value=amount)
 
-    def announce_reclaim(self, amount: int) -> Any:
-        return self._send("announce reclaim", self.contract.functions.announceReclaim(amount))
+    def allocate(self, lanes: dict[str, int], value: int = 0) -> Any:
+        """Set aside lanes[server] wei for each server (sending `value` more first)."""
+        servers = [to_checksum_address(s) for s in lanes]
+        return self._send("allocate", self.contract.functions.allocate(servers, list(lanes.values())), value=value)
 
-    def cancel_reclaim(self) -> Any:
-        return self._send("cancel reclaim", self.contract.functions.cancelReclaim())
+    def withdraw_deposit(self, amount: int) -> Any:
+        return self._send("withdraw deposit", self.contract.functions.withdrawDeposit(amount))
 
-    def reclaim(self) -> Any:
-        return self._send("reclaim", self.contract.functions.reclaim())
+    def announce_reclaim(self, server: str, amount: int) -> Any:
+        return self._send("announce reclaim", self.contract.functions.announceReclaim(server, amount))
+
+    def cancel_reclaim(self, server: str) -> Any:
+        return self._send("cancel reclaim", self.contract.functions.cancelReclaim(server))
+
+    def reclaim(self, server: str) -> Any:
+        return self._send("reclaim", self.contract.functions.reclaim(server))
 
     def withdraw(self) -> Any:
         return self._send("withdraw earnings", self.contract.functions.withdraw())

@@ -1,13 +1,15 @@
 """Pay for the swarm and get paid:  ape run escrow COMMAND --network ... --account A
 
     ape run escrow deploy --save                 # a PaymentEscrow over the deployment's registry
-    ape run escrow deposit 1.5                   # client: deposit 1.5 (ether / xDAI / FIL)
-    ape run escrow announce-withdraw 1.0         # client: start the reclaim delay
-    ape run escrow withdraw                      # client: take the announced reclaim after it
+    ape run escrow deposit 1.5 [--server S ...]  # client: deposit 1.5 (ether / xDAI / FIL), set
+                                                 #   aside 1.5 for each server S (a lane) if given
+    ape run escrow withdraw [AMOUNT]             # client: take unallocated deposit back (no delay)
+    ape run escrow announce-withdraw 1.0 --server S   # client: start the delay on S's lane
+    ape run escrow withdraw --server S           # client: take the announced lane reclaim after it
     ape run escrow price 1000000000 --credit-limit 0.01   # server: wei per block-token
     ape run escrow redeem vouchers.json          # server: redeem a voucher book in one batch
     ape run escrow earnings [--withdraw | --spend 0.5]     # server/auditor: earned balance
-    ape run escrow status [ADDRESS]              # deposits, reclaim, earnings, price
+    ape run escrow status ADDRESS [--server S]   # deposit (and lane for S), earnings, price
 
 The escrow address comes from --escrow, else the deployment file's "PaymentEscrow" entry.
 """
@@ -51,13 +53,15 @@ def _wei(amount: str) -> int:
     return wei
 
 
-def _show(escrow, address):
-    a = escrow.accountOf(address)
+def _show(escrow, address, server=None):
     t = escrow.termsOf(address)
-    reclaim = f", reclaim of {a.reclaimAmount / 1e18:g} at {a.reclaimAt}" if a.reclaimAmount else ""
-    click.echo(f"{address}: deposit {a.balance / 1e18:g}{reclaim}; earned {escrow.earned(address) / 1e18:g}; "
-               f"price {t.price} wei/block-token, credit limit {t.creditLimit / 1e18:g}; "
-               f"fee {escrow.feeBps()} bps, audit pool {escrow.auditPool() / 1e18:g}")
+    text = f"{address}: deposit {escrow.balanceOf(address) / 1e18:g} unallocated"
+    if server:
+        lane = escrow.laneOf(address, server)
+        reclaim = f", reclaim of {lane.reclaimAmount / 1e18:g} at {lane.reclaimAt}" if lane.reclaimAmount else ""
+        text += f", lane for {server} {lane.amount / 1e18:g} (redeemed {lane.redeemed / 1e18:g}{reclaim})"
+    click.echo(f"{text}; earned {escrow.earned(address) / 1e18:g}; price {t.price} wei/block-token, "
+               f"credit limit {t.creditLimit / 1e18:g}; fee {escrow.feeBps()} bps, audit pool {escrow.auditPool() / 1e18:g}")
 
 
 @click.group()
@@ -88,32 +92,49 @@ def deploy(network, account, deployment, fee_bps, reclaim_delay, save):
 @cli.command(cls=ConnectedProviderCommand)
 @_with_account
 @click.argument("amount")
-def deposit(network, account, deployment, escrow_address, amount):
-    """Deposit AMOUNT (ether) to pay servers with vouchers."""
+@click.option("--server", "servers", multiple=True, help="set AMOUNT aside for this server (repeatable)")
+def deposit(network, account, deployment, escrow_address, amount, servers):
+    """Deposit AMOUNT (ether); with --server, AMOUNT goes into each server's lane."""
     escrow = _escrow(network, deployment, escrow_address)
-    escrow.deposit(value=_wei(amount), sender=account)
-    _show(escrow, account.address)
+    wei = _wei(amount)
+    if servers:
+        escrow.allocate(list(servers), [wei] * len(servers), value=wei * len(servers), sender=account)
+    else:
+        escrow.deposit(value=wei, sender=account)
+    for server in servers or [None]:
+        _show(escrow, account.address, server)
 
 
 @cli.command("announce-withdraw", cls=ConnectedProviderCommand)
 @_with_account
 @click.argument("amount")
-def announce_withdraw(network, account, deployment, escrow_address, amount):
-    """Announce a reclaim of AMOUNT; servers may still redeem until the delay passes."""
+@click.option("--server", required=True, help="the lane's server")
+def announce_withdraw(network, account, deployment, escrow_address, amount, server):
+    """Announce a reclaim of AMOUNT from SERVER's lane; it may still redeem until the delay passes."""
     escrow = _escrow(network, deployment, escrow_address)
-    tx = escrow.announceReclaim(_wei(amount), sender=account)
-    click.echo(f"reclaim of {amount} takeable at {tx.events[0].reclaimAt} (unix time)")
+    tx = escrow.announceReclaim(server, _wei(amount), sender=account)
+    click.echo(f"reclaim of {amount} from {server}'s lane takeable at {tx.events[0].reclaimAt} (unix time)")
 
 
 @cli.command(cls=ConnectedProviderCommand)
 @_with_account
-def withdraw(network, account, deployment, escrow_address):
-    """Take the announced reclaim (what is left of it after redemptions)."""
+@click.argument("amount", required=False)
+@click.option("--server", help="take the announced reclaim of this server's lane")
+def withdraw(network, account, deployment, escrow_address, amount, server):
+    """Withdraw AMOUNT (default all) of the unallocated deposit, or with --server take the
+    announced reclaim of that lane (what is left of it after redemptions)."""
     escrow = _escrow(network, deployment, escrow_address)
-    if escrow.accountOf(account).reclaimAmount == 0:
-        raise click.ClickException(f"{account.address} announced no reclaim: run announce-withdraw first")
-    tx = escrow.reclaim(sender=account)
-    click.echo(f"reclaimed {tx.events[0].amount / 1e18:g}" if tx.events else "reclaimed 0")
+    if server:
+        if escrow.laneOf(account, server).reclaimAmount == 0:
+            raise click.ClickException(f"no reclaim announced on {server}'s lane: run announce-withdraw first")
+        tx = escrow.reclaim(server, sender=account)
+        click.echo(f"reclaimed {tx.events[0].amount / 1e18:g}" if tx.events else "reclaimed 0")
+        return
+    wei = _wei(amount) if amount else escrow.balanceOf(account)
+    if wei == 0:
+        raise click.ClickException(f"{account.address} has no unallocated deposit")
+    escrow.withdrawDeposit(wei, sender=account)
+    click.echo(f"withdrew {wei / 1e18:g}")
 
 
 @cli.command(cls=ConnectedProviderCommand)
@@ -173,6 +194,7 @@ def earnings(network, account, deployment, escrow_address, take, spend):
 @deployment_option
 @escrow_option
 @click.argument("address")
-def status(network, deployment, escrow_address, address):
-    """Show ADDRESS's deposit, reclaim, earnings and price."""
-    _show(_escrow(network, deployment, escrow_address), address)
+@click.option("--server", help="also show ADDRESS's lane for this server")
+def status(network, deployment, escrow_address, address, server):
+    """Show ADDRESS's deposit (and lane), earnings and price."""
+    _show(_escrow(network, deployment, escrow_address), address, server)

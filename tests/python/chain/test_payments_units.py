@@ -22,20 +22,20 @@ DOMAIN = PaymentDomain(chain_id=31337, escrow="0x" + "e5" * 20)
 
 
 class FakeEscrow:
-    """What a VoucherBook reads from chain, set by the test."""
+    """What a VoucherBook reads from chain (each client's lane for the book's server), set by the test."""
 
     def __init__(self, deposit=10**18):
         self.deposits = {CLIENT.address: deposit, OTHER.address: deposit}
         self.done = {}
         self.reclaims = {}
 
-    def available(self, client):
+    def available(self, client, server):
         return self.deposits.get(client, 0)
 
     def redeemed(self, client, server):
         return self.done.get((client, server), 0)
 
-    def reclaim_at(self, client):
+    def reclaim_at(self, client, server):
         return self.reclaims.get(client, 0)
 
 
