@@ -1,0 +1,226 @@
+"""Living benchmarks on a real anvil: a dataset published to the content store, a benchmark
+registered on chain, an evaluation requested, four staked servers' evaluators (node/evaluator.py,
+each with its own key) drawn, scoring the version, committing and revealing; the median lands on
+chain; then `pollen publish --require-improvement` refuses a worse successor and accepts one
+that is no worse."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from chainhelp import advance
+from pollen.benchmarks_onchain import (BenchmarkError, BenchmarkRegistry, Example, NotAnImprovement, compare,
+                                       deploy_benchmark_registry, evaluate, fetch_dataset, local_scorer,
+                                       parse_dataset, publish_dataset, require_improvement, to_score)
+from pollen.chain import ContractReverted, Deployment
+from pollen.publish import publish_checkpoint, register_version
+from pollen.store import LocalStore
+
+pytestmark = pytest.mark.anvil
+ROOT = Path(__file__).resolve().parents[3]
+SMOLLM2 = ROOT / ".cache" / "models" / "smollm2-135m"
+FEE = 3 * 10**16
+
+
+def tiny_with_tokenizer(out: Path, seed: int = 0) -> Path:
+    """A tiny random Llama with SmolLM2's vocabulary and tokenizer files."""
+    from pollen.model.tiny import make_checkpoint
+
+    make_checkpoint("llama", out, seed=seed, vocab_size=49152)
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(SMOLLM2 / name, out / name)
+    return out
+
+
+def load(folder: Path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    return (AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32).eval(),
+            AutoTokenizer.from_pretrained(str(folder)))
+
+
+def own_greedy_dataset(model, tok, n: int = 12) -> list[Example]:
+    """Prompts answered by the parent's own greedy continuation (it scores well, others less)."""
+    out = []
+    for i in range(40):
+        ids = tok(f"Record {i}: the value is", return_tensors="pt")["input_ids"]
+        with torch.no_grad():
+            for _ in range(2):
+                ids = torch.cat([ids, model(ids).logits[:, -1:].argmax(-1)], dim=1)
+        answer = tok.decode(ids[0, -2:])
+        if answer.strip() and len(out) < n:
+            out.append(Example(f"Record {i}: the value is", answer))
+    return out
+
+
+@pytest.fixture(scope="module")
+def world(roles, deployment, signers, tmp_path_factory):
+    """Deployed contracts + BenchmarkRegistry (K=3, quorum 2), a published parent version, four
+    staked servers on it, and a benchmark of the parent's model."""
+    tmp = tmp_path_factory.mktemp("bench")
+    owner = roles["owner"]
+    address = deploy_benchmark_registry(owner, "anvil", k=3, quorum=2, draw_delay_blocks=2)
+    dep = Deployment(**{**deployment.__dict__, "contracts": {**deployment.contracts, "BenchmarkRegistry": address}})
+    store = LocalStore(tmp / "store")
+    parent_dir = tiny_with_tokenizer(tmp / "parent")
+    published = publish_checkpoint(parent_dir, store, name="tiny-parent", tolerance=0.2)
+    model_id = owner.create_model("tiny-bench")
+    version = register_version(owner, model_id, published)
+    for i, name in enumerate(["op1", "op2", "op3", "op4"]):
+        roles[name].stake(roles[name].min_stake())
+        roles[name].register(signers[i].address, f"grpc://127.0.0.1:{7100 + i}", version, 0, 6, 10)
+    model, tok = load(parent_dir)
+    cid = publish_dataset(store, own_greedy_dataset(model, tok))
+    bench = BenchmarkRegistry.of(owner.__class__(owner.w3, dep, None))
+    bench_id = BenchmarkRegistry(owner, address).register_benchmark(model_id, cid, "answer_loglik", tolerance=0.001)
+    return dict(tmp=tmp, dep=dep, address=address, store=store, parent_dir=parent_dir, model=model, tok=tok,
+                model_id=model_id, version=version, manifest=published.manifest_cid, cid=cid, bench_id=bench_id,
+                reader=bench)
+
+
+def evaluators(roles, world, loads):
+    from node.evaluator import Evaluator
+
+    def load_model(subject):
+        loads.append(subject)
+        if subject.manifest_cid != world["manifest"]:
+            raise BenchmarkError(f"unknown manifest {subject.manifest_cid}")
+        return world["model"], world["tok"]
+
+    return {n: Evaluator(BenchmarkRegistry(roles[n], world["address"]), world["store"], load_model, log=print,
+                         from_block=roles[n].w3.eth.block_number) for n in ["op1", "op2", "op3", "op4"]}
+
+
+def run_until_settled(evs: dict, reader: BenchmarkRegistry, rid: int, rounds: int = 8) -> list[str]:
+    log = []
+    for _ in range(rounds):
+        for name, ev in evs.items():
+            log += [f"{name}: {a}" for a in ev.step()]
+        if reader.request(rid)["stage"] in ("finalized", "lapsed"):
+            return log
+        advance(reader.chain, blocks=1)
+    raise AssertionError(f"request {rid} not settled: {log}")
+
+
+def test_dataset_round_trips_through_the_store(world):
+    examples = fetch_dataset(world["store"], world["cid"])
+    assert len(examples) == 12 and publish_dataset(world["store"], examples) == world["cid"]
+    assert parse_dataset(b'{"text": "2 + 2 =", "label": 4}\n') == [Example("2 + 2 =", " 4")]
+    for bad in (b"", b'{"prompt": "x"}\n', b"not json\n", b"[1]\n", b'{"prompt": "x", "answer": " "}\n',
+                b'{"prompt": "x", "answer": "y"}\n\xff\n'):
+        with pytest.raises(BenchmarkError):
+            parse_dataset(bad)
+
+
+@pytest.fixture(scope="module")
+def evaluated(roles, world):
+    """One evaluation of the parent version, requested by the challenger, run by the evaluators."""
+    reader = BenchmarkRegistry(roles["challenger"], world["address"])
+    loads = []
+    evs = evaluators(roles, world, loads)
+    rid = reader.request_evaluation("version", world["version"], world["bench_id"], fee=FEE)
+    return reader, rid, run_until_settled(evs, reader, rid), loads, evs
+
+
+def test_drawn_evaluators_score_the_version_and_the_median_lands_on_chain(roles, world, evaluated):
+    reader, rid, log, loads, evs = evaluated
+    r = reader.request(rid)
+    assert r["stage"] == "finalized" and r["drawn_count"] == 3 and r["revealed_count"] == 3, log
+    drawn = reader.contract.functions.evaluatorsOf(rid).call()
+    assert sum("committed" in line for line in log) == 3 and sum("revealed" in line for line in log) == 3
+    expected = to_score(evaluate(world["model"], world["tok"], fetch_dataset(world["store"], world["cid"]),
+                                 "answer_loglik"))
+    assert reader.score_of("version", world["version"], world["bench_id"]) == expected / 1e6
+    assert {s.kind for s in loads} == {"version"} and len(loads) == 3
+    for a in drawn:
+        assert reader.credits(a) == FEE // 3
+    ev = evs[next(n for n in evs if roles[n].address == drawn[0])]
+    before = roles["owner"].w3.eth.get_balance(drawn[0])
+    ev.registry.withdraw()
+    assert roles["owner"].w3.eth.get_balance(drawn[0]) > before
+    with pytest.raises(ContractReverted, match="BenchmarkRegistry_NothingToWithdraw"):
+        ev.registry.withdraw()
+
+
+def test_the_publisher_and_strangers_cannot_commit(roles, world):
+    owner_bench = BenchmarkRegistry(roles["owner"], world["address"])
+    rid = owner_bench.request_evaluation("version", world["version"], world["bench_id"], fee=FEE)
+    advance(owner_bench.chain, blocks=3)
+    drawn = owner_bench.draw(rid)
+    assert roles["owner"].address not in drawn and len(drawn) == 3
+    with pytest.raises(ContractReverted, match="BenchmarkRegistry_NotEvaluator"):
+        owner_bench.commit_score(rid, 10**6, b"\x00" * 32)
+
+
+def _publish(world, checkpoint: Path, *extra: str):
+    key = world["tmp"] / "owner.key"
+    key.write_text(_owner_key())
+    dep = world["tmp"] / "deployment.json"
+    world["dep"].save(dep)
+    args = [sys.executable, "-m", "pollen.cli", "publish", str(checkpoint), "--deployment", str(dep),
+            "--key-file", str(key), "--store", str(world["tmp"] / "store"), "--tolerance", "0.2",
+            "--parent-version", str(world["version"]), *extra]
+    return subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def _owner_key() -> str:
+    from pollen.anvil import dev_keys
+
+    return dev_keys(1)[0]
+
+
+def _worse(world) -> Path:
+    model, _ = load(world["parent_dir"])
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if "layers" in n and p.dim() == 2:
+                p.add_(torch.randn_like(p) * 0.3)
+    out = world["tmp"] / "worse"
+    model.save_pretrained(str(out))
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(SMOLLM2 / name, out / name)
+    return out
+
+
+def test_require_improvement_refuses_a_worse_successor_and_accepts_a_no_worse_one(roles, world, evaluated):
+    recorded = world["reader"].score_of("version", world["version"], world["bench_id"])
+    assert recorded is not None
+    worse = _worse(world)
+    versions_before = roles["owner"].versions.functions.versionCount().call()
+    refused = _publish(world, worse, "--require-improvement")
+    assert refused.returncode != 0, refused.stdout
+    assert "does not improve on its parent" in refused.stderr
+    assert f"parent version {world['version']} scored {recorded:.6f}" in refused.stderr
+    ours = local_scorer(world["store"], *load(worse))(world["reader"].benchmark(world["bench_id"]))
+    assert ours < recorded and f"candidate {ours:.6f}" in refused.stderr
+    assert roles["owner"].versions.functions.versionCount().call() == versions_before  # nothing published
+    same = world["tmp"] / "same"
+    shutil.copytree(world["parent_dir"], same)
+    accepted = _publish(world, same, "--require-improvement", "--name", "tiny-child")
+    assert accepted.returncode == 0, accepted.stderr[-2000:]
+    child = int(accepted.stdout.split("version ")[-1])
+    assert roles["owner"].version(child)["parent_id"] == world["version"]
+    assert f"parent {recorded:.6f}, candidate {recorded:.6f}" in accepted.stdout
+
+
+def test_require_improvement_needs_something_to_compare(roles, world, evaluated):
+    reader = world["reader"]
+    other = roles["owner"].publish_version(world["model_id"], "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku",
+                                           6, 0, 10_000)
+    comparisons = compare(reader, "version", other, world["model_id"], lambda b: 0.0)
+    assert [c.parent for c in comparisons] == [None]
+    with pytest.raises(BenchmarkError, match="nothing to compare"):
+        require_improvement(comparisons, world["model_id"])
+    parent = reader.score_of("version", world["version"], world["bench_id"])
+    better = compare(reader, "version", world["version"], world["model_id"], lambda b: parent + 0.5)
+    assert require_improvement(better, world["model_id"]) == better
+    with pytest.raises(NotAnImprovement, match=f"scored {parent:.6f}, candidate {parent - 0.5:.6f}"):
+        require_improvement(compare(reader, "version", world["version"], world["model_id"], lambda b: parent - 0.5),
+                            world["model_id"])
