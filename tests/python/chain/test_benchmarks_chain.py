@@ -84,14 +84,27 @@ def world(roles, deployment, signers, tmp_path_factory):
                 reader=bench)
 
 
-def evaluators(roles, world, loads):
+@pytest.fixture(scope="module")
+def swarm_peers(world):
+    """Two real block-server processes serving the parent version's 6 blocks as (0, 3) + (3, 6)."""
+    sys.path.insert(0, str(ROOT / "tests" / "python" / "swarm"))
+    import procs
+
+    servers = procs.start(world["parent_dir"], [(0, 3), (3, 6)], log_dir=world["tmp"])
+    yield [s.address for s in servers]
+    procs.stop_all(servers)
+
+
+def evaluators(roles, world, loads, peers):
+    """Each operator's evaluator; its model runs the subject through the swarm's servers."""
+    from client.model import DistributedModelForCausalLM
     from node.evaluator import Evaluator
 
     def load_model(subject):
         loads.append(subject)
         if subject.manifest_cid != world["manifest"]:
             raise BenchmarkError(f"unknown manifest {subject.manifest_cid}")
-        return world["model"], world["tok"]
+        return DistributedModelForCausalLM.from_pretrained(world["parent_dir"], initial_peers=peers), world["tok"]
 
     return {n: Evaluator(BenchmarkRegistry(roles[n], world["address"]), world["store"], load_model, log=print,
                          from_block=roles[n].w3.eth.block_number) for n in ["op1", "op2", "op3", "op4"]}
@@ -119,11 +132,12 @@ def test_dataset_round_trips_through_the_store(world):
 
 
 @pytest.fixture(scope="module")
-def evaluated(roles, world):
-    """One evaluation of the parent version, requested by the challenger, run by the evaluators."""
+def evaluated(roles, world, swarm_peers):
+    """One evaluation of the parent version, requested by the challenger, run by the evaluators
+    through two real server processes."""
     reader = BenchmarkRegistry(roles["challenger"], world["address"])
     loads = []
-    evs = evaluators(roles, world, loads)
+    evs = evaluators(roles, world, loads, swarm_peers)
     rid = reader.request_evaluation("version", world["version"], world["bench_id"], fee=FEE)
     return reader, rid, run_until_settled(evs, reader, rid), loads, evs
 
@@ -134,9 +148,11 @@ def test_drawn_evaluators_score_the_version_and_the_median_lands_on_chain(roles,
     assert r["stage"] == "finalized" and r["drawn_count"] == 3 and r["revealed_count"] == 3, log
     drawn = reader.contract.functions.evaluatorsOf(rid).call()
     assert sum("committed" in line for line in log) == 3 and sum("revealed" in line for line in log) == 3
-    expected = to_score(evaluate(world["model"], world["tok"], fetch_dataset(world["store"], world["cid"]),
-                                 "answer_loglik"))
-    assert reader.score_of("version", world["version"], world["bench_id"]) == expected / 1e6
+    local = evaluate(world["model"], world["tok"], fetch_dataset(world["store"], world["cid"]), "answer_loglik")
+    onchain = reader.score_of("version", world["version"], world["bench_id"])
+    assert abs(onchain - local) < 1e-4, (onchain, local)  # the swarm's float32 vs plain transformers
+    revealed = [reader.entry(rid, a)["score"] for a in reader.contract.functions.evaluatorsOf(rid).call()]
+    assert to_score(onchain) == sorted(revealed)[1]
     assert {s.kind for s in loads} == {"version"} and len(loads) == 3
     for a in drawn:
         assert reader.credits(a) == FEE // 3
