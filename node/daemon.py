@@ -193,6 +193,8 @@ class Daemon:
             self.state.audits[key].outcome = outcome
             self.state.audits[key].stage = DONE
             self.save()
+            if self.earnings is not None and outcome in ("faulty", "honest"):
+                self.earnings.pay_audit(int(key))
 
     def on_deprecated(self, e) -> None:
         if e["args"]["versionId"] == self.cfg.version_id:

@@ -110,7 +110,24 @@ def withdraw(deployment, rpc, operator_key_file, keystore):
         chain = Chain.connect(Deployment.load(deployment), private_key=cfg.operator_key(), rpc=rpc or None)
         credits, account = chain.credits_of(chain.address), chain.account_of(chain.address)
         chain.withdraw()
+        earned = _withdraw_earnings(chain)
     except PollenError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"withdrew {credits / 1e18:g} in credits plus matured unbonding stake "
                f"(of {account['unbonding'] / 1e18:g} unbonding) to {chain.address}")
+    if earned:
+        click.echo(f"withdrew {earned / 1e18:g} earned in PaymentEscrow (service and audit fees)")
+
+
+def _withdraw_earnings(chain) -> int:
+    """Service and audit-fee earnings held in the deployment's PaymentEscrow, withdrawn."""
+    from pollen.payments import Escrow
+
+    address = chain.deployment.contracts.get("PaymentEscrow")
+    if not address:
+        return 0
+    escrow = Escrow(chain, address)
+    earned = escrow.earned(chain.address)
+    if earned:
+        escrow.withdraw()
+    return earned

@@ -60,6 +60,25 @@ class Earnings:
         emit("price_set", operator=self.operator, price_wei=self.price, credit_limit_wei=self.credit_limit,
              free_tier=self.free_tier)
 
+    def pay_audit(self, dispute_id: int) -> None:
+        """Trigger the audit fee of a resolved dispute (AuditFeePayer: coherent auditors are
+        credited in the escrow; whoever calls first pays the gas, the others are refused)."""
+        address = self.escrow.chain.deployment.contracts.get("AuditFeePayer")
+        if not address:
+            return
+        from pollen import artifacts
+
+        payer = self.escrow.chain.w3.eth.contract(address=address, abi=artifacts.abi("AuditFeePayer"))
+        if payer.functions.paid(dispute_id).call():
+            return
+        try:
+            self.escrow.chain.transact(payer.functions.payAudit(dispute_id), "pay audit fees")
+        except PollenError as exc:  # another auditor paid first, or not final yet
+            log.info("audit fee for dispute %d not paid by us: %s", dispute_id, exc)
+            return
+        emit("audit_fee_paid", operator=self.operator, dispute_id=dispute_id,
+             earned_wei=self.escrow.earned(self.operator))
+
     def tick(self) -> None:
         if time.monotonic() >= self._next:
             self._next = time.monotonic() + self.redeem_interval_s

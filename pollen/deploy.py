@@ -10,7 +10,7 @@ a dev chain the deploy refuses demo parameters (windows under an hour, no appeal
 that is a plain key (an EOA) unless told explicitly (--allow-demo-params / --allow-eoa-owner):
 governance should be a timelock or multisig contract. Ownership is two-step (Ownable2Step): the
 deployer wires the contracts, then proposes `--owner`, which must call `acceptOwnership()` on
-StakeVault, DisputeCourt and PaymentEscrow through its own process.
+StakeVault, DisputeCourt, PaymentEscrow and AuditFeePayer through its own process.
 
 On a local dev chain (chain id 31337) the deployer defaults to anvil's first well-known dev
 account; anywhere else pass --private-key-file (never a key on the command line of a shared box).
@@ -196,7 +196,7 @@ def accept_ownership_batch(deployment: Deployment) -> tuple[list[str], list[int]
     """(targets, values, payloads) the timelock's proposer schedules (scheduleBatch) to accept
     ownership of StakeVault, DisputeCourt and (when deployed) PaymentEscrow."""
     selector = Web3.keccak(text="acceptOwnership()")[:4]
-    names = [n for n in ("StakeVault", "DisputeCourt", "PaymentEscrow") if n in deployment.contracts]
+    names = [n for n in ("StakeVault", "DisputeCourt", "PaymentEscrow", "AuditFeePayer") if n in deployment.contracts]
     targets = [deployment.contracts[n] for n in names]
     return targets, [0] * len(targets), [selector] * len(targets)
 
@@ -239,13 +239,15 @@ def deploy_all(rpc: str, private_key: str | None = None, params: Parameters | No
     court = _deploy(w3, account, "DisputeCourt", vault, registry, params.court_tuple(), account.address)
     log(f"  DisputeCourt         {court}")
     escrow = _deploy_escrow(w3, account, registry, network, log)
+    audit_fees = _deploy_audit_fees(w3, account, court, escrow, log)
     vault_c = w3.eth.contract(address=vault, abi=artifacts.abi("StakeVault"))
     tx = vault_c.functions.wire(court, registry).build_transaction({
         "from": account.address, "nonce": w3.eth.get_transaction_count(account.address, "pending"),
         "chainId": chain_id})
     _send(w3, account, tx, "wire StakeVault")
     if owner != account.address:
-        for name, address in (("StakeVault", vault), ("DisputeCourt", court), ("PaymentEscrow", escrow)):
+        for name, address in (("StakeVault", vault), ("DisputeCourt", court), ("PaymentEscrow", escrow),
+                              ("AuditFeePayer", audit_fees)):
             c = w3.eth.contract(address=address, abi=artifacts.abi(name))
             tx = c.functions.transferOwnership(owner).build_transaction({
                 "from": account.address, "nonce": w3.eth.get_transaction_count(account.address, "pending"),
@@ -253,10 +255,10 @@ def deploy_all(rpc: str, private_key: str | None = None, params: Parameters | No
             _send(w3, account, tx, f"propose {owner} as owner of {name}")
             log(f"  {name}: {owner} proposed as owner (it must call acceptOwnership())")
     contracts = {"StakeVault": vault, "ModelVersionRegistry": versions, "ServerRegistry": registry,
-                 "DisputeCourt": court, "PaymentEscrow": escrow}
+                 "DisputeCourt": court, "PaymentEscrow": escrow, "AuditFeePayer": audit_fees}
     if timelock:
         contracts["PollenTimelock"] = timelock
-        log(f"  next: {proposer} schedules acceptOwnership() on StakeVault, DisputeCourt and PaymentEscrow through the "
+        log(f"  next: {proposer} schedules acceptOwnership() on StakeVault, DisputeCourt, PaymentEscrow and AuditFeePayer through the "
             f"timelock (scheduleBatch), and anyone executes it after {timelock_delay} s")
     return Deployment(network=network, chain_id=chain_id, rpc=rpc, deployed_at_block=start,
                       contracts=contracts, parameters={k: v for k, v in vars(params).items()})
@@ -271,6 +273,21 @@ def _deploy_escrow(w3: Web3, account, registry: str, network: str, log) -> str:
     escrow = deploy_escrow(w3, account, registry, reclaim_delay=delay)
     log(f"  PaymentEscrow        {escrow}")
     return escrow
+
+
+AUDIT_FEE_WEI = 10**15  # per coherent auditor per resolved dispute, from the escrow's audit pool
+
+
+def _deploy_audit_fees(w3: Web3, account, court: str, escrow: str, log) -> str:
+    """AuditFeePayer over the court and the escrow, named the escrow's audit payer."""
+    payer = _deploy(w3, account, "AuditFeePayer", court, escrow, AUDIT_FEE_WEI, account.address)
+    c = w3.eth.contract(address=escrow, abi=artifacts.abi("PaymentEscrow"))
+    tx = c.functions.setAuditPayer(payer).build_transaction({
+        "from": account.address, "nonce": w3.eth.get_transaction_count(account.address, "pending"),
+        "chainId": w3.eth.chain_id})
+    _send(w3, account, tx, "name the audit payer")
+    log(f"  AuditFeePayer        {payer}")
+    return payer
 
 
 @click.command()

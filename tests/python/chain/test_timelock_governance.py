@@ -50,6 +50,9 @@ def test_timelock_owns_vault_and_court_only_after_the_delay():
         assert court.functions.owner().call() == lock.address and vault.functions.owner().call() == lock.address
         escrow = w3.eth.contract(address=dep.contracts["PaymentEscrow"], abi=artifacts.abi("PaymentEscrow"))
         assert escrow.functions.owner().call() == lock.address  # the escrow's fee too is governed
+        fees = w3.eth.contract(address=dep.contracts["AuditFeePayer"], abi=artifacts.abi("AuditFeePayer"))
+        assert fees.functions.owner().call() == lock.address
+        assert escrow.functions.auditPayer().call() == fees.address
 
         # the deployer lost its powers; a change now goes through the timelock
         tight = PRESETS["anvil"].__class__(**{**vars(PRESETS["anvil"]), "slash_bps": 1_000}).court_tuple()

@@ -9,6 +9,8 @@ free one. The escrow's books balance throughout.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
 import pytest
@@ -16,6 +18,7 @@ import torch
 
 from client.errors import RequestRejected
 from client.payer import Payer
+from demo.procs import ROOT
 from pollen.payments import Escrow
 from trusthelp import open_client, tiny_stack
 
@@ -89,6 +92,11 @@ def test_paying_client_pays_what_it_verified_and_daemons_redeem(stack):
     fee = redeemed * escrow.fee_bps() // 10_000
     assert escrow.earned(p1.operator) == redeemed - fee > 0
     assert escrow.contract.functions.auditPool().call() >= fee  # the protocol fee funds audits
+    out = subprocess.run([sys.executable, "-m", "pollen.cli", "node", "withdraw", "--deployment",
+                          str(stack.deployment_path), "--key-file", str(stack.workdir / "nodes" / "p1" / "operator.key")],
+                         cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "earned in PaymentEscrow" in out.stdout, out.stderr[-2000:]
+    assert escrow.earned(p1.operator) == 0
 
 
 class Freeloader(Payer):

@@ -104,6 +104,14 @@ def test_cheater_caught_disputed_slashed_and_routed_around(stack, challenger_key
                              cwd=ROOT, capture_output=True, text=True, timeout=60)
         assert out.returncode == 0 and "withdrew 0.0333" in out.stdout, out.stderr[-2000:]
         assert chain.credits_of(auditor) == 0
+    # one of the coherent auditors' daemons triggered the audit fee (the pool is empty here: no
+    # one paid for service in this swarm, so it credits 0; tests/contracts/test_audit_fees.py)
+    fees = chain.w3.eth.contract(address=stack.deployment.contracts["AuditFeePayer"],
+                                 abi=__import__("pollen.artifacts", fromlist=["abi"]).abi("AuditFeePayer"))
+    deadline = time.monotonic() + 30
+    while not fees.functions.paid(timeline.dispute_id).call():
+        assert time.monotonic() < deadline, "no auditor daemon paid the audit fee"
+        time.sleep(0.5)
     client.close()
 
 
