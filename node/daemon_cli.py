@@ -101,7 +101,7 @@ def status(deployment, operator, state_dir, as_json):
 def withdraw(deployment, rpc, operator_key_file, keystore):
     """Withdraw credited rewards/refunds and matured unbonding stake (pull payment)."""
     from node.daemon_config import DaemonConfig
-    from pollen.chain import Chain, Deployment
+    from pollen.chain import Chain, ContractReverted, Deployment
     from pollen.errors import PollenError
 
     try:
@@ -109,8 +109,13 @@ def withdraw(deployment, rpc, operator_key_file, keystore):
                            keystore=keystore)
         chain = Chain.connect(Deployment.load(deployment), private_key=cfg.operator_key(), rpc=rpc or None)
         credits, account = chain.credits_of(chain.address), chain.account_of(chain.address)
-        chain.withdraw()
         earned = _withdraw_earnings(chain)
+        try:
+            chain.withdraw()
+        except ContractReverted as exc:
+            if exc.name != "StakeVault_NothingToWithdraw" or not earned:
+                raise
+            credits = 0
     except PollenError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"withdrew {credits / 1e18:g} in credits plus matured unbonding stake "
