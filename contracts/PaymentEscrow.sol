@@ -81,7 +81,7 @@ contract PaymentEscrow is EIP712, Ownable2Step, ReentrancyGuard {
     error PaymentEscrow_DelayOutOfBounds(uint256 delay);
     error PaymentEscrow_NotActiveServer(address server);
     error PaymentEscrow_EmptyBatch();
-    error PaymentEscrow_LengthMismatch(uint256 vouchers, uint256 signatures);
+    error PaymentEscrow_LengthMismatch(uint256 first, uint256 second); // two arrays that must pair up
     error PaymentEscrow_NotVoucherServer(address server, address caller);
     error PaymentEscrow_BadSignature(address client, address server);
     error PaymentEscrow_FeeAboveLimit(uint256 feeBps, uint256 maxFeeBps);
