@@ -219,7 +219,8 @@ def test_random_sequences_keep_books_and_slash_only_faulty(project, chain, owner
             m = self.d[did]
             if "Appealed" in events:
                 ev = events["Appealed"][0]
-                if m["stage"] != APPEALABLE or ev.appealBond < 2 * m["bond"]:
+                price = 2 * min(m["bond"], self.cv.bondFor(m["accused"]))  # appealPrice
+                if m["stage"] != APPEALABLE or ev.appealBond < price:
                     fail(f"dispute {did} appealed in stage {m['stage']} with {ev.appealBond}")
                 m.update(stage=AWAITING_DRAW, round=1, appellant=ev.appellant, appeal_bond=ev.appealBond,
                          draw_block=ev.drawBlock)
@@ -597,9 +598,12 @@ def test_random_sequences_keep_books_and_slash_only_faulty(project, chain, owner
                        "appeal")
 
         @precondition(lambda self: self._has(AWAITING_DRAW, VOTING))
-        @rule(pick=st.integers(0, 50), verdicts=st.lists(VERDICT, min_size=7, max_size=7), wait=st.booleans())
-        def full_audit(self, pick, verdicts, wait):
-            """Draw (if needed), commit random verdicts, reveal and resolve one round at once."""
+        @rule(pick=st.integers(0, 50), verdicts=st.lists(VERDICT, min_size=7, max_size=7), wait=st.booleans(),
+              then_appeal=st.booleans())
+        def full_audit(self, pick, verdicts, wait, then_appeal):
+            """Draw (if needed), commit random verdicts, reveal and resolve one round at once; a
+            first ruling that opens an appeal window may be appealed at once (the `appeal` rule
+            alone rarely comes before time travel closes the window)."""
             did = self._pick(pick, AWAITING_DRAW, VOTING)
             if self.d[did]["stage"] == AWAITING_DRAW:
                 self._draw_now(did)
@@ -613,6 +617,10 @@ def test_random_sequences_keep_books_and_slash_only_faulty(project, chain, owner
             self._reveal_votes(did)
             self.travel(self.p.commit_period + self.p.reveal_period + 2)
             self._send(lambda: self.court.resolve(did, sender=challenger), self._resolve_expect(did), "resolve")
+            m = self.d[did]
+            if then_appeal and m["stage"] == APPEALABLE:
+                self._send(lambda: self.court.appeal(did, value=self.cv.appealPrice(did), sender=challenger), OK,
+                           "appeal at once")
 
         def _resolve_expect(self, did):
             """Once the round's votes are in (or its reveal deadline passed) resolve goes through,
