@@ -383,3 +383,34 @@ def local_scorer(store, model, tokenizer):
         return from_score(to_score(evaluate(model, tokenizer, fetch_dataset(store, b.dataset_cid), b.metric)))
 
     return score
+
+
+class WithAdapter:
+    """A local model with a published LoRA applied to every block (pollen.model.lora's hooks):
+    `model(input_ids)` as the swarm computes it for a session naming the adapter."""
+
+    def __init__(self, model, blocks, lora):
+        self.model, self.blocks, self.lora = model, blocks, lora
+
+    def __call__(self, input_ids):
+        from pollen.model.lora import active
+
+        with active(self.blocks, self.lora):
+            return self.model(input_ids)
+
+
+def with_published_lora(model, store, adapter_cid: str, base_manifest_cid: str) -> WithAdapter:
+    """`model` (a transformers model of the base version) with the adapter `adapter_cid` applied,
+    its shards fetched and verified by CID; refused if the adapter is for another base."""
+    from pollen.adapters import load_lora
+    from pollen.manifest import load
+    from pollen.model.lora import check
+
+    manifest = load(store, base_manifest_cid)
+    lora = load_lora(store, adapter_cid, 0, manifest.num_blocks, base=base_manifest_cid)
+    blocks = list(model.get_submodule(manifest.block_prefix.rstrip(".")))
+    if len(blocks) != manifest.num_blocks:
+        raise BenchmarkError(f"the local model has {len(blocks)} blocks, base version {base_manifest_cid} has "
+                             f"{manifest.num_blocks}")
+    check(lora, blocks[0], len(blocks))
+    return WithAdapter(model, blocks, lora)

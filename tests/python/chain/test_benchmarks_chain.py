@@ -6,6 +6,7 @@ that is no worse."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -224,6 +225,61 @@ def test_require_improvement_refuses_a_worse_successor_and_accepts_a_no_worse_on
     child = int(accepted.stdout.split("version ")[-1])
     assert roles["owner"].version(child)["parent_id"] == world["version"]
     assert f"parent {recorded:.6f}, candidate {recorded:.6f}" in accepted.stdout
+
+
+def lora_folder(out: Path, parent_dir: Path, b_scale: float) -> Path:
+    """A peft-layout LoRA (r 4 on q_proj, v_proj) for the parent; B = 0 leaves the model unchanged."""
+    from safetensors.torch import save_file
+
+    model, _ = load(parent_dir)
+    g = torch.Generator().manual_seed(3)
+    tensors = {}
+    for i, layer in enumerate(model.model.layers):
+        for t in ("q_proj", "v_proj"):
+            lin = getattr(layer.self_attn, t)
+            key = f"base_model.model.model.layers.{i}.self_attn.{t}"
+            tensors[f"{key}.lora_A.weight"] = torch.randn(4, lin.in_features, generator=g) * 0.3
+            tensors[f"{key}.lora_B.weight"] = torch.randn(lin.out_features, 4, generator=g) * b_scale
+    out.mkdir()
+    save_file(tensors, str(out / "adapter_model.safetensors"))
+    (out / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "r": 4, "lora_alpha": 8,
+                                                         "target_modules": ["q_proj", "v_proj"]}))
+    return out
+
+
+def test_require_improvement_refuses_a_worse_adapter_and_registers_a_no_worse_one(roles, world, evaluated):
+    recorded = world["reader"].score_of("version", world["version"], world["bench_id"])
+    adapters_before = roles["owner"].versions.functions.adapterCount().call()
+    gate = ("--adapter-of", str(world["version"]), "--base-checkpoint", str(world["parent_dir"]), "--require-improvement")
+    worse = lora_folder(world["tmp"] / "lora-worse", world["parent_dir"], b_scale=1.0)
+    refused = _publish(world, worse, *gate)
+    assert refused.returncode != 0, refused.stdout
+    assert f"parent version {world['version']} scored {recorded:.6f}, candidate" in refused.stderr
+    assert roles["owner"].versions.functions.adapterCount().call() == adapters_before  # nothing on chain
+    neutral = lora_folder(world["tmp"] / "lora-neutral", world["parent_dir"], b_scale=0.0)
+    accepted = _publish(world, neutral, *gate, "--name", "neutral-lora")
+    assert accepted.returncode == 0, accepted.stderr[-2000:]
+    assert f"parent {recorded:.6f}, candidate {recorded:.6f}" in accepted.stdout
+    adapter_id = int(accepted.stdout.split("adapter ")[-1].split()[0])
+    base, _, cid, adapter_name, _ = roles["owner"].versions.functions.getAdapter(adapter_id).call()
+    assert (base, adapter_name) == (world["version"], "neutral-lora") and cid in accepted.stdout
+
+
+def test_a_published_lora_is_applied_to_the_local_model(world):
+    from pollen.adapters import AdapterError, publish_lora
+    from pollen.benchmarks_onchain import with_published_lora
+
+    folder = lora_folder(world["tmp"] / "lora-apply", world["parent_dir"], b_scale=1.0)
+    cid, _ = publish_lora(folder, world["store"], world["manifest"])
+    model, tok = load(world["parent_dir"])
+    ids = tok("Record 3: the value is", return_tensors="pt")["input_ids"]
+    adapted = with_published_lora(model, world["store"], cid, world["manifest"])
+    with torch.no_grad():
+        changed, plain = adapted(ids).logits, model(ids).logits
+    assert not torch.allclose(changed, plain) and torch.allclose(model(ids).logits, plain)  # only inside the call
+    other = publish_checkpoint(tiny_with_tokenizer(world["tmp"] / "other", seed=5), world["store"], name="other")
+    with pytest.raises(AdapterError, match="is for base version"):
+        with_published_lora(model, world["store"], cid, other.manifest_cid)
 
 
 def test_require_improvement_needs_something_to_compare(roles, world, evaluated):
