@@ -205,8 +205,10 @@ def test_over_redemption_pays_at_most_the_lane(escrow, swarm, clients, voucher, 
     fund(escrow, client, [server], ETHER)
     escrow.deposit(value=5 * ETHER, sender=client)  # unallocated: not this server's
     big = voucher(client, server, 5 * ETHER)
+    assert escrow.redeemable(client, server, 5 * ETHER) == ETHER  # what a server's book reads first
     redeem(escrow, server, big)
     assert escrow.redeemed(client, server) == ETHER  # what the lane held, no more
+    assert escrow.redeemable(client, server, 5 * ETHER) == 0
     assert lane(escrow, client, server) == 0 and escrow.balanceOf(client) == 5 * ETHER
     with ape.reverts(escrow.PaymentEscrow_NothingToRedeem):
         redeem(escrow, server, big)  # nothing left to take
