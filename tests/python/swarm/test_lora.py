@@ -330,3 +330,24 @@ def test_bad_lora_rejected_while_another_session_continues(servers, tiny_llama):
     finally:
         good.q.put(None)
         channel.close()
+
+
+def test_lora_on_bloom_fused_qkv_equals_merged_weights(tiny_bloom):
+    """One process (no servers): the hook-applied LoRA on bloom's fused query_key_value equals
+    merging W += (alpha/r) B A into a copy of the block, and leaves the frozen weights untouched."""
+    import copy
+
+    span = load_span(tiny_bloom, 0, 2)
+    lora = random_lora(span, 12, n=2, targets=("query_key_value", "dense_4h_to_h"))
+    x = torch.randn(1, 5, span.hidden_size, generator=torch.Generator().manual_seed(13))
+    before = [p.clone() for p in span.parameters()]
+    with torch.no_grad():
+        got = span(x, lora=lora)
+        merged = copy.deepcopy(span)
+        for i, block in enumerate(merged.blocks):
+            mods = {n.rsplit(".", 1)[-1]: m for n, m in block.named_modules()}
+            for k, t in enumerate(lora.targets):
+                mods[t].weight += lora.scale * lora.b[k][i] @ lora.a[k][i]
+        want = merged(x)
+        assert close(got, want) and not close(got, span(x))  # and without lora: the base model again
+    assert all(torch.equal(p, q) for p, q in zip(before, span.parameters()))
