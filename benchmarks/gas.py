@@ -29,18 +29,28 @@ from pollen.deploy import Parameters, deploy_all  # noqa: E402 (anvil preset)
 from pollen.receipts import KIND_INFERENCE, Receipt, sign_receipt  # noqa: E402
 
 ETHER = 10**18
+EIP170 = 24_576  # runtime code limit (bytes)
+SIZE_MARGIN = 1_536  # what DisputeCourt keeps free for the next fix
 TARGETS = {"register": 200_000, "openDispute": 250_000, "commitVote": 80_000,
            "revealVote": 80_000, "resolve (faulty, K=3)": 300_000}
 CID = "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi"
 
 
-def measure(scale: int) -> dict[str, int]:
+def code_sizes(chain: Chain) -> dict[str, int]:
+    """Runtime code bytes of the deployed contracts (CourtBounds: the one the court created)."""
+    where = dict(chain.deployment.contracts, CourtBounds=chain.court.functions.bounds().call())
+    return {name: len(chain.w3.eth.get_code(address)) for name, address in where.items()}
+
+
+def measure(scale: int, sizes: dict[str, int] | None = None) -> dict[str, int]:
     gas: dict[str, int] = {}
     with start_anvil(accounts=12) as node:
         dep = deploy_all(node.rpc, params=Parameters(), log=lambda *_: None)
         keys = dev_keys(12)
         c = [Chain.connect(dep, private_key=k) for k in keys]
         owner, chal, ops = c[0], c[1], c[2:12]  # ten servers: ten tickets
+        if sizes is not None:
+            sizes.update(code_sizes(owner))
         note = lambda name, r: gas.__setitem__(name, r["gasUsed"])  # noqa: E731
 
         note("createModel", owner.transact(owner.versions.functions.createModel("SmolLM2-135M"), "x"))
@@ -168,9 +178,13 @@ def table(gas: dict[str, int]) -> str:
 @click.option("--write-readme", is_flag=True, help="replace the gas table in README.md")
 @click.option("--scale", default=10_000, show_default=True, help="servers registered for the second draw")
 def main(write_readme: bool, scale: int) -> None:
-    gas = measure(scale)
+    sizes: dict[str, int] = {}
+    gas = measure(scale, sizes)
     out = table(gas)
     click.echo(out)
+    click.echo("\nruntime code (EIP-170: 24,576 bytes): " + ", ".join(f"{k} {v:,}" for k, v in sizes.items()))
+    if sizes["DisputeCourt"] > EIP170 - SIZE_MARGIN:
+        click.echo(f"DisputeCourt is within {EIP170 - sizes['DisputeCourt']:,} bytes of EIP-170", err=True)
     click.echo(f"\nreproduce: .venv/bin/python benchmarks/gas.py --scale {scale}  (anvil, solc 0.8.37, optimizer 200 runs)")
     if write_readme:
         readme = ROOT / "README.md"
