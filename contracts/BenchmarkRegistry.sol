@@ -3,6 +3,7 @@ pragma solidity ^0.8.24;
 
 import {IModelCatalog} from "./interfaces/IModelCatalog.sol";
 import {IEvaluatorPool} from "./interfaces/IEvaluatorPool.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 
 /// @title BenchmarkRegistry
 /// @notice Living benchmarks: a benchmark is a dataset (IPFS CID of a JSONL file) and a metric,
@@ -252,9 +253,9 @@ contract BenchmarkRegistry {
         requestId = ++requestCount;
         Request storage r = _requests[requestId];
         (r.kind, r.subjectId, r.benchmarkId, r.versionId) = (kind, subjectId, benchmarkId, versionId);
-        (r.requester, r.publisher, r.fee) = (msg.sender, publisher, uint128(msg.value));
+        (r.requester, r.publisher, r.fee) = (msg.sender, publisher, SafeCast.toUint128(msg.value));
         r.stage = Stage.AwaitingDraw;
-        r.ticketCount = uint32(pool.ticketCount());
+        r.ticketCount = SafeCast.toUint32(pool.ticketCount());
         r.requestedAt = uint64(block.timestamp);
         r.drawBlock = uint64(block.number + drawDelayBlocks);
         escrowed += msg.value;

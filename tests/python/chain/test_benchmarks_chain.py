@@ -296,3 +296,42 @@ def test_require_improvement_needs_something_to_compare(roles, world, evaluated)
     with pytest.raises(NotAnImprovement, match=f"scored {parent:.6f}, candidate {parent - 0.5:.6f}"):
         require_improvement(compare(reader, "version", world["version"], world["model_id"], lambda b: parent - 0.5),
                             world["model_id"])
+
+
+def test_an_evaluator_that_cannot_score_gets_nothing_and_a_restarted_one_still_reveals(roles, world, evaluated):
+    """One drawn evaluator cannot fetch/run the benchmark (it commits nothing); the others are
+    restarted between commit and reveal and reveal from their state files; the median lands."""
+    from node.evaluator import Evaluator
+
+    reader = BenchmarkRegistry(roles["challenger"], world["address"])
+    start = reader.chain.w3.eth.block_number
+    rid = reader.request_evaluation("version", world["version"], world["bench_id"], fee=FEE)
+    advance(reader.chain, blocks=3)
+    drawn = reader.draw(rid)
+    broken = drawn[0]
+    names = {roles[n].address: n for n in ["op1", "op2", "op3", "op4"]}
+
+    def make(address):
+        def load_model(subject):
+            if address == broken:
+                raise BenchmarkError("dataset unreachable from this node")
+            return world["model"], world["tok"]
+
+        chain = roles[names[address]]
+        return Evaluator(BenchmarkRegistry(chain, world["address"]), world["store"], load_model,
+                         state_path=world["tmp"] / f"evaluator-{address}.json", log=lambda *_: None, from_block=start)
+
+    before = {a: reader.credits(a) for a in drawn}
+    for a in drawn:
+        assert make(a).step() == ([] if a == broken else [f"request {rid}: committed"])
+    advance(reader.chain, seconds=301)  # past the commit deadline: the broken one never committed
+    for a in drawn[1:]:  # fresh processes: salts and scores come from the state files
+        (line,) = make(a).step()
+        assert line == f"request {rid}: revealed {reader.entry(rid, a)['score']}"
+        assert reader.entry(rid, a)["state"] == "revealed"
+    advance(reader.chain, seconds=301)
+    assert make(drawn[1]).step()[-1].startswith(f"request {rid}: finalized (score")
+    assert reader.request(rid)["revealed_count"] == 2
+    assert reader.credits(broken) == before[broken]
+    for a in drawn[1:]:
+        assert reader.credits(a) == before[a] + FEE // 2
