@@ -73,13 +73,18 @@ class Anvil:
 
 
 def start_anvil(port: int | None = None, accounts: int = 10, block_time: float | None = None,
-                timeout: float = 15.0) -> Anvil:
-    """Launch anvil on 127.0.0.1:`port` (a free one if None) and wait until it answers."""
+                timeout: float = 15.0, chain_id: int | None = None, hardfork: str | None = None) -> Anvil:
+    """Launch anvil on 127.0.0.1:`port` (a free one if None) and wait until it answers.
+    `chain_id` / `hardfork` make it look like a target network (pollen/evm_compat.py)."""
     port = port or free_port()
     cmd = [anvil_binary(), "--host", "127.0.0.1", "--port", str(port), "--accounts",
            str(accounts), "--balance", "10000", "--silent"]
     if block_time:
         cmd += ["--block-time", str(block_time)]
+    if chain_id:
+        cmd += ["--chain-id", str(chain_id)]
+    if hardfork:
+        cmd += ["--hardfork", hardfork]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             env={**os.environ}, start_new_session=True)
     deadline = time.monotonic() + timeout

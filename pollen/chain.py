@@ -343,12 +343,22 @@ class Chain:
             receipt_tx = self.transact(fn, "openDispute", value=self.bond_for(receipt.server))
         return self._events(self.court, "DisputeOpened", receipt_tx)[0]["args"]["disputeId"]
 
+    def _dev_node(self) -> bool:
+        """A local dev node (a dev chain id, or anvil posing as a target network's chain id)."""
+        if not hasattr(self, "_is_dev"):
+            try:
+                version = str(self.w3.client_version).lower()
+            except Exception:  # noqa: BLE001 - a node without web3_clientVersion is no dev node
+                version = ""
+            self._is_dev = self.deployment.chain_id in (31337, 1337) or version.startswith("anvil")
+        return self._is_dev
+
     def _wait_next_block(self, timeout_s: float = 120.0) -> None:
         """Return once a block after the latest one is mined (commit-reveal needs two blocks; a
         call or gas estimate runs in the latest block's context). A local dev chain that mines
         only on transactions (anvil's automine) is asked to mine one."""
         start, deadline = self.w3.eth.block_number, time.monotonic() + timeout_s
-        if self.deployment.chain_id in (31337, 1337):
+        if self._dev_node():
             self.w3.provider.make_request("evm_mine", [])
         while self.w3.eth.block_number <= start:
             if time.monotonic() > deadline:

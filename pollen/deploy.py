@@ -29,10 +29,13 @@ from web3 import Web3
 
 from pollen import artifacts
 from pollen.chain import ChainError, Deployment, RpcUnavailable
+from pollen.evm_compat import check_bytecode
 
 # anvil's / hardhat's first dev account (public knowledge; only ever used on chain 31337).
 ANVIL_DEV_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 DEV_CHAIN_IDS = {31337, 1337}
+DEPLOYED = ("StakeVault", "ModelVersionRegistry", "ServerRegistry", "DisputeCourt", "PaymentEscrow",
+            "AuditFeePayer", "PollenTimelock")
 ETHER = 10**18
 
 
@@ -229,6 +232,7 @@ def deploy_all(rpc: str, private_key: str | None = None, params: Parameters | No
     owner = Web3.to_checksum_address(owner) if owner else account.address
     check_production(chain_id, params, len(w3.eth.get_code(owner)) > 0,
                      allow_demo_params=allow_demo_params, allow_eoa_owner=allow_eoa_owner)
+    check_bytecode(network, {n: artifacts.bytecode(n) for n in DEPLOYED})
     start = w3.eth.block_number
     vault = _deploy(w3, account, "StakeVault", params.min_stake, params.unbonding_period, account.address)
     log(f"  StakeVault           {vault}")
