@@ -15,7 +15,8 @@ Verdict rules (what an honest auditor votes):
 
 Deep prompts in the bundle are applied exactly as the server did (pollen.model.span: before
 block i, prompts[i] added to the first P positions), forward and backward; so are client LoRA
-weights (pollen.model.lora), and a Backward with LoRA is judged on their gradients too.
+weights (pollen.model.lora), and a Backward with LoRA is judged on their gradients too. A step
+that named a published adapter is recomputed with that adapter's weights, fetched by CID (verified).
 
 Recomputation is in float32 (the reference), on the auditor's own span when it already holds
 those blocks in float32, else on the disputed span fetched by CID for the occasion. The vote is
@@ -60,6 +61,7 @@ class SpanProvider:
         self.own = own  # (SpanModel, start, end) the daemon serves in float32, or None
         self._loaded: dict[tuple[int, int], object] = {}
         self._folders: dict[tuple[int, int], str] = {}
+        self._adapters: dict[tuple[str, int, int], object] = {}  # (cid, first, last) -> Lora
 
     def _own(self, first: int, last: int):
         if self.own is not None:
@@ -76,6 +78,17 @@ class SpanProvider:
 
             files = fetch_version_span(self.store, self.chain, self.version_id, first, last, self.cache_dir)
             self._folders[(first, last)] = str(files.folder)
+
+    def fetch_adapter(self, cid: str, first: int, last: int) -> None:
+        """Fetch (verified by CID) a published adapter's weights for blocks [first, last): network only."""
+        if (cid, first, last) not in self._adapters:
+            from pollen.adapters import load_lora
+
+            self._adapters[(cid, first, last)] = load_lora(self.store, cid, first, last)
+
+    def adapter(self, cid: str, first: int, last: int):
+        """The weights fetch_adapter got (pollen.model.lora.Lora for blocks [first, last))."""
+        return self._adapters[(cid, first, last)]
 
     def get(self, first: int, last: int):
         """(span model, local first, local last) able to run blocks [first, last)."""
@@ -154,22 +167,47 @@ def prepare(store, dispute: dict, evidence_cid: str, receipt_fields, spans: Span
         spans.fetch(r.first_block, r.last_block if r.kind == KIND_BACKWARD else bundle.block + 1)
     except PollenError as exc:
         return Verdict("abstain", None, f"cannot fetch the disputed blocks: {exc}")
+    if bundle.adapter:
+        try:
+            spans.fetch_adapter(bundle.adapter, r.first_block, r.last_block)
+        except PollenError as exc:
+            return Verdict("abstain", None, f"cannot fetch the adapter {bundle.adapter}: {exc}")
     return bundle
 
 
 def judge(bundle: ev.Evidence, spans: SpanProvider, tolerance: float) -> Verdict:
     """The compute half of an audit: recompute and compare. The daemon runs it on its watcher
     thread beside the compute loop (weights are only read), so no session waits on an audit."""
+    lora = step_lora(bundle, spans)
+    if isinstance(lora, Verdict):
+        return lora
     if bundle.receipt.kind == KIND_BACKWARD:
-        return _judge_backward(bundle, spans, tolerance)
-    return _judge_forward(bundle, spans, tolerance)
+        return _judge_backward(bundle, spans, tolerance, lora)
+    return _judge_forward(bundle, spans, tolerance, lora)
 
 
-def _judge_forward(bundle: ev.Evidence, spans: SpanProvider, tolerance: float) -> Verdict:
+def step_lora(bundle: ev.Evidence, spans: SpanProvider):
+    """The LoRA weights the disputed step ran with (the client's, or a named adapter's) for the
+    receipt's blocks; None; or an honest Verdict if they do not fit those blocks."""
+    from pollen.model import lora as lora_mod
+
+    r = bundle.receipt
+    lora = spans.adapter(bundle.adapter, r.first_block, r.last_block) if bundle.adapter else bundle.lora
+    if lora is None:
+        return None
+    model, lo, _ = spans.get(r.first_block, r.last_block if r.kind == KIND_BACKWARD else bundle.block + 1)
+    try:
+        lora_mod.check(lora, model.blocks[lo], r.last_block - r.first_block)
+    except lora_mod.LoraError as exc:
+        return Verdict("honest", None, f"evidence unusable: {exc}")
+    return lora
+
+
+def _judge_forward(bundle: ev.Evidence, spans: SpanProvider, tolerance: float, lora=None) -> Verdict:
     r, upto = bundle.receipt, bundle.block + 1  # blocks [first, named block] are recomputed
     model, lo, _ = spans.get(r.first_block, upto)
     prompts = None if bundle.prompts is None else bundle.prompts[:upto - r.first_block]
-    lora = None if bundle.lora is None else bundle.lora.slice(0, upto - r.first_block)
+    lora = None if lora is None else lora.slice(0, upto - r.first_block)
     output, sketches = recompute(model, lo, lo + upto - r.first_block, bundle.inputs, prompts, lora)
     errors = [judgment.max_error(bundle.sketches[i], sketches[i]) for i in range(upto - r.first_block)]
     where = [r.first_block + i for i in range(len(errors))]
@@ -189,17 +227,17 @@ def _judge_forward(bundle: ev.Evidence, spans: SpanProvider, tolerance: float) -
     return Verdict("faulty", worst, note, fp, where[bad])
 
 
-def _judge_backward(bundle: ev.Evidence, spans: SpanProvider, tolerance: float) -> Verdict:
+def _judge_backward(bundle: ev.Evidence, spans: SpanProvider, tolerance: float, lora=None) -> Verdict:
     r = bundle.receipt
     model, lo, hi = spans.get(r.first_block, r.last_block)
     grad, grad_prompts, grad_lora = recompute_grad(model, lo, hi, bundle.inputs[0], bundle.grad_output,
-                                                   bundle.prompts, bundle.lora)
+                                                   bundle.prompts, lora)
     error = judgment.max_error(bundle.output, grad)
     done = [grad]
     if grad_prompts is not None:
         error = max(error, judgment.max_error(bundle.grad_prompts, grad_prompts))
         done.append(grad_prompts)
-    if grad_lora is not None:
+    if bundle.grad_lora is not None:  # client LoRA (a named adapter is frozen: no gradient returned)
         for claimed, ref in zip(bundle.grad_lora.tensors(), grad_lora.tensors()):
             error = max(error, lora_error(claimed, ref))
         done += grad_lora.tensors()

@@ -16,10 +16,12 @@ One bundle = one disputed receipt and what its named block needs, nothing more (
   * for a Forward / Backward run with client LoRA weights: `lora` (pollen.model.lora.Lora, tensors
     "lora.{k}.a" (blocks, r, in) / "lora.{k}.b" (blocks, out, r) per target k, rank, alpha and
     target names in the metadata), folded into inputHash (fold_lora), and for a Backward the
-    claimed `grad_lora` ("grad_lora.{k}.a/b"), folded into outputHash (fold_lora_grads).
+    claimed `grad_lora` ("grad_lora.{k}.a/b"), folded into outputHash (fold_lora_grads);
+  * for a step run with a published adapter named by CID: `adapter` (metadata), folded into
+    inputHash (fold_adapter; in a session at step 0); the auditor fetches its shards by CID.
 
 Schema: "pollen.evidence/2" for bundles without prompts (byte-identical to before), "/3" for
-bundles with them, "/4" for bundles with LoRA weights; readers accept all three.
+bundles with them, "/4" for bundles with LoRA weights or a named adapter; readers accept all three.
 
 Stored as ONE safetensors file (the receipt as JSON in the header metadata) added to the content
 store; its CID goes on chain. Everything read back is checked: a malformed or inconsistent
@@ -37,7 +39,7 @@ from pollen import judgment
 from pollen.errors import PollenError
 from pollen.model.lora import Lora
 from pollen.receipts import (KIND_BACKWARD, KIND_FORWARD, ZERO_HASH, Receipt, ReceiptError, chain_input_hash,
-                             fold_grads, fold_lora, fold_lora_grads, fold_prompts, hash_tensor)
+                             fold_adapter, fold_grads, fold_lora, fold_lora_grads, fold_prompts, hash_tensor)
 
 SCHEMA = "pollen.evidence/2"  # bundles without deep prompts
 SCHEMA_PROMPTS = "pollen.evidence/3"  # bundles with deep prompts (tensors `prompts`, `grad_prompts`)
@@ -66,6 +68,7 @@ class Evidence:
     grad_prompts: torch.Tensor | None = None  # claimed dL/dprompts of a prompted Backward
     lora: Lora | None = None  # client LoRA weights of a Forward / Backward run with them
     grad_lora: Lora | None = None  # claimed dL/dLoRA of such a Backward
+    adapter: str = ""  # CID of the published adapter the step named ("" = none)
 
     def check(self, where: str = "(in memory)") -> "Evidence":
         """Raise EvidenceError unless the tensors match the receipt's hashes and root."""
@@ -86,7 +89,10 @@ class Evidence:
             raise EvidenceError(where, "grad_output is required for (and only for) a backward receipt")
         self._check_prompts(where)
         self._check_lora(where)
-        if fold_lora(input_hash_of(r.kind, self.inputs, self.grad_output, self.prompts), self.lora) != r.input_hash:
+        if self.adapter and self.lora is not None:
+            raise EvidenceError(where, "a step has client LoRA weights or a published adapter, not both")
+        committed = input_hash_of(r.kind, self.inputs, self.grad_output, self.prompts, self.adapter)
+        if fold_lora(committed, self.lora) != r.input_hash:
             raise EvidenceError(where, "inputs do not hash to the receipt's inputHash")
         if fold_lora_grads(fold_grads(hash_tensor(self.output), self.grad_prompts), self.grad_lora) != r.output_hash:
             raise EvidenceError(where, "claimed output does not hash to the receipt's outputHash")
@@ -130,23 +136,26 @@ class Evidence:
             raise EvidenceError(where, f"grad_prompts {tuple(self.grad_prompts.shape)} != prompts {tuple(p.shape)}")
 
 
-def input_chain(inputs: list[torch.Tensor], prompts: torch.Tensor | None = None) -> bytes:
-    """Session chain over the inputs; deep prompts are folded in at step 0 (the step they came with)."""
+def input_chain(inputs: list[torch.Tensor], prompts: torch.Tensor | None = None, adapter: str = "") -> bytes:
+    """Session chain over the inputs; deep prompts, then a named adapter, are folded in at step 0
+    (the step they came with)."""
     h = ZERO_HASH
     for i, x in enumerate(inputs):
         h = chain_input_hash(h, hash_tensor(x))
         if i == 0:
-            h = fold_prompts(h, prompts)
+            h = fold_adapter(fold_prompts(h, prompts), adapter)
     return h
 
 
 def input_hash_of(kind: int, inputs: list[torch.Tensor], grad_output: torch.Tensor | None,
-                  prompts: torch.Tensor | None = None) -> bytes:
+                  prompts: torch.Tensor | None = None, adapter: str = "") -> bytes:
     """The inputHash a server signs: the session chain, or (x) / (x, grad_output) for one call,
-    then folded with the deep prompts if the step had any."""
+    then folded with the deep prompts and the named adapter if the step had any (client LoRA
+    weights are folded by the caller, fold_lora)."""
     if kind == KIND_BACKWARD and grad_output is not None:
-        return fold_prompts(chain_input_hash(input_chain(inputs), hash_tensor(grad_output)), prompts)
-    return input_chain(inputs, prompts)
+        h = fold_prompts(chain_input_hash(input_chain(inputs), hash_tensor(grad_output)), prompts)
+        return fold_adapter(h, adapter)
+    return input_chain(inputs, prompts, adapter)
 
 
 def receipt_to_json(r: Receipt) -> dict:
@@ -185,7 +194,10 @@ def to_bytes(ev: Evidence) -> bytes:
         tensors.update(_lora_tensors("lora", ev.lora))
         tensors.update(_lora_tensors("grad_lora", ev.grad_lora))
         meta["lora"] = json.dumps({"rank": ev.lora.rank, "alpha": ev.lora.alpha, "targets": list(ev.lora.targets)})
-    meta["schema"] = SCHEMA_LORA if ev.lora is not None else SCHEMA if ev.prompts is None else SCHEMA_PROMPTS
+    if ev.adapter:
+        meta["adapter"] = ev.adapter
+    tuned = ev.lora is not None or ev.adapter
+    meta["schema"] = SCHEMA_LORA if tuned else SCHEMA if ev.prompts is None else SCHEMA_PROMPTS
     header: dict = {"__metadata__": meta}
     blobs, offset = [], 0
     for name in sorted(tensors):
@@ -226,7 +238,8 @@ def from_bytes(data: bytes, where: str = "(bytes)") -> Evidence:
     lora, grad_lora = _lora_from(tensors, meta, where)
     extra = 2 + sum(k in tensors for k in ("grad_output", "prompts", "grad_prompts"))
     extra += sum(len(w.tensors()) for w in (lora, grad_lora) if w is not None)
-    if lora is None and ("prompts" in tensors) != (meta["schema"] == SCHEMA_PROMPTS):
+    adapter = str(meta.get("adapter", ""))
+    if lora is None and not adapter and ("prompts" in tensors) != (meta["schema"] == SCHEMA_PROMPTS):
         raise EvidenceError(where, f"schema {meta['schema']!r} with{'' if 'prompts' in tensors else 'out'} prompts")
     if not 0 < steps <= MAX_STEPS or len(tensors) != steps + extra:
         raise EvidenceError(where, f"{len(tensors)} tensors for {steps} steps")
@@ -236,7 +249,7 @@ def from_bytes(data: bytes, where: str = "(bytes)") -> Evidence:
     except KeyError as exc:
         raise EvidenceError(where, f"missing tensor {exc}") from exc
     return Evidence(receipt, signature, inputs, output, sketches, block, tensors.get("grad_output"),
-                    tensors.get("prompts"), tensors.get("grad_prompts"), lora, grad_lora).check(where)
+                    tensors.get("prompts"), tensors.get("grad_prompts"), lora, grad_lora, adapter).check(where)
 
 
 def _lora_tensors(prefix: str, w: Lora | None) -> dict[str, torch.Tensor]:
@@ -247,7 +260,7 @@ def _lora_tensors(prefix: str, w: Lora | None) -> dict[str, torch.Tensor]:
 
 def _lora_from(tensors: dict, meta: dict, where: str) -> tuple[Lora | None, Lora | None]:
     """(lora, grad_lora) of a /4 bundle (None, None otherwise)."""
-    if (meta["schema"] == SCHEMA_LORA) != ("lora" in meta):
+    if (meta["schema"] == SCHEMA_LORA) != ("lora" in meta or "adapter" in meta):
         raise EvidenceError(where, f"schema {meta['schema']!r} with{'' if 'lora' in meta else 'out'} LoRA metadata")
     if "lora" not in meta:
         return None, None

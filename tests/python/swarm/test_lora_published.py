@@ -212,3 +212,44 @@ def test_tampered_shard_or_other_base_refused_at_server_start(tiny_llama, publis
         assert re.search(message, log, re.I), (name, log[-2000:])
         for p in tmp_path.glob("server-3-6-*.log"):
             p.unlink()
+
+
+def test_evidence_naming_an_adapter_is_audited_with_its_weights(tiny_llama, servers, published):
+    """A Forward receipt that named a published adapter: the bundle carries the CID (schema /4),
+    the auditor fetches the adapter by CID and recomputes with it; a server that ignored the
+    adapter (base-model output under a receipt naming it) is found faulty."""
+    import dataclasses
+
+    from node.auditor import SpanProvider, judge, prepare
+    from pollen import evidence as ev
+    from pollen import judgment
+    from pollen.receipts import Receipt
+
+    store, cid = published["store"], published["cids"][0]
+    stub = pb_grpc.BlockServerStub(grpc.insecure_channel(servers[0].address))
+    x = torch.randn(1, 5, C, generator=torch.Generator().manual_seed(8))
+
+    def forward(adapter):
+        return stub.Forward(pb.ForwardRequest(session_id=os.urandom(32), start=0, end=3, hidden=wire.encode(x),
+                                              adapter=adapter), timeout=30)
+
+    named, plain = forward(cid), forward("")
+    m = named.receipt
+    receipt = Receipt(server=m.server, version_id=int(m.version_id or "0"), first_block=m.first_block,
+                      last_block=m.last_block, term=m.term, kind=m.kind, session_id=m.session_id, step=m.step,
+                      input_hash=m.input_hash, output_hash=m.output_hash, blocks_root=m.blocks_root,
+                      issued_at=m.issued_at)
+    bundle = ev.Evidence(receipt, bytes(m.signature), [x], wire.decode(named.hidden), wire.decode(named.sketches),
+                         2, adapter=cid).check()
+    with pytest.raises(ev.EvidenceError, match="inputHash"):  # the receipt commits to the CID
+        ev.Evidence(receipt, bytes(m.signature), [x], bundle.output, bundle.sketches, 2).check()
+    spans = SpanProvider(None, store, 0, "", own=(load_span(tiny_llama, 0, 3), 0, 3))
+    dispute = {"first_block": 0, "last_block": 3, "block": 2}
+    ready = prepare(store, dispute, ev.put(store, bundle), None, spans)
+    assert isinstance(ready, ev.Evidence) and ready.adapter == cid
+    assert judge(ready, spans, 1e-3).verdict == "honest"
+    out, sketches = wire.decode(plain.hidden), wire.decode(plain.sketches)
+    forged = dataclasses.replace(receipt, output_hash=hash_tensor(out), blocks_root=judgment.blocks_root(0, sketches))
+    lying = ev.Evidence(forged, bytes(m.signature), [x], out, sketches, 2, adapter=cid).check()
+    verdict = judge(lying, spans, 1e-3)
+    assert verdict.verdict == "faulty", verdict
