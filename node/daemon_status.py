@@ -37,7 +37,22 @@ def collect(deployment: str, operator: str = "", state_dir: str = "") -> dict:
             "receipts_signed": (state.stats.get("receipts_signed", 0) if state else None),
             "slashed": (state.stats.get("slashed_wei", 0) / WEI if state else None),
             "last_block": state.last_block if state else None,
-            "daemon": state.status if state else {}, "audits": audits}
+            "daemon": state.status if state else {}, "audits": audits,
+            **_earnings(chain, operator, Path(folder))}
+
+
+def _earnings(chain, operator: str, folder: Path) -> dict:
+    """Price, earnings and vouchers held but not redeemed (PaymentEscrow deployments only)."""
+    from pollen.payments import Escrow, VoucherBook
+
+    address = chain.deployment.contracts.get("PaymentEscrow")
+    if not address:
+        return {}
+    escrow = Escrow(chain, address)
+    price, limit = escrow.terms(operator)
+    book = VoucherBook(operator, escrow.domain(), escrow.reader(), folder / "vouchers.json")
+    return {"price_wei": price, "credit_limit_wei": limit, "earned": escrow.earned(operator) / WEI,
+            "vouchers_held": len(book.to_redeem(min_amount=1)), "unredeemed": book.unredeemed() / WEI}
 
 
 def render(info: dict) -> str:
@@ -50,6 +65,11 @@ def render(info: dict) -> str:
              f"served            {info['sessions_served']} sessions, {info['receipts_signed']} receipts signed",
              f"slashed           {info['slashed']}",
              f"last block seen   {info['last_block']}"]
+    if "price_wei" in info:
+        lines.append(f"price             {info['price_wei']} wei per block-token, credit limit "
+                     f"{info['credit_limit_wei']} wei")
+        lines.append(f"earnings          {info['earned']:.6f} withdrawable in the escrow, "
+                     f"{info['unredeemed']:.6f} in {info['vouchers_held']} voucher(s) not redeemed yet")
     for a in info["audits"]:
         verdict = a.get("verdict") or ("faulty" if a["faulty"] else ("honest" if a["faulty"] is not None else "?"))
         lines.append(f"audit #{a['dispute_id']:<10} {a['stage']:<9} vote {verdict:<6} outcome "

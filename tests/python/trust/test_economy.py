@@ -149,3 +149,13 @@ def test_escrow_books_balance(stack):
     held += sum(escrow.lane(c, s)["amount"] for c in clients for s in servers)
     earned = sum(escrow.earned(s) for s in servers)
     assert balance == held + earned + escrow.contract.functions.auditPool().call()
+
+
+def test_node_status_shows_price_and_earnings(stack):
+    out = subprocess.run([sys.executable, "-m", "pollen.cli", "node", "status", "--deployment",
+                          str(stack.deployment_path), "--state-dir", str(stack.workdir / "nodes" / "p2"), "--json"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr[-2000:]
+    info = __import__("json").loads(out.stdout)
+    assert info["price_wei"] == P2_PRICE and info["credit_limit_wei"] > 0
+    assert info["earned"] > 0 and info["unredeemed"] >= 0  # p2 was paid by the first client
