@@ -351,3 +351,31 @@ def test_lora_on_bloom_fused_qkv_equals_merged_weights(tiny_bloom):
         want = merged(x)
         assert close(got, want) and not close(got, span(x))  # and without lora: the base model again
     assert all(torch.equal(p, q) for p, q in zip(before, span.parameters()))
+
+
+@pytest.fixture()
+def spare(tiny_llama, tmp_path):
+    started = procs.start(tiny_llama, [(0, 3), (3, 6), (3, 6)], log_dir=tmp_path)
+    yield started
+    procs.stop_all(started)
+
+
+def test_server_killed_between_forward_and_backward_keeps_lora_gradients(tiny_llama, spare, local):
+    model = AutoDistributedModelForCausalLM.from_pretrained(tiny_llama, initial_peers=[s.address for s in spare])
+    try:
+        g = torch.Generator().manual_seed(14)
+        x, weight = torch.randn(B, T, C, generator=g), torch.randn(B, T, C, generator=g)
+        lora = random_lora(local, 15)
+        wr = leaves(lora)
+        out = RemoteTunedBlocks.apply(x, None, model.runner, wr, *wr.tensors())  # forward on one route ...
+        by_addr = {s.address: s for s in spare}
+        tail = next(by_addr[r.address] for r in model.runner.receipts if by_addr[r.address].blocks == (3, 6))
+        tail.kill9()  # ... the tail dies before the backward
+        (out * weight).sum().backward()
+        wl = leaves(lora)
+        (local(x, lora=wl) * weight).sum().backward()
+        assert tail.address not in {r.address for r in model.runner.receipts[-2:]}
+        for got, want in zip(wr.tensors(), wl.tensors()):
+            assert close(got.grad, want.grad), (got.grad - want.grad).abs().max()
+    finally:
+        model.close()
