@@ -8,8 +8,10 @@ and settle the request; it also draws requests whose draw block has passed (anyo
 
 `load_model(subject) -> (model, tokenizer)` is injected: the daemon cannot import `client`, so
 whoever starts it passes a loader that builds the swarm's distributed model for the subject's
-manifest (and `active_adapter=subject.adapter_cid`). Salts and scores are written to
-`state_path` before a commitment is sent, so a restarted node can still reveal.
+manifest (and `active_adapter=subject.adapter_cid`), or uses `local_loader` (the operator holds
+the version's checkpoint folder; adapters are applied from their CID-verified shards). Salts and
+scores are written to `state_path` before a commitment is sent, so a restarted node can still
+reveal.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from pollen.benchmarks_onchain import BenchmarkError, BenchmarkRegistry, evaluate, fetch_dataset, to_score
+from pollen.benchmarks_onchain import (BenchmarkError, BenchmarkRegistry, evaluate, fetch_dataset, load_local_model,
+                                       to_score)
 from pollen.errors import PollenError
 
 
@@ -144,3 +147,25 @@ class Evaluator:
                                      f"not {request['version_id']}")
         return Subject(request["kind"], request["subject_id"], request["version_id"], version["manifest_cid"],
                        adapter_cid)
+
+
+def local_loader(checkpoints: dict[str, str | Path], store) -> ModelLoader:
+    """A loader over checkpoint folders this operator holds, by the manifest CID they were
+    published as: the version as a transformers model, an adapter applied to it from the store."""
+    cache: dict[str, tuple[Any, Any]] = {}
+
+    def load(subject: Subject):
+        from pollen.benchmarks_onchain import with_published_lora
+
+        folder = checkpoints.get(subject.manifest_cid)
+        if folder is None:
+            raise BenchmarkError(f"no local checkpoint for version {subject.version_id} ({subject.manifest_cid})")
+        if subject.manifest_cid not in cache:
+            cache[subject.manifest_cid] = load_local_model(folder)
+        model, tokenizer = cache[subject.manifest_cid]
+        if subject.adapter_cid:
+            model = with_published_lora(model, store, subject.adapter_cid, subject.manifest_cid)
+        return model, tokenizer
+
+    return load
+

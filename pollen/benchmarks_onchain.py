@@ -165,6 +165,18 @@ def _answer_logprobs(model, tokenizer, example: Example):
     return logprobs, logits.argmax(-1) == target
 
 
+def load_local_model(folder):
+    """A checkpoint folder as a plain transformers model (float32, eval mode) and its tokenizer."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    except (OSError, ValueError) as exc:
+        raise BenchmarkError(f"scoring {folder} needs its tokenizer: {exc}") from exc
+    return AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32).eval(), tokenizer
+
+
 def to_score(value: float) -> int:
     """Metric value -> on-chain integer score (x 1e6, rounded); refuses what int64 cannot hold."""
     if not math.isfinite(value):

@@ -59,6 +59,7 @@ def publish(checkpoint, deployment, rpc, key_file, store, model_id, name, tolera
 
 
 def _publish_version(chain, store, checkpoint, model_id, name, tolerance, parent_version, gate) -> str:
+    from pollen.benchmarks_onchain import load_local_model
     from pollen.errors import PollenError
     from pollen.publish import DEFAULT_TOLERANCE, publish_checkpoint, register_version
 
@@ -69,7 +70,7 @@ def _publish_version(chain, store, checkpoint, model_id, name, tolerance, parent
     if gate:
         if not parent:
             raise PollenError("--require-improvement needs --parent-version: the version to improve on")
-        gate.check(parent_version, parent["model_id"], *_load_local(checkpoint))
+        gate.check(parent_version, parent["model_id"], *load_local_model(checkpoint))
     published = publish_checkpoint(checkpoint, store, name=name, parent=parent and parent["manifest_cid"],
                                    tolerance=DEFAULT_TOLERANCE if tolerance is None else tolerance, progress=True)
     click.echo(f"manifest {published.manifest_cid} ({published.manifest.num_blocks} blocks, "
@@ -80,7 +81,7 @@ def _publish_version(chain, store, checkpoint, model_id, name, tolerance, parent
 
 def _publish_adapter(chain, store, folder, base_version, name, gate, base_checkpoint) -> str:
     from pollen.adapters import publish_lora
-    from pollen.benchmarks_onchain import with_published_lora
+    from pollen.benchmarks_onchain import load_local_model, with_published_lora
     from pollen.errors import PollenError
     from pollen.publish import register_adapter
 
@@ -91,7 +92,7 @@ def _publish_adapter(chain, store, folder, base_version, name, gate, base_checkp
         if not base_checkpoint:
             raise PollenError("--require-improvement with --adapter-of needs --base-checkpoint (the base version's "
                               "checkpoint folder) to score the adapter on")
-        model, tokenizer = _load_local(base_checkpoint)
+        model, tokenizer = load_local_model(base_checkpoint)
         gate.check(base_version, base["model_id"], with_published_lora(model, store, cid, base["manifest_cid"]),
                    tokenizer)
     return f"adapter {register_adapter(chain, base_version, cid, manifest)} of version {base_version}"
@@ -119,15 +120,3 @@ class Gate:
             click.echo(f"benchmark {c.benchmark.id} ({c.benchmark.metric}): {shown}")
         require_improvement(comparisons, model_id)
 
-
-def _load_local(checkpoint):
-    """A checkpoint as a plain transformers model (float32, eval mode) and its tokenizer."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(str(checkpoint))
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"--require-improvement scores {checkpoint}, which needs its tokenizer: {exc}") from exc
-    model = AutoModelForCausalLM.from_pretrained(str(checkpoint), dtype=torch.float32).eval()
-    return model, tokenizer

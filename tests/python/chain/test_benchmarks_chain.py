@@ -40,10 +40,9 @@ def tiny_with_tokenizer(out: Path, seed: int = 0) -> Path:
 
 
 def load(folder: Path):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from pollen.benchmarks_onchain import load_local_model
 
-    return (AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32).eval(),
-            AutoTokenizer.from_pretrained(str(folder)))
+    return load_local_model(folder)
 
 
 def own_greedy_dataset(model, tok, n: int = 12) -> list[Example]:
@@ -335,3 +334,29 @@ def test_an_evaluator_that_cannot_score_gets_nothing_and_a_restarted_one_still_r
     assert reader.credits(broken) == before[broken]
     for a in drawn[1:]:
         assert reader.credits(a) == before[a] + FEE // 2
+
+
+def test_an_adapter_is_evaluated_on_chain_by_evaluators_holding_the_base_checkpoint(roles, world, evaluated):
+    """A LoRA published by a non-server is scored by drawn evaluators using node.evaluator's
+    local_loader (the base checkpoint + the adapter's CID-verified shards)."""
+    from pollen.adapters import publish_lora
+    from pollen.benchmarks_onchain import with_published_lora
+    from node.evaluator import Evaluator, local_loader
+
+    cid, _ = publish_lora(lora_folder(world["tmp"] / "lora-eval", world["parent_dir"], b_scale=0.5), world["store"],
+                          world["manifest"], name="half-lora")
+    adapter_id = roles["owner"].publish_adapter(world["version"], cid, "half-lora", "lora")
+    reader = BenchmarkRegistry(roles["challenger"], world["address"])
+    start = reader.chain.w3.eth.block_number
+    rid = reader.request_evaluation("adapter", adapter_id, world["bench_id"], fee=FEE)
+    evs = {n: Evaluator(BenchmarkRegistry(roles[n], world["address"]), world["store"],
+                        local_loader({world["manifest"]: world["parent_dir"]}, world["store"]), log=print,
+                        from_block=start) for n in ["op1", "op2", "op3", "op4"]}
+    log = run_until_settled(evs, reader, rid)
+    assert reader.request(rid)["stage"] == "finalized", log
+    model, tok = load(world["parent_dir"])
+    local = evaluate(with_published_lora(model, world["store"], cid, world["manifest"]), tok,
+                     fetch_dataset(world["store"], world["cid"]), "answer_loglik")
+    scored = reader.score_of("adapter", adapter_id, world["bench_id"])
+    assert to_score(scored) == to_score(local)
+    assert scored != reader.score_of("version", world["version"], world["bench_id"])  # the LoRA changed the model
