@@ -29,6 +29,8 @@ NAMES = ["alice", "bob", "carol", "mallory"]  # mallory cheats
 # whole model and carol [15, 30), so every hop can be replayed elsewhere and a tie broken.
 SPANS = {"alice": "0:15", "bob": "0:30", "carol": "15:30", "mallory": "15:30"}
 CHEAT = "skip:27"  # a rational cheater: skip one block of its span, text still plausible
+PRICE_WEI = 10**9  # every server charges 1 gwei per block per token (PaymentEscrow vouchers)
+LANE_WEI = 10**16  # the client sets aside 0.01 ETH for each server it may use
 PROMPTS = ["The honey bee is", "In a quiet village by the sea,"]
 from pollen.publish import DEFAULT_TOLERANCE as TOLERANCE  # calibrated: benchmarks/results/judgment.md
 T0 = time.time()
@@ -76,7 +78,7 @@ class EventPrinter:
 
 def start_daemons(stack: Stack, threads: int) -> None:
     for i, name in enumerate(NAMES):
-        flags = ["--blocks", SPANS[name]]
+        flags = ["--blocks", SPANS[name], "--price-wei", str(PRICE_WEI), "--redeem-interval-s", "2"]
         if name == "mallory":  # the fastest-looking server of [15, 30): the client routes through it
             flags += ["--fault", CHEAT, "--fault-rate", "1.0", "--advertise-throughput", "100000"]
         if name == "alice":
@@ -141,6 +143,7 @@ def story(stack: Stack, args) -> None:
     model, members = open_model(chain, stack.version_id, store, str(stack.workdir / "client"))
     say(f"client {chain.address}: {len(members.peers())} active servers from ServerRegistry, "
         f"receipts checked against DisputeCourt {chain.court.address}")
+    fund_and_pay(chain, model, [d.operator for d in stack.daemons])
     accounts = {names[a]: a for a in names}
     endpoints = {s.endpoint: names[s.operator] for s in members.servers.values()}
 
@@ -191,9 +194,43 @@ def story(stack: Stack, args) -> None:
     run_session(1)
     after = balances(chain, accounts)
     summary(stack, chain, stats, timelines, before, after, names)
+    earnings(stack, chain, model.payer, names)
     show_status(stack, "bob")
     model.close()
     printer.stop.set()
+
+
+def fund_and_pay(chain, model, operators: list[str]) -> None:
+    """Deposit and set aside a lane per server in PaymentEscrow; pay every verified step."""
+    from client.onchain import payer_for
+    from pollen.payments import Escrow
+
+    escrow = Escrow(chain, chain.deployment.contracts["PaymentEscrow"])
+    escrow.allocate({op: LANE_WEI for op in operators}, value=LANE_WEI * len(operators))
+    model.use_payer(payer_for(chain))
+    say(f"client deposited {LANE_WEI * len(operators) / 1e18:g} ETH in PaymentEscrow ({LANE_WEI / 1e18:g} per "
+        f"server); every server charges {PRICE_WEI / 1e9:g} gwei per block per token, paid by vouchers "
+        f"only for steps whose receipts verified")
+
+
+def earnings(stack: Stack, chain, payer, names: dict) -> None:
+    """Who paid and who earned: vouchers signed, redeemed on chain, earnings (gwei)."""
+    from pollen.payments import Escrow
+
+    escrow = Escrow(chain, chain.deployment.contracts["PaymentEscrow"])
+    time.sleep(3.0)  # the daemons redeem every 2 s
+    print("    pay per use (gwei): signed by the client -> redeemed by the server -> earned after the "
+          f"{escrow.fee_bps() / 100:g} % protocol fee, plus audit fees (the last step of a session is "
+          "paid with the next request)")
+    signed = payer.owed()
+    for d in stack.daemons:
+        redeemed = escrow.contract.functions.redeemed(chain.address, d.operator).call()
+        note = ("  <- what cheating earned, against the stake it lost; deactivated, it cannot redeem the rest"
+                if d.name == "mallory" else "")
+        print(f"    {d.name:10} signed {signed.get(d.operator.lower(), 0) / 1e9:10.0f}  redeemed "
+              f"{redeemed / 1e9:10.0f}  earned {escrow.earned(d.operator) / 1e9:10.0f}{note}")
+    print(f"    audit pool {escrow.contract.functions.auditPool().call() / 1e9:.0f} gwei "
+          "(pays the coherent auditors of each resolved dispute, whatever the verdict)")
 
 
 def show_status(stack: Stack, name: str) -> None:
