@@ -360,3 +360,22 @@ def test_an_adapter_is_evaluated_on_chain_by_evaluators_holding_the_base_checkpo
     scored = reader.score_of("adapter", adapter_id, world["bench_id"])
     assert to_score(scored) == to_score(local)
     assert scored != reader.score_of("version", world["version"], world["bench_id"])  # the LoRA changed the model
+
+
+def test_exact_match_is_greedy_decoding_and_loglik_is_the_answer_tokens_mean(world):
+    model, tok = world["model"], world["tok"]
+    examples = fetch_dataset(world["store"], world["cid"])
+    hits, means = [], []
+    for e in examples:
+        prompt = tok(e.prompt, return_tensors="pt")["input_ids"]
+        answer = tok(e.answer, add_special_tokens=False)["input_ids"]
+        out = model.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=len(answer), do_sample=False,
+                             pad_token_id=0)
+        hits.append(out[0, prompt.shape[1]:].tolist() == answer)
+        with torch.no_grad():
+            logits = model(torch.cat([prompt, torch.tensor([answer])], dim=1)).logits[0, prompt.shape[1] - 1:-1]
+        means.append(torch.log_softmax(logits, -1)[range(len(answer)), answer].mean().item())
+    assert evaluate(model, tok, examples, "exact_match") == pytest.approx(sum(hits) / len(hits))
+    assert evaluate(model, tok, examples, "answer_loglik") == pytest.approx(sum(means) / len(means), abs=1e-6)
+    with pytest.raises(BenchmarkError, match="unknown metric"):
+        evaluate(model, tok, examples, "bleu")
