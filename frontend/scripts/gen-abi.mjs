@@ -9,7 +9,8 @@ import { fileURLToPath } from 'node:url';
 const here = dirname(fileURLToPath(import.meta.url));
 const buildFile = resolve(process.env.POLLEN_BUILD_FILE ?? resolve(here, '../../.build/__local__.json'));
 const outFile = resolve(here, '../src/generated/contracts.ts');
-const NAMES = ['StakeVault', 'ServerRegistry', 'DisputeCourt', 'ModelVersionRegistry'];
+// PaymentEscrow and AuditFeePayer are always compiled; a deployment may still lack their addresses.
+const NAMES = ['StakeVault', 'ServerRegistry', 'DisputeCourt', 'ModelVersionRegistry', 'PaymentEscrow', 'AuditFeePayer'];
 
 let manifest;
 try {

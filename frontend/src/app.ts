@@ -14,6 +14,7 @@ import { swarmView } from './views/swarm';
 import { modelsView } from './views/models';
 import { disputesView } from './views/disputes';
 import { accountView } from './views/account';
+import { paymentsView } from './views/payments';
 
 export interface Ctx {
   deployment: Deployment;
@@ -37,6 +38,7 @@ const ROUTES: Array<{ path: string; label: string; make: (ctx: Ctx) => View }> =
   { path: 'swarm', label: 'Swarm', make: swarmView },
   { path: 'models', label: 'Models', make: modelsView },
   { path: 'disputes', label: 'Disputes', make: disputesView },
+  { path: 'payments', label: 'Payments', make: paymentsView },
   { path: 'account', label: 'My account', make: accountView },
 ];
 

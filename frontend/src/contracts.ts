@@ -1,14 +1,16 @@
 // ABIs (generated from ape compile's output) and typed handles on the deployment's contracts.
 import type { Abi, AbiItem } from 'viem';
-import { DisputeCourtAbi, ModelVersionRegistryAbi, ServerRegistryAbi, StakeVaultAbi, errorNotices } from './generated/contracts';
+import {
+  AuditFeePayerAbi, DisputeCourtAbi, ModelVersionRegistryAbi, PaymentEscrowAbi, ServerRegistryAbi, StakeVaultAbi, errorNotices,
+} from './generated/contracts';
 import type { Deployment } from './deployment';
 
-export { DisputeCourtAbi, ModelVersionRegistryAbi, ServerRegistryAbi, StakeVaultAbi, errorNotices };
+export { AuditFeePayerAbi, DisputeCourtAbi, ModelVersionRegistryAbi, PaymentEscrowAbi, ServerRegistryAbi, StakeVaultAbi, errorNotices };
 
 const ALL = [StakeVaultAbi, ServerRegistryAbi, DisputeCourtAbi, ModelVersionRegistryAbi] as const;
 
 /** Every custom error of every contract: a revert can come from a nested call into another one. */
-export const allErrorsAbi: Abi = ALL.flatMap((abi) => (abi as readonly AbiItem[]).filter((i) => i.type === 'error')) as Abi;
+export const allErrorsAbi: Abi = [...ALL, PaymentEscrowAbi, AuditFeePayerAbi].flatMap((abi) => (abi as readonly AbiItem[]).filter((i) => i.type === 'error')) as Abi;
 
 /** Every event of every contract, to decode the logs of the whole deployment in one pass. */
 export const allEventsAbi: Abi = ALL.flatMap((abi) => (abi as readonly AbiItem[]).filter((i) => i.type === 'event')) as Abi;

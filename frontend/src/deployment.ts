@@ -3,6 +3,9 @@ import { getAddress, isAddress, type Address } from 'viem';
 
 export const CONTRACT_NAMES = ['StakeVault', 'ServerRegistry', 'DisputeCourt', 'ModelVersionRegistry'] as const;
 export type ContractName = (typeof CONTRACT_NAMES)[number];
+/** Contracts a deployment may name (older deployment files lack them; the UI works without). */
+export const OPTIONAL_CONTRACT_NAMES = ['PaymentEscrow', 'AuditFeePayer'] as const;
+export type OptionalContractName = (typeof OPTIONAL_CONTRACT_NAMES)[number];
 
 export interface Deployment {
   network: string;
@@ -12,6 +15,8 @@ export interface Deployment {
   contracts: Record<ContractName, Address>;
   parameters: Record<string, unknown>;
   ipfsGateway?: string;
+  /** The optional contracts this deployment names (absent key: not deployed). */
+  optional?: Partial<Record<OptionalContractName, Address>>;
 }
 
 /** Validate a parsed deployment JSON; throws an Error that says which field is wrong. */
@@ -32,6 +37,15 @@ export function parseDeployment(raw: unknown): Deployment {
     }
     contracts[name] = getAddress(a);
   }
+  const optional: Partial<Record<OptionalContractName, Address>> = {};
+  for (const name of OPTIONAL_CONTRACT_NAMES) {
+    const a = c[name];
+    if (a === undefined || a === null) continue;
+    if (typeof a !== 'string' || !isAddress(a)) {
+      throw new Error(`The deployment file's address for ${name} is not valid. Redeploy with python -m pollen.deploy.`);
+    }
+    optional[name] = getAddress(a);
+  }
   return {
     network: typeof d.network === 'string' ? d.network : `chain ${chainId}`,
     chainId,
@@ -40,6 +54,7 @@ export function parseDeployment(raw: unknown): Deployment {
     contracts,
     parameters: (d.parameters as Record<string, unknown>) ?? {},
     ipfsGateway: typeof d.ipfsGateway === 'string' ? d.ipfsGateway : undefined,
+    optional,
   };
 }
 

@@ -105,6 +105,23 @@ const PHRASES: Record<string, Phrase> = {
   ModelVersionRegistry_UnknownVersion: (a) => `There is no model version ${a[0]}.`,
   ModelVersionRegistry_UnknownModel: (a) => `There is no model ${a[0]}.`,
   ModelVersionRegistry_NotMaintainer: (a) => `Only maintainers of model ${a[0]} may do this.`,
+  PaymentEscrow_ZeroAmount: () => 'The amount must be more than zero. Enter an amount and try again.',
+  PaymentEscrow_ZeroAddress: () => 'The address must not be zero.',
+  PaymentEscrow_InsufficientBalance: (a, c) =>
+    `Your unallocated deposit is ${amt(a[0], c)}, less than the ${amt(a[1], c)} asked for. Deposit more, or enter a smaller amount (money in lanes comes back by announcing a reclaim).`,
+  PaymentEscrow_InsufficientEarned: (a, c) => `You have earned ${amt(a[0], c)}, less than the ${amt(a[1], c)} asked for. Enter a smaller amount.`,
+  PaymentEscrow_NotActiveServer: (a) =>
+    `${a[0]} is not an active server in the registry: only an active server can set a price or redeem vouchers. Register (or re-register) under My account first.`,
+  PaymentEscrow_NoReclaimAnnounced: () => 'No reclaim is announced for this lane. Announce one first; it becomes takeable after the reclaim delay.',
+  PaymentEscrow_ReclaimLocked: (a) =>
+    `The announced reclaim can be taken from ${formatTimestamp(a[0] as bigint)} on (the server may redeem vouchers until then). Try again after that.`,
+  PaymentEscrow_NothingToWithdraw: () => 'You have no earnings or audit credits in the escrow to withdraw.',
+  PaymentEscrow_LengthMismatch: (a) => `The two lists must be as long as each other (${a[0]} and ${a[1]}).`,
+  PaymentEscrow_FeeAboveLimit: (a) => `The protocol fee is ${Number(a[0]) / 100} %, above the ${Number(a[1]) / 100} % you accept. Nothing was redeemed.`,
+  PaymentEscrow_NothingToRedeem: () => 'These vouchers pay nothing more: they were redeemed already, or their lanes are empty.',
+  PaymentEscrow_BadSignature: (a) => `The voucher is not signed by its client ${a[0]}, so the escrow refuses it.`,
+  PaymentEscrow_NotVoucherServer: (a) => `The voucher is made out to ${a[0]}, not to this account: only its server can redeem it.`,
+  PaymentEscrow_RenounceDisabled: () => 'Renouncing ownership is disabled: the escrow must keep its governance. Transfer ownership (two steps) instead.',
 };
 
 /** "StakeVault_NothingToWithdraw" → "Stake vault: nothing to withdraw". */
