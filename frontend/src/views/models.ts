@@ -29,7 +29,7 @@ export function modelsView(ctx: Ctx): View {
   }, h('label', { for: 'gateway' }, 'IPFS gateway for links '), gatewayInput, h('button', { type: 'submit' }, 'Use'), ' ', gatewayNote);
   const body = h('div');
   fill(el, h('h1', null, 'Models'),
-    h('p', { class: 'lede' }, 'Model versions published to ModelVersionRegistry. A version is an IPFS manifest: one content id per block shard, plus the tolerance auditors allow between honest outputs.'),
+    h('p', { class: 'lede' }, 'Model versions published to ModelVersionRegistry, each under its parent version. A version is an IPFS manifest: one content id per block shard, plus the tolerance auditors allow between honest outputs. Where the deployment has a BenchmarkRegistry, each version and adapter shows its score on the model\'s living benchmarks.'),
     settings, body);
   let rendered = -1;
   let book: ScoreBook | null = null;
