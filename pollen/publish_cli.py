@@ -120,3 +120,101 @@ class Gate:
             click.echo(f"benchmark {c.benchmark.id} ({c.benchmark.metric}): {shown}")
         require_improvement(comparisons, model_id)
 
+
+
+# ------------------------------------------------------------------------------ pollen bench
+
+
+def _bench_options(f):
+    f = click.option("--benchmark-registry", default="", help="BenchmarkRegistry address (default: the deployment's)")(f)
+    f = click.option("--key-file", default=None, type=click.Path(exists=True, dir_okay=False),
+                     help="file holding the account's hex private key (not needed to read scores)")(f)
+    f = click.option("--rpc", default="", help="JSON-RPC URL (default: the deployment's)")(f)
+    return click.option("--deployment", default="deployments/demo.json", show_default=True)(f)
+
+
+def _registry(deployment, rpc, key_file, benchmark_registry):
+    from pollen.benchmarks_onchain import BenchmarkRegistry
+    from pollen.chain import Chain, Deployment
+
+    key = Path(key_file).read_text().strip() if key_file else None
+    chain = Chain.connect(Deployment.load(deployment), private_key=key, rpc=rpc or None)
+    return BenchmarkRegistry.of(chain, benchmark_registry or None)
+
+
+@click.group("bench")
+def bench():
+    """Living benchmarks: register a dataset + metric for a model, request evaluations, read scores."""
+
+
+@bench.command("register")
+@_bench_options
+@click.option("--store", default=".cache/store", show_default=True, help="content store folder or Kubo RPC URL")
+@click.option("--model-id", required=True, type=int)
+@click.option("--dataset", "dataset_file", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="JSONL of {prompt, answer} (or {text, label})")
+@click.option("--metric", default="answer_loglik", show_default=True, type=click.Choice(["answer_loglik", "exact_match"]))
+@click.option("--tolerance", default=0.01, show_default=True, help="max distance (metric units) from the median to be paid")
+def bench_register(deployment, rpc, key_file, benchmark_registry, store, model_id, dataset_file, metric, tolerance):
+    """Publish a dataset to the content store and register it as a benchmark of MODEL (maintainers)."""
+    from pollen.benchmarks_onchain import parse_dataset, publish_dataset
+    from pollen.errors import PollenError
+    from pollen.store import open_store
+
+    try:
+        registry = _registry(deployment, rpc, key_file, benchmark_registry)
+        cid = publish_dataset(open_store(store), parse_dataset(Path(dataset_file).read_bytes(), where=dataset_file))
+        bench_id = registry.register_benchmark(model_id, cid, metric, tolerance=tolerance)
+    except (PollenError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"benchmark {bench_id} (model {model_id}, {metric}, dataset {cid})")
+
+
+@bench.command("request")
+@_bench_options
+@click.option("--version", "version_id", default=0, help="version id to evaluate")
+@click.option("--adapter", "adapter_id", default=0, help="adapter id to evaluate")
+@click.option("--benchmark", "benchmark_id", required=True, type=int)
+@click.option("--fee-wei", default=None, type=int, help="fee paying the evaluators (default: the registry's minimum)")
+def bench_request(deployment, rpc, key_file, benchmark_registry, version_id, adapter_id, benchmark_id, fee_wei):
+    """Pay for an evaluation of a version or an adapter on a benchmark."""
+    from pollen.errors import PollenError
+
+    if bool(version_id) == bool(adapter_id):
+        raise click.UsageError("name exactly one of --version and --adapter")
+    kind, subject = ("version", version_id) if version_id else ("adapter", adapter_id)
+    try:
+        rid = _registry(deployment, rpc, key_file, benchmark_registry).request_evaluation(kind, subject, benchmark_id,
+                                                                                            fee_wei)
+    except (PollenError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"evaluation request {rid} ({kind} {subject}, benchmark {benchmark_id})")
+
+
+@bench.command("scores")
+@_bench_options
+@click.option("--model-id", required=True, type=int)
+def bench_scores(deployment, rpc, key_file, benchmark_registry, model_id):
+    """Each version's and adapter's recorded score on the model's benchmarks."""
+    from pollen.errors import PollenError
+
+    try:
+        registry = _registry(deployment, rpc, key_file, benchmark_registry)
+        for line in score_lines(registry, model_id):
+            click.echo(line)
+    except (PollenError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def score_lines(registry, model_id: int) -> list[str]:
+    """One line per (subject, benchmark) of the model: the recorded score or "not scored"."""
+    v = registry.chain.versions.functions
+    versions = [i for i in range(1, v.versionCount().call() + 1) if v.getVersion(i).call()[0] == model_id]
+    adapters = [i for i in range(1, v.adapterCount().call() + 1) if v.getAdapter(i).call()[0] in versions]
+    lines = []
+    for b in registry.benchmarks_of(model_id):
+        for kind, ids in (("version", versions), ("adapter", adapters)):
+            for i in ids:
+                s = registry.score_of(kind, i, b.id)
+                lines.append(f"benchmark {b.id} {b.metric}: {kind} {i}: {'not scored' if s is None else f'{s:.6f}'}")
+    return lines

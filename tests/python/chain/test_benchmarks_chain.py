@@ -379,3 +379,42 @@ def test_exact_match_is_greedy_decoding_and_loglik_is_the_answer_tokens_mean(wor
     assert evaluate(model, tok, examples, "answer_loglik") == pytest.approx(sum(means) / len(means), abs=1e-6)
     with pytest.raises(BenchmarkError, match="unknown metric"):
         evaluate(model, tok, examples, "bleu")
+
+
+def test_bench_cli_registers_requests_and_lists_scores(roles, world, evaluated):
+    from pollen.anvil import dev_keys
+
+    keys = dev_keys(6)
+    owner_key, requester_key = world["tmp"] / "owner-bench.key", world["tmp"] / "requester.key"
+    owner_key.write_text(keys[0])
+    requester_key.write_text(keys[5])  # the challenger role
+    dep = world["tmp"] / "deployment-bench.json"
+    world["dep"].save(dep)
+
+    def bench(*args):
+        out = subprocess.run([sys.executable, "-c", "from pollen.publish_cli import bench; bench()", *args,
+                              "--deployment", str(dep)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+        return out.returncode, out.stdout + out.stderr
+
+    model = roles["owner"].create_model("bench-cli")
+    data = world["tmp"] / "qa.jsonl"
+    data.write_text('{"prompt": "2 + 2 =", "answer": " 4"}\n{"text": "The sky is", "label": "blue"}\n')
+    rc, out = bench("register", "--key-file", str(owner_key), "--store", str(world["tmp"] / "store"),
+                    "--model-id", str(model), "--dataset", str(data), "--metric", "exact_match")
+    assert rc == 0, out
+    bench_id = int(out.split("benchmark ")[1].split()[0])
+    assert world["reader"].benchmark(bench_id).metric == "exact_match" and world["reader"].benchmark(bench_id).model_id == model
+    rc, out = bench("register", "--key-file", str(requester_key), "--store", str(world["tmp"] / "store"),
+                    "--model-id", str(model), "--dataset", str(data))
+    assert rc != 0 and "BenchmarkRegistry_NotMaintainer" in out  # only the model's maintainers
+    data.write_text('{"prompt": "x"}\n')
+    rc, out = bench("register", "--key-file", str(owner_key), "--model-id", str(model), "--dataset", str(data))
+    assert rc != 0 and "line 1: needs the keys prompt and answer" in out
+    rc, out = bench("request", "--key-file", str(requester_key), "--version", str(world["version"]),
+                    "--benchmark", str(world["bench_id"]), "--fee-wei", str(FEE))
+    assert rc == 0 and "evaluation request" in out, out
+    rid = int(out.split("evaluation request ")[1].split()[0])
+    assert world["reader"].request(rid)["stage"] == "awaiting_draw"
+    rc, out = bench("scores", "--model-id", str(world["model_id"]))
+    recorded = world["reader"].score_of("version", world["version"], world["bench_id"])
+    assert rc == 0 and f"benchmark {world['bench_id']} answer_loglik: version {world['version']}: {recorded:.6f}" in out, out
