@@ -27,7 +27,11 @@ def _parse_blocks(ctx, param, value: str) -> tuple[int, int] | None:
 @click.option("--peers", default="", help="with --blocks auto: comma-separated host:port of the swarm")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=0, show_default=True, help="0 picks a free port")
-@click.option("--dtype", default="float32", type=click.Choice(["float32", "bfloat16"]), show_default=True)
+@click.option("--dtype", default="float32", show_default=True,
+              type=click.Choice(["auto", "float32", "bfloat16", "float16"]),
+              help="compute dtype; auto: bfloat16 (float16 on older GPUs) on CUDA, float32 on CPU")
+@click.option("--device", default="cpu", show_default=True,
+              help="auto | cpu | cuda | cuda:N: where weights, KV caches and compute live")
 @click.option("--quant", "quantization", default="none", type=click.Choice(["none", "int8", "nf4"]),
               show_default=True)
 @click.option("--max-length", default=2048, show_default=True)

@@ -16,7 +16,8 @@ class ServerConfig:
     end: int  # last block served (exclusive)
     host: str = "127.0.0.1"  # interface to listen on
     port: int = 0  # TCP port; 0 picks a free one (printed in the ready line)
-    dtype: str = "float32"  # compute and wire dtype: float32 | bfloat16
+    dtype: str = "float32"  # compute and wire dtype: float32 | bfloat16 | float16 | auto (see pollen/devices.py)
+    device: str = "cpu"  # where weights, KV caches and compute live: cpu | cuda[:N] | auto
     quantization: str = "none"  # weights: none | int8 | nf4 (bitsandbytes)
     max_length: int = 2048  # longest inference session (tokens) a client may declare
     max_batch: int = 8  # largest batch per request / session
@@ -51,8 +52,13 @@ class ServerConfig:
     def validate(self) -> "ServerConfig":
         if not 0 <= self.start < self.end:
             raise ConfigError(f"invalid span [{self.start}, {self.end})")
-        if self.dtype not in ("float32", "bfloat16"):
-            raise ConfigError(f"dtype must be float32 or bfloat16, not {self.dtype!r}")
+        from pollen.devices import DeviceError, resolve_device, resolve_dtype
+
+        try:  # "auto" resolves here, once: everything downstream sees a concrete device and dtype
+            device = resolve_device(self.device)
+            self.device, self.dtype = str(device), resolve_dtype(self.dtype, device)
+        except DeviceError as exc:
+            raise ConfigError(str(exc)) from exc
         if self.quantization not in QUANTIZATIONS:
             raise ConfigError(f"quantization must be one of {QUANTIZATIONS}")
         for name in ("max_length", "max_batch", "max_sessions", "workers", "max_tokens_per_request"):

@@ -104,7 +104,8 @@ class Daemon:
 
         files = fetch_version_span(self.store, self.chain, self.cfg.version_id, first, last, self.cfg.cache_dir)
         config = ServerConfig(model_path=str(files.folder), start=first, end=last, host=self.cfg.host,
-                              port=self.cfg.port, dtype=self.cfg.dtype, torch_threads=self.cfg.torch_threads,
+                              port=self.cfg.port, dtype=self.cfg.dtype, device=self.cfg.device,
+                              torch_threads=self.cfg.torch_threads,
                               max_length=self.cfg.max_length, cache_memory_mb=self.cfg.cache_mb,
                               session_timeout_s=self.cfg.session_timeout_s,
                               chain_id=self.chain.deployment.chain_id, court=self.chain.court.address,

@@ -32,7 +32,8 @@ class DaemonConfig:
     host: str = "127.0.0.1"  # interface the block server listens on
     port: int = 0  # block server port; 0 = a free one (re-registers the endpoint on restart)
     public_host: str = ""  # host written to the registry; empty = `host`
-    dtype: str = "float32"  # compute dtype: float32 | bfloat16
+    dtype: str = "float32"  # compute dtype: float32 | bfloat16 | float16 | auto (pollen/devices.py)
+    device: str = "cpu"  # auto | cpu | cuda[:N]: where the served blocks compute
     torch_threads: int = 0  # torch intra-op threads; 0 = torch default
     max_length: int = 2048  # longest session (prefix + generated tokens) the server accepts
     cache_mb: float = 512.0  # KV-cache budget shared by all sessions, MiB
@@ -76,8 +77,8 @@ class DaemonConfig:
             raise ConfigError("version_id must be a published version id (> 0)")
         if self.blocks != "auto":
             parse_blocks(self.blocks)
-        if self.dtype not in ("float32", "bfloat16"):
-            raise ConfigError(f"dtype must be float32 or bfloat16, not {self.dtype!r}")
+        if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
+            raise ConfigError(f"dtype must be auto, float32, bfloat16 or float16, not {self.dtype!r}")
         if not 0.0 <= self.fault_rate <= 1.0:
             raise ConfigError("fault_rate must be in [0, 1]")
         from node.faults import Fault

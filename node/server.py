@@ -107,6 +107,7 @@ class BlockServicer(pb_grpc.BlockServerServicer):
         self.compute = direct  # replaced by ComputeLoop.submit when serving (see run())
         self.billing: Billing = FREE  # pay-per-use policy; the daemon installs one over the escrow
         self.dtype = wire.WIRE_DTYPES[config.dtype]
+        self.device = span.device  # decoded requests move here; outputs go back through the wire
         self.hidden = span.hidden_size
         self.sessions: dict[int, Session] = {}
         self.lock = threading.Lock()
@@ -146,7 +147,7 @@ class BlockServicer(pb_grpc.BlockServerServicer):
             raise BadRequest(f"batch {x.shape[0]} (session batch {batch}, max {self.cfg.max_batch})")
         if not wire.all_finite(x):
             raise BadRequest("hidden states contain NaN or inf")
-        return x
+        return x.to(self.device)
 
     def _prompts(self, request, x: torch.Tensor, n_blocks: int) -> torch.Tensor | None:
         """The request's deep prompts (n_blocks, B, P, C) checked against x (B, T, C), or None."""
@@ -164,7 +165,7 @@ class BlockServicer(pb_grpc.BlockServerServicer):
                              f"hidden={C}) for hidden states {tuple(x.shape)}, got shape {tuple(p.shape)}")
         if not wire.all_finite(p):
             raise BadRequest("prompts contain NaN or inf")
-        return p
+        return p.to(self.device)
 
     def _lora(self, request, n_blocks: int) -> lora_mod.Lora | None:
         """The request's client LoRA weights checked against n_blocks of this span's blocks, or None."""
@@ -175,7 +176,7 @@ class BlockServicer(pb_grpc.BlockServerServicer):
             lora_mod.check(lora, self.span.blocks[0], n_blocks, self.dtype)
         except lora_mod.LoraError as exc:
             raise BadRequest(f"lora: {exc}") from exc
-        return lora
+        return lora.map(lambda t: t.to(self.device))
 
     def _named(self, cid: str, first: int, last: int) -> lora_mod.Lora | None:
         """The weights of local blocks [first, last) of a loaded published adapter, or None for ""."""
@@ -437,7 +438,7 @@ def _open_fields(o: pb.SessionOpen) -> dict:
 def measure_throughput(span: SpanModel, dtype: torch.dtype, steps: int = 5) -> float:
     """Decode tokens/s through the whole span (batch 1, short cache), median of a few steps."""
     cache = span.new_cache(1, steps)
-    x = torch.randn(1, 1, span.hidden_size, generator=torch.Generator().manual_seed(0)).to(dtype)
+    x = torch.randn(1, 1, span.hidden_size, generator=torch.Generator().manual_seed(0)).to(span.device, dtype)
     times = []
     with torch.no_grad():
         for _ in range(steps):
@@ -452,7 +453,7 @@ def build_server(config: ServerConfig):
     config.validate()
     if config.torch_threads:
         torch.set_num_threads(config.torch_threads)
-    span = load_span(config.model_path, config.start, config.end, config.dtype)
+    span = load_span(config.model_path, config.start, config.end, config.dtype, config.device)
     if config.quantization != "none":
         from pollen.model.quant import quantize_span
 
@@ -490,7 +491,7 @@ def load_adapters(config: ServerConfig, span: SpanModel) -> dict[str, lora_mod.L
         t0 = time.perf_counter()
         try:
             lora = load_lora(store, cid, config.start, config.end, config.base_manifest or None)
-            lora = lora.map(lambda t: t.to(dtype))
+            lora = lora.map(lambda t: t.to(device=config.device, dtype=dtype))
             lora_mod.check(lora, span.blocks[0], len(span.blocks), dtype)
         except PollenError as exc:
             raise NodeError(f"cannot load adapter {cid}: {exc}") from exc

@@ -31,7 +31,7 @@ def dtype_name(dtype: torch.dtype) -> str:
 
 
 def _raw_bytes(t: torch.Tensor) -> bytes:
-    t = t.detach().contiguous()
+    t = t.detach().cpu().contiguous()  # a no-op for host tensors; one copy off a GPU
     if t.dtype == torch.bfloat16:
         t = t.view(torch.int16)
     return t.numpy().tobytes()  # x86/arm hosts are little-endian
@@ -63,8 +63,8 @@ def encode(t: torch.Tensor, compress: bool = False) -> pb.Tensor:
     if compress:
         codes, scales = quantize_blockwise(t)
         msg.compression = pb.BLOCKWISE_8BIT
-        msg.data = codes.numpy().tobytes()
-        msg.scales = scales.numpy().tobytes()
+        msg.data = codes.cpu().numpy().tobytes()
+        msg.scales = scales.cpu().numpy().tobytes()
         msg.block_size = BLOCK_SIZE
     else:
         msg.data = _raw_bytes(t)
@@ -81,7 +81,7 @@ def message_hash(msg: pb.Tensor) -> bytes:
 
 
 def all_finite(t: torch.Tensor) -> bool:
-    if t.dtype == torch.float32 or t.dtype == torch.float16:
+    if t.device.type == "cpu" and (t.dtype == torch.float32 or t.dtype == torch.float16):
         return bool(np.isfinite(t.numpy()).all())  # ~10x cheaper than torch on small tensors
     return bool(torch.isfinite(t).all())
 

@@ -67,8 +67,9 @@ def read_tensors(files: list[Path], wanted) -> dict[str, torch.Tensor]:
     return out
 
 
-def load_span(model_dir: str | Path, start: int, end: int, dtype: str = "float32") -> SpanModel:
-    """Blocks [start, end) with weights, in eval mode."""
+def load_span(model_dir: str | Path, start: int, end: int, dtype: str = "float32",
+              device: str | torch.device = "cpu") -> SpanModel:
+    """Blocks [start, end) with weights on `device`, in eval mode."""
     model_dir = Path(model_dir)
     config = load_config(model_dir)
     family = family_of(config)
@@ -90,13 +91,13 @@ def load_span(model_dir: str | Path, start: int, end: int, dtype: str = "float32
     missing, unexpected = span.load_state_dict(state, strict=False)
     if [m for m in missing if not m.startswith("positions.")] or unexpected:
         raise ModelError(f"span weights do not match: missing {missing[:4]}, unexpected {unexpected[:4]}")
-    span = span.to(parse_dtype(dtype)).eval().requires_grad_(False)
-    span.compute_dtype = parse_dtype(dtype)
-    span.positions = family.position_cls(config)  # keep rope / alibi tables in fp32
+    span = span.to(device=device, dtype=parse_dtype(dtype)).eval().requires_grad_(False)
+    span.compute_dtype, span.device = parse_dtype(dtype), torch.device(device)
+    span.positions = family.position_cls(config).to(device)  # keep rope / alibi tables in fp32
     return span
 
 
-def load_client(model_dir: str | Path, dtype: str = "float32"):
+def load_client(model_dir: str | Path, dtype: str = "float32", device: str | torch.device = "cpu"):
     """(config, family, client module) with embeddings, final norm and LM head."""
     model_dir = Path(model_dir)
     config = load_config(model_dir)
@@ -113,7 +114,7 @@ def load_client(model_dir: str | Path, dtype: str = "float32"):
     tied = bool(config.tie_word_embeddings)
     if [m for m in missing if not (tied and m == "lm_head.weight")] or unexpected:
         raise ModelError(f"client weights do not match: missing {missing}, unexpected {unexpected}")
-    return config, family, client.to(parse_dtype(dtype)).eval()
+    return config, family, client.to(device=device, dtype=parse_dtype(dtype)).eval()
 
 
 def split_checkpoint(model_dir: str | Path, out_dir: str | Path) -> Path:

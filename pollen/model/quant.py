@@ -14,7 +14,7 @@ from pollen.model.family import ModelError
 from pollen.model.span import SpanModel
 
 
-def _quantized_linear(linear: nn.Linear, mode: str, compute_dtype: torch.dtype) -> nn.Module:
+def _quantized_linear(linear: nn.Linear, mode: str, compute_dtype: torch.dtype, device: torch.device) -> nn.Module:
     import bitsandbytes as bnb
 
     has_bias = linear.bias is not None
@@ -29,7 +29,7 @@ def _quantized_linear(linear: nn.Linear, mode: str, compute_dtype: torch.dtype) 
         q.weight = bnb.nn.Params4bit(linear.weight.data.float().clone(), requires_grad=False, quant_type="nf4")
     if has_bias:
         q.bias = nn.Parameter(linear.bias.data.clone(), requires_grad=False)
-    return q.to("cpu")
+    return q.to(device)  # on CUDA this is where bitsandbytes quantises
 
 
 def quantize_span(span: SpanModel, mode: str) -> SpanModel:
@@ -44,5 +44,5 @@ def quantize_span(span: SpanModel, mode: str) -> SpanModel:
         for parent in list(block.modules()):
             for name, child in list(parent.named_children()):
                 if isinstance(child, nn.Linear):
-                    setattr(parent, name, _quantized_linear(child, mode, span.compute_dtype))
+                    setattr(parent, name, _quantized_linear(child, mode, span.compute_dtype, span.device))
     return span.eval().requires_grad_(False)

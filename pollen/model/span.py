@@ -19,10 +19,10 @@ class SpanCache:
     """KV slabs for one session: k, v each (n_blocks, B, kv_heads, max_length, head_dim)."""
 
     def __init__(self, n_blocks: int, batch: int, kv_heads: int, head_dim: int,
-                 max_length: int, dtype: torch.dtype):
+                 max_length: int, dtype: torch.dtype, device: torch.device | str = "cpu"):
         shape = (n_blocks, batch, kv_heads, max_length, head_dim)
-        self.k = torch.zeros(shape, dtype=dtype)
-        self.v = torch.zeros(shape, dtype=dtype)
+        self.k = torch.zeros(shape, dtype=dtype, device=device)
+        self.v = torch.zeros(shape, dtype=dtype, device=device)
         self.length = 0  # tokens already cached
         self.max_length = max_length
         self.batch = batch
@@ -46,6 +46,7 @@ class SpanModel(nn.Module):
         self.blocks = nn.ModuleList(family.block_cls(config) for _ in range(start, end))
         self.positions = family.position_cls(config)
         self.compute_dtype = torch.float32  # activations / KV cache (weights may be quantised)
+        self.device = torch.device("cpu")  # where weights, KV caches and compute live
 
     @property
     def hidden_size(self) -> int:
@@ -98,7 +99,7 @@ class SpanModel(nn.Module):
 
     def new_cache(self, batch: int, max_length: int) -> SpanCache:
         kv_heads, head_dim = self.family.kv_heads_dim(self.config)
-        return SpanCache(len(self.blocks), batch, kv_heads, head_dim, max_length, self.compute_dtype)
+        return SpanCache(len(self.blocks), batch, kv_heads, head_dim, max_length, self.compute_dtype, self.device)
 
 
 def add_prompt(x: torch.Tensor, prompt: torch.Tensor) -> torch.Tensor:
