@@ -1,33 +1,33 @@
-"""`pollen` command line: a click group whose subcommands are imported only when used."""
+"""`pollen` command line: a click group whose subcommands are imported only when used.
+
+Subcommands are the package's `pollen.commands` entry points (pyproject.toml), so this shared
+core names no module of `client/` or `node/`: each side registers its own commands.
+"""
 
 from __future__ import annotations
 
-import importlib
+from importlib.metadata import entry_points
 
 import click
 
-# name -> "module:attribute"; other areas add their subcommands here.
-LAZY_COMMANDS = {
-    "serve": "node.cli:serve",
-    "generate": "client.cli:generate",
-    "chat": "client.cli:chat",
-    "prepare-smollm2": "pollen.model.cli:prepare_smollm2",
-    "node": "node.daemon_cli:node",
-    "hunt": "client.hunt:hunt_command",
-    "health": "client.health:health",
-    "publish": "pollen.publish_cli:publish",
-    "ui": "pollen.ui:main",
-}
+GROUP = "pollen.commands"
+
+
+def _commands() -> dict:
+    return {ep.name: ep for ep in entry_points(group=GROUP)}
 
 
 class LazyGroup(click.Group):
     def list_commands(self, ctx):
-        return sorted(set(super().list_commands(ctx)) | set(LAZY_COMMANDS))
+        return sorted(set(super().list_commands(ctx)) | set(_commands()))
 
     def get_command(self, ctx, name):
-        if name in LAZY_COMMANDS:
-            module, attr = LAZY_COMMANDS[name].split(":")
-            return getattr(importlib.import_module(module), attr)
+        ep = _commands().get(name)
+        if ep is not None:
+            return ep.load()
+        if not _commands():
+            raise click.ClickException(f"no `{GROUP}` entry points found: the pollen package is not installed "
+                                       "(run `make setup`, or `pip install -e .` in the checkout)")
         return super().get_command(ctx, name)
 
 

@@ -94,3 +94,33 @@ def test_missing_artifacts_say_what_to_do(tmp_path, monkeypatch):
             artifacts.abi("DisputeCourt")
     finally:
         artifacts._manifest.cache_clear()
+
+
+def _imports_of(package: str) -> dict[str, set[str]]:
+    out = {}
+    for path in (ROOT / package).rglob("*.py"):
+        names = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module.split(".")[0])
+        out[str(path.relative_to(ROOT))] = names
+    return out
+
+
+@pytest.mark.parametrize("package, forbidden", [("pollen", {"client", "node"}), ("client", {"node"}),
+                                                ("node", {"client"})])
+def test_each_room_imports_only_what_it_may(package, forbidden):
+    """pollen/ is the shared core: it imports neither side; client/ and node/ never import each other."""
+    bad = {path: sorted(names & forbidden) for path, names in _imports_of(package).items() if names & forbidden}
+    assert not bad, f"{package}/ imports {bad}"
+
+
+def test_subcommands_are_entry_points_of_their_own_packages():
+    from importlib.metadata import entry_points
+
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["entry-points"]["pollen.commands"]
+    installed = {ep.name: ep.value for ep in entry_points(group="pollen.commands")}
+    assert installed == declared, "run `make setup` (pip install -e .) after changing the entry points"
+    assert "client." not in (ROOT / "pollen" / "cli.py").read_text()
