@@ -24,7 +24,7 @@ from pollen.proto import swarm_pb2 as pb
 from pollen.model import lora as lora_mod
 from pollen.receipts import (KIND_BACKWARD, KIND_FORWARD, ZERO_HASH, chain_input_hash, fold_adapter, fold_grads,
                              fold_lora, fold_lora_grads, fold_prompts, hash_tensor)
-from pollen.routing import Hop
+from client.routing import Hop
 
 
 class RemoteRunner:

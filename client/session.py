@@ -26,7 +26,7 @@ from client.swarm import RemoteSwarm
 from pollen import wire
 from pollen.proto import swarm_pb2 as pb
 from pollen.receipts import KIND_INFERENCE, ZERO_HASH, chain_input_hash, fold_adapter, fold_prompts
-from pollen.routing import Hop
+from client.routing import Hop
 
 log = logging.getLogger("pollen.client")
 

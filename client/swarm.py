@@ -11,7 +11,7 @@ from client.connection import ServerConnection
 from client.errors import ClientError, MissingBlocksError
 from pollen.membership import MembershipSource, Peer
 from pollen.proto import swarm_pb2 as pb
-from pollen.routing import BanList, Hop, ServerState, find_route, missing_blocks
+from client.routing import BanList, Hop, ServerState, find_route, missing_blocks
 
 log = logging.getLogger("pollen.client")
 

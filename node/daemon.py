@@ -241,13 +241,13 @@ class Daemon:
             emit("stopped_serving", operator=self.me)
 
     def maybe_rebalance(self) -> None:
-        """Move the span when the swarm's coverage is too uneven (pollen.selection.should_move)."""
+        """Move the span when the swarm's coverage is too uneven (node.selection.should_move)."""
         if not self.cfg.rebalance_interval_s or self.server is None or time.monotonic() < self._next_rebalance:
             return
         self._next_rebalance = time.monotonic() + self.cfg.rebalance_interval_s
         from node.discovery import swarm_spans
         from pollen.chain_membership import ChainMembership
-        from pollen.selection import should_move
+        from node.selection import should_move
 
         n = int(self.version["num_blocks"])
         others = swarm_spans(ChainMembership(self.chain, self.cfg.version_id, deny=[self.me]), n)

@@ -10,7 +10,7 @@ from node.errors import ConfigError
 from pollen.membership import MembershipSource
 from pollen.proto import swarm_pb2 as pb
 from pollen.proto import swarm_pb2_grpc as pb_grpc
-from pollen.selection import Span, choose_start
+from node.selection import Span, choose_start
 
 log = logging.getLogger("pollen.node")
 

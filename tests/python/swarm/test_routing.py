@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pollen.routing import (BanList, Hop, ServerState, backoff_delay, find_route, missing_blocks, route_latency,
+from client.routing import (BanList, Hop, ServerState, backoff_delay, find_route, missing_blocks, route_latency,
                             route_price)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pollen.selection import block_throughputs, choose_start, should_move, swarm_throughput
+from node.selection import block_throughputs, choose_start, should_move, swarm_throughput
 
 
 def test_throughput_per_block():
