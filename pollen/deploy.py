@@ -264,8 +264,23 @@ def deploy_all(rpc: str, private_key: str | None = None, params: Parameters | No
         contracts["PollenTimelock"] = timelock
         log(f"  next: {proposer} schedules acceptOwnership() on StakeVault, DisputeCourt, PaymentEscrow and AuditFeePayer through the "
             f"timelock (scheduleBatch), and anyone executes it after {timelock_delay} s")
-    return Deployment(network=network, chain_id=chain_id, rpc=rpc, deployed_at_block=start,
-                      contracts=contracts, parameters={k: v for k, v in vars(params).items()})
+    deployment = Deployment(network=network, chain_id=chain_id, rpc=rpc, deployed_at_block=start,
+                            contracts=contracts, parameters={k: v for k, v in vars(params).items()})
+    return _with_benchmarks(deployment, private_key, network, log)
+
+
+def _with_benchmarks(deployment: Deployment, private_key: str, network: str, log) -> Deployment:
+    """Add a BenchmarkRegistry (living benchmarks, pollen/benchmarks_onchain.py) where it has a preset."""
+    from pollen.benchmarks_onchain import PRESETS as BENCH_PRESETS, deploy_benchmark_registry
+    from pollen.chain import Chain
+
+    if network not in BENCH_PRESETS:
+        log(f"  BenchmarkRegistry    (no preset for {network}: not deployed)")
+        return deployment
+    address = deploy_benchmark_registry(Chain.connect(deployment, private_key=private_key), network)
+    log(f"  BenchmarkRegistry    {address}")
+    deployment.contracts["BenchmarkRegistry"] = address
+    return deployment
 
 
 def _deploy_escrow(w3: Web3, account, registry: str, network: str, log) -> str:

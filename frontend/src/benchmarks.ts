@@ -31,8 +31,7 @@ export const scoreKey = (kind: SubjectKind, subjectId: bigint, benchmarkId: bigi
 
 /** The registry's address: the deployment's contracts.BenchmarkRegistry (or parameters.benchmarkRegistry). */
 export function benchmarkAddress(d: Deployment): Address | null {
-  const contracts = d.contracts as Record<string, string | undefined>;
-  const raw = contracts.BenchmarkRegistry ?? d.parameters?.benchmarkRegistry;
+  const raw = d.optional?.BenchmarkRegistry ?? d.parameters?.benchmarkRegistry;
   return typeof raw === 'string' && isAddress(raw) ? getAddress(raw) : null;
 }
 

@@ -4,7 +4,7 @@ import { getAddress, isAddress, type Address } from 'viem';
 export const CONTRACT_NAMES = ['StakeVault', 'ServerRegistry', 'DisputeCourt', 'ModelVersionRegistry'] as const;
 export type ContractName = (typeof CONTRACT_NAMES)[number];
 /** Contracts a deployment may name (older deployment files lack them; the UI works without). */
-export const OPTIONAL_CONTRACT_NAMES = ['PaymentEscrow', 'AuditFeePayer'] as const;
+export const OPTIONAL_CONTRACT_NAMES = ['PaymentEscrow', 'AuditFeePayer', 'BenchmarkRegistry'] as const;
 export type OptionalContractName = (typeof OPTIONAL_CONTRACT_NAMES)[number];
 
 export interface Deployment {

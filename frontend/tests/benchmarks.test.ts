@@ -53,9 +53,10 @@ describe('scores', () => {
 
 describe('benchmarkAddress', () => {
   const d = (contracts: Record<string, string>, parameters: Record<string, unknown> = {}) =>
-    ({ network: 'anvil', chainId: 31337, rpc: 'http://x', deployedAtBlock: 0n, contracts, parameters }) as unknown as Deployment;
+    ({ network: 'anvil', chainId: 31337, rpc: 'http://x', deployedAtBlock: 0n, contracts, parameters,
+       optional: contracts }) as unknown as Deployment;
 
-  test('reads the contracts entry, then parameters.benchmarkRegistry, and refuses non-addresses', () => {
+  test('reads the optional contracts entry, then parameters.benchmarkRegistry, and refuses non-addresses', () => {
     expect(benchmarkAddress(d({ BenchmarkRegistry: REGISTRY.toLowerCase() }))).toBe(REGISTRY);
     expect(benchmarkAddress(d({}, { benchmarkRegistry: REGISTRY }))).toBe(REGISTRY);
     expect(benchmarkAddress(d({ BenchmarkRegistry: 'nope' }))).toBeNull();
