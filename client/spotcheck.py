@@ -46,12 +46,13 @@ class HopLog:
     receipts: list[ReceiptRecord] = field(default_factory=list)
     max_length: int | None = None  # what the session declared when it opened this hop
     prompts: torch.Tensor | None = None  # deep prompts (blocks, B, P, C) sent with step 0
+    adapter: str = ""  # CID of the published adapter the session named ("" = none)
 
     def evidence(self, step: int, block: int) -> Evidence:
         """The bundle against this server's receipt of `step`, naming `block`."""
         rec = self.receipts[step]
         return Evidence(rec.receipt, rec.signature, self.inputs[:step + 1], self.outputs[step],
-                        self.sketches[step], block, prompts=self.prompts)
+                        self.sketches[step], block, prompts=self.prompts, adapter=self.adapter)
 
 
 class RecordingSession(InferenceSession):
@@ -63,7 +64,8 @@ class RecordingSession(InferenceSession):
 
     def _record(self, hs: HopSession, x, y, sketches, record) -> None:
         entry = self.logs.setdefault(id(hs), HopLog(hs.hop.address, hs.hop.start, hs.hop.end,
-                                                     max_length=self.max_length, prompts=hs.prompts))
+                                                     max_length=self.max_length, prompts=hs.prompts,
+                                                     adapter=self.adapter))
         entry.inputs.append(wire.roundtrip(x, self.compress))
         entry.outputs.append(y)
         entry.sketches.append(sketches)
@@ -77,7 +79,8 @@ class CheckedModel(DistributedModelForCausalLM):
     """The distributed model whose inference sessions record what spot checks need."""
 
     def inference_session(self, max_length: int, batch_size: int = 1) -> RecordingSession:
-        session = RecordingSession(self.swarm, self.verifier, max_length, batch_size, self.compress)
+        session = RecordingSession(self.swarm, self.verifier, max_length, batch_size, self.compress,
+                                   adapter=self.active_adapter)
         session.payer = self.payer
         return session
 
@@ -172,7 +175,7 @@ class SpotChecker:
         # sends its last sampled token, so a session filled exactly would mark a replay
         length = max(h.max_length or 0, sum(x.shape[1] for x in h.inputs))
         session = _ReplaySession(swarm, self.model.verifier, length, batch, self.model.compress,
-                                 start=h.start, end=h.end, exclude=exclude)
+                                 start=h.start, end=h.end, exclude=exclude, adapter=h.adapter)
         session.payer = self.model.payer  # a replay pays like real traffic (a free one would stand out)
         try:
             with session:

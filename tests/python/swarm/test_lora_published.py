@@ -253,3 +253,26 @@ def test_evidence_naming_an_adapter_is_audited_with_its_weights(tiny_llama, serv
     lying = ev.Evidence(forged, bytes(m.signature), [x], out, sketches, 2, adapter=cid).check()
     verdict = judge(lying, spans, 1e-3)
     assert verdict.verdict == "faulty", verdict
+
+
+def test_spot_checks_replay_a_named_adapter_session_with_the_adapter(tiny_llama, servers, published):
+    """A session naming an adapter is replayed naming it too (else an honest server would look
+    faulty, and a server ignoring the adapter would never be caught); its evidence carries the CID."""
+    from client.spotcheck import CheckedModel, SpotChecker
+
+    cid = published["cids"][0]
+    extra = ["--adapter-store", str(published["store"].root), "--base-manifest", published["base"], "--adapter", cid]
+    full = procs.start(tiny_llama, [(0, 6)], *extra, log_dir=published["tmp"])
+    model = CheckedModel.from_pretrained(tiny_llama, initial_peers=[s.address for s in [*servers, *full]],
+                                         active_adapter=cid)
+    try:
+        ids = torch.randint(0, 320, (1, 5), generator=torch.Generator().manual_seed(8))
+        with model.inference_session(max_length=9) as session:
+            model.generate(ids, max_new_tokens=4, session=session)
+        results = SpotChecker(model, tolerance=0.05, probability=1.0).check_session(session)
+        assert results and all(r.verdict == "ok" for r in results), [(r.verdict, r.note) for r in results]
+        assert {h.adapter for h in session.hop_logs()} == {cid}
+        assert session.hop_logs()[0].evidence(0, session.hop_logs()[0].start).adapter == cid
+    finally:
+        model.close()
+        procs.stop_all(full)
