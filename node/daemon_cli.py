@@ -137,3 +137,51 @@ def _withdraw_earnings(chain) -> int:
     if earned:
         escrow.withdraw()
     return earned
+
+
+@node.command("evaluate")
+@click.option("--deployment", default="deployments/demo.json", show_default=True)
+@click.option("--rpc", default="", help="JSON-RPC URL (default: the deployment's)")
+@click.option("--key-file", "--operator-key-file", "operator_key_file", default="",
+              help="operator key file (or env POLLEN_OPERATOR_KEY)")
+@click.option("--keystore", default="", help="keystore JSON (password: env POLLEN_KEYSTORE_PASSWORD)")
+@click.option("--store", default=".cache/store", show_default=True, help="content store folder or Kubo RPC URL")
+@click.option("--checkpoint", "checkpoints", multiple=True, metavar="MANIFEST_CID=DIR",
+              help="a version this operator can evaluate: its manifest CID and a checkpoint folder (repeatable)")
+@click.option("--state-dir", default="", help="evaluator state (salts before commits; default .cache/node/<operator>)")
+@click.option("--interval-s", default=2.0, show_default=True, help="poll the registry this often")
+@click.option("--once", is_flag=True, help="one pass over new requests and draws, then exit")
+def evaluate(deployment, rpc, operator_key_file, keystore, store, checkpoints, state_dir, interval_s, once):
+    """Answer living-benchmark draws: score drawn evaluations, commit, reveal, finalize (node/evaluator.py)."""
+    import time
+
+    from node.daemon_config import DaemonConfig
+    from node.evaluator import Evaluator, local_loader
+    from pollen.benchmarks_onchain import BenchmarkRegistry
+    from pollen.chain import Chain, Deployment
+    from pollen.errors import PollenError
+    from pollen.store import open_store
+
+    held = {}
+    for item in checkpoints:
+        cid, sep, folder = item.partition("=")
+        if not sep or not cid or not folder:
+            raise click.BadParameter(f"{item!r}: expected MANIFEST_CID=DIR", param_hint="--checkpoint")
+        held[cid] = folder
+    try:
+        cfg = DaemonConfig(deployment=deployment, rpc=rpc, operator_key_file=operator_key_file, keystore=keystore)
+        chain = Chain.connect(Deployment.load(deployment), private_key=cfg.operator_key(), rpc=rpc or None)
+        content = open_store(store)
+        folder = state_dir or f".cache/node/{chain.address}"
+        ev = Evaluator(BenchmarkRegistry.of(chain), content, local_loader(held, content),
+                       state_path=f"{folder}/evaluator.json", log=click.echo)
+        while True:
+            for line in ev.step():
+                click.echo(line)
+            if once:
+                return
+            time.sleep(interval_s)
+    except PollenError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except KeyboardInterrupt:
+        click.echo("stopped")

@@ -418,3 +418,48 @@ def test_bench_cli_registers_requests_and_lists_scores(roles, world, evaluated):
     rc, out = bench("scores", "--model-id", str(world["model_id"]))
     recorded = world["reader"].score_of("version", world["version"], world["bench_id"])
     assert rc == 0 and f"benchmark {world['bench_id']} answer_loglik: version {world['version']}: {recorded:.6f}" in out, out
+
+
+class CliEvaluator:
+    """`pollen node evaluate --once` as an operator runs it (a separate process per pass)."""
+
+    def __init__(self, chain, world):
+        folder = world["tmp"] / f"cli-{chain.address}"
+        folder.mkdir(exist_ok=True)
+        (folder / "operator.key").write_text("0x" + chain.signing_key.hex())
+        world["dep"].save(folder / "deployment.json")
+        self.cmd = [sys.executable, "-m", "pollen.cli", "node", "evaluate", "--once",
+                    "--deployment", str(folder / "deployment.json"), "--key-file", str(folder / "operator.key"),
+                    "--store", str(world["store"].root), "--state-dir", str(folder),
+                    "--checkpoint", f"{world['manifest']}={world['parent_dir']}"]
+
+    def step(self) -> list[str]:
+        out = subprocess.run(self.cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+        if out.returncode != 0:
+            raise AssertionError(out.stderr[-2000:])
+        return out.stdout.splitlines()
+
+
+def test_the_node_evaluate_command_answers_its_draws(roles, world, evaluated):
+    """One operator runs `pollen node evaluate` (the others in-process): requests finalize and the
+    command scores, commits and reveals for its operator when drawn (3 of 4 are drawn, stake-
+    weighted: requested again until it is, at most 4 times)."""
+    from node.evaluator import Evaluator, local_loader
+
+    reader = BenchmarkRegistry(roles["challenger"], world["address"])
+    cli = CliEvaluator(roles["op1"], world)
+    for _ in range(4):
+        start = reader.chain.w3.eth.block_number
+        rid = reader.request_evaluation("version", world["version"], world["bench_id"], fee=FEE)
+        evs = {"op1": cli, **{n: Evaluator(BenchmarkRegistry(roles[n], world["address"]), world["store"],
+                                           local_loader({world["manifest"]: world["parent_dir"]}, world["store"]),
+                                           log=print, from_block=start) for n in ["op2", "op3", "op4"]}}
+        log = run_until_settled(evs, reader, rid)
+        assert reader.request(rid)["stage"] == "finalized", log
+        if reader.entry(rid, roles["op1"].address)["state"] != "none":
+            break
+    assert reader.entry(rid, roles["op1"].address)["state"] == "revealed", log
+    assert any(line == f"op1: request {rid}: committed" for line in log), log
+    bad = subprocess.run([*CliEvaluator(roles["op1"], world).cmd[:-1], "no-equals-sign"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0 and "expected MANIFEST_CID=DIR" in bad.stderr
