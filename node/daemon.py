@@ -111,7 +111,9 @@ class Daemon:
                               chain_id=self.chain.deployment.chain_id, court=self.chain.court.address,
                               signer_key=self.cfg.signer_key(), operator=self.me,
                               version_id=self.cfg.version_id, fault=self.cfg.fault,
-                              fault_rate=self.cfg.fault_rate, fault_scale=self.cfg.fault_scale)
+                              fault_rate=self.cfg.fault_rate, fault_scale=self.cfg.fault_scale,
+                              adapters=tuple(c.strip() for c in self.cfg.adapters.split(",") if c.strip()),
+                              adapter_store=self.cfg.store, base_manifest=files.manifest_cid)
         self.server, self.servicer, port = self.compute(lambda: build_server(config))
         self.servicer.compute = self.compute
         self.signer = self.servicer.signer = CountingSigner(self.servicer.signer)

@@ -42,6 +42,7 @@ _FLAGS = [
     ("--credit-limit-wei", int, "unpaid wei a payer may owe (0 = one largest step)"),
     ("--free-tier/--paid-only", None, "also serve requests without a payment, after paid work"),
     ("--redeem-interval-s", float, "redeem held vouchers this often"),
+    ("--adapters", str, "comma-separated CIDs of published LoRA adapters of this version to serve by name"),
     ("--fault", str, "FAULT INJECTION (tests/demo): a cheat from node/faults.py (skip:B, noise:B:S, quant:int8, ...)"),
     ("--fault-rate", float, "FAULT INJECTION (tests/demo): fraction of steps cheated, still signed"),
     ("--fault-scale", float, "relative size of injected errors"),

@@ -53,6 +53,7 @@ class DaemonConfig:
     credit_limit_wei: int = 0  # unpaid wei a payer may owe; 0 = one largest step at the price
     free_tier: bool = True  # also serve requests without a payment (after paid work)
     redeem_interval_s: float = 30.0  # redeem held vouchers this often (and on exit)
+    adapters: str = ""  # comma-separated CIDs of published LoRA adapters to serve by name (from `store`)
     fault: str = ""  # FAULT INJECTION (tests/demo): a cheat from node/faults.py, e.g. "skip:27"
     fault_rate: float = 0.0  # FAULT INJECTION: fraction of steps cheated, still signed
     fault_scale: float = 0.1  # relative size of injected errors
