@@ -23,7 +23,6 @@ they apply it to every request and session of this model (several adapters per s
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 
 import torch
 from torch import nn
@@ -71,7 +70,7 @@ class DistributedModelForCausalLM(nn.Module):
                         tuning_mode: str | None = None, pre_seq_len: int = 0, adapter: str | Path | None = None,
                         num_labels: int | None = None, prompt_init_text: str | None = None,
                         lora_rank: int = 8, lora_alpha: float = 16.0, lora_targets=("q_proj", "v_proj"),
-                        active_adapter: str = ""):
+                        active_adapter: str = "", torch_dtype=None):
         """`terms` (client.verify.TermBook over the registry) makes every accepted receipt one
         the court accepts; without it the servers' own Info is trusted (local dev swarms).
         `tuning_mode="ptune", pre_seq_len=N`: N trainable prompt embeddings; `adapter`: a dir
@@ -84,7 +83,7 @@ class DistributedModelForCausalLM(nn.Module):
         if adapter is not None and tuning_mode is None:
             tuning, saved_labels = tuning_from_adapter(read_adapter(adapter)[0])
             num_labels = num_labels or saved_labels
-        config, family, parts = load_client(model_path, dtype)
+        config, family, parts = load_client(model_path, _dtype_name(torch_dtype if torch_dtype is not None else dtype))
         membership = membership or StaticMembership(initial_peers or [])
         swarm = RemoteSwarm(membership, family.num_blocks(config), int(config.hidden_size))
         verifier = ReceiptVerifier(ReceiptDomain(chain_id, court), max_clock_skew_s, terms, version_id)
@@ -115,7 +114,7 @@ class DistributedModelForCausalLM(nn.Module):
         h = self._remote_hidden(input_ids, attention_mask, inputs_embeds)
         logits = self.parts.head(h)
         loss = causal_lm_loss(logits, labels) if labels is not None else None
-        return SimpleNamespace(loss=loss, logits=logits)
+        return _output(loss, logits)
 
     def inference_session(self, max_length: int, batch_size: int = 1) -> InferenceSession:
         """With prompts, their N positions are added to max_length and sent before the first step
@@ -199,7 +198,7 @@ class DistributedModelForSequenceClassification(DistributedModelForCausalLM):
         pooled = h[torch.arange(h.shape[0]), idx.to(h.device)]  # (B, C)
         logits = self.score(final_norm(self.parts)(pooled))
         loss = classification_loss(logits, labels) if labels is not None else None
-        return SimpleNamespace(loss=loss, logits=logits)
+        return _output(loss, logits, classifier=True)
 
     def _make_head(self, num_labels: int | None) -> nn.Linear:
         score = nn.Linear(int(self.config.hidden_size), num_labels or 2, bias=False)
@@ -219,3 +218,21 @@ def _tokenizer(model_path):
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(str(model_path), local_files_only=True)
+
+
+def _dtype_name(dtype) -> str:
+    """The client parts' dtype from what a transformers user passes (`torch_dtype=` / `dtype=`:
+    a torch.dtype, its name, or "auto" = the checkpoint's float32 client parts)."""
+    name = str(dtype).removeprefix("torch.") if isinstance(dtype, torch.dtype) else str(dtype or "float32")
+    if name == "auto":
+        return "float32"
+    if name not in ("float32", "bfloat16", "float16"):
+        raise ValueError(f"dtype {dtype!r}: expected float32, bfloat16, float16 or auto")
+    return name
+
+
+def _output(loss, logits, classifier: bool = False):
+    """transformers' output object: attribute, key and tuple access like a PreTrainedModel's."""
+    from transformers.modeling_outputs import CausalLMOutput, SequenceClassifierOutput
+
+    return (SequenceClassifierOutput if classifier else CausalLMOutput)(loss=loss, logits=logits)

@@ -100,3 +100,16 @@ def test_sampling_defaults_follow_transformers(llama):
     runs = [llama.generate(IDS, max_new_tokens=6, do_sample=True, num_return_sequences=2,
                            generator=torch.Generator().manual_seed(3)) for _ in range(2)]
     assert runs[0].shape == (2, IDS.shape[1] + 6) and runs[0].tolist() == runs[1].tolist()
+
+
+def test_outputs_and_dtype_keywords_follow_transformers(swarm_llama, tiny_llama, llama):
+    from transformers.modeling_outputs import CausalLMOutput
+
+    with torch.no_grad():
+        out = llama(IDS, labels=IDS)
+    assert isinstance(out, CausalLMOutput) and out["logits"] is out.logits and out[0] is out.loss
+    model = AutoDistributedModelForCausalLM.from_pretrained(tiny_llama, initial_peers=swarm_llama[0][1],
+                                                            torch_dtype=torch.float32)
+    model.close()
+    with pytest.raises(ValueError, match="expected float32, bfloat16, float16 or auto"):
+        AutoDistributedModelForCausalLM.from_pretrained(tiny_llama, initial_peers=swarm_llama[0][1], torch_dtype="int3")
