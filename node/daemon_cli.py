@@ -94,22 +94,33 @@ def status(deployment, operator, state_dir, as_json):
     click.echo(json.dumps(info, indent=1, default=str) if as_json else render(info))
 
 
+def _account_options(f):
+    """The operator account a one-shot `pollen node` command signs with (see _operator_chain)."""
+    f = click.option("--keystore", default="", help="keystore JSON (password: env POLLEN_KEYSTORE_PASSWORD)")(f)
+    f = click.option("--key-file", "--operator-key-file", "operator_key_file", default="",
+                     help="operator key file (or env POLLEN_OPERATOR_KEY)")(f)
+    f = click.option("--rpc", default="", help="JSON-RPC URL (default: the deployment's)")(f)
+    return click.option("--deployment", default="deployments/demo.json", show_default=True)(f)
+
+
+def _operator_chain(deployment, rpc, operator_key_file, keystore):
+    """A Chain signing as the operator (key file, keystore or env, never argv)."""
+    from node.daemon_config import DaemonConfig
+    from pollen.chain import Chain, Deployment
+
+    cfg = DaemonConfig(deployment=deployment, rpc=rpc, operator_key_file=operator_key_file, keystore=keystore)
+    return Chain.connect(Deployment.load(deployment), private_key=cfg.operator_key(), rpc=rpc or None)
+
+
 @node.command("withdraw")
-@click.option("--deployment", default="deployments/demo.json", show_default=True)
-@click.option("--rpc", default="", help="JSON-RPC URL (default: the deployment's)")
-@click.option("--key-file", "--operator-key-file", "operator_key_file", default="",
-              help="operator key file (or env POLLEN_OPERATOR_KEY)")
-@click.option("--keystore", default="", help="keystore JSON (password: env POLLEN_KEYSTORE_PASSWORD)")
+@_account_options
 def withdraw(deployment, rpc, operator_key_file, keystore):
     """Withdraw credited rewards/refunds and matured unbonding stake (pull payment)."""
-    from node.daemon_config import DaemonConfig
-    from pollen.chain import Chain, ContractReverted, Deployment
+    from pollen.chain import ContractReverted
     from pollen.errors import PollenError
 
     try:
-        cfg = DaemonConfig(deployment=deployment, rpc=rpc, operator_key_file=operator_key_file,
-                           keystore=keystore)
-        chain = Chain.connect(Deployment.load(deployment), private_key=cfg.operator_key(), rpc=rpc or None)
+        chain = _operator_chain(deployment, rpc, operator_key_file, keystore)
         credits, account = chain.credits_of(chain.address), chain.account_of(chain.address)
         earned = _withdraw_earnings(chain)
         try:
@@ -141,11 +152,7 @@ def _withdraw_earnings(chain) -> int:
 
 
 @node.command("evaluate")
-@click.option("--deployment", default="deployments/demo.json", show_default=True)
-@click.option("--rpc", default="", help="JSON-RPC URL (default: the deployment's)")
-@click.option("--key-file", "--operator-key-file", "operator_key_file", default="",
-              help="operator key file (or env POLLEN_OPERATOR_KEY)")
-@click.option("--keystore", default="", help="keystore JSON (password: env POLLEN_KEYSTORE_PASSWORD)")
+@_account_options
 @click.option("--store", default=".cache/store", show_default=True, help="content store folder or Kubo RPC URL")
 @click.option("--checkpoint", "checkpoints", multiple=True, metavar="MANIFEST_CID=DIR",
               help="a version this operator can evaluate: its manifest CID and a checkpoint folder (repeatable)")
@@ -156,10 +163,8 @@ def evaluate(deployment, rpc, operator_key_file, keystore, store, checkpoints, s
     """Answer living-benchmark draws: score drawn evaluations, commit, reveal, finalize (node/evaluator.py)."""
     import time
 
-    from node.daemon_config import DaemonConfig
     from node.evaluator import Evaluator, local_loader
     from pollen.benchmarks_onchain import BenchmarkRegistry
-    from pollen.chain import Chain, Deployment
     from pollen.errors import PollenError
     from pollen.store import open_store
 
@@ -170,8 +175,7 @@ def evaluate(deployment, rpc, operator_key_file, keystore, store, checkpoints, s
             raise click.BadParameter(f"{item!r}: expected MANIFEST_CID=DIR", param_hint="--checkpoint")
         held[cid] = folder
     try:
-        cfg = DaemonConfig(deployment=deployment, rpc=rpc, operator_key_file=operator_key_file, keystore=keystore)
-        chain = Chain.connect(Deployment.load(deployment), private_key=cfg.operator_key(), rpc=rpc or None)
+        chain = _operator_chain(deployment, rpc, operator_key_file, keystore)
         content = open_store(store)
         folder = state_dir or f".cache/node/{chain.address}"
         ev = Evaluator(BenchmarkRegistry.of(chain), content, local_loader(held, content),

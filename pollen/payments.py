@@ -161,11 +161,33 @@ class SignedVoucher:
 _SECP256K1_HALF_N = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
 
 
-def sign_voucher(voucher: Voucher, domain: PaymentDomain, private_key: bytes | str) -> SignedVoucher:
-    """Sign `voucher` with the client's key (libsecp256k1 via coincurve: low-s, v in {27, 28})."""
+def sign_digest(private_key: bytes | str, digest: bytes) -> bytes:
+    """65-byte r || s || v over a 32-byte digest (libsecp256k1 via coincurve: low s, v in {27, 28})."""
     key = bytes.fromhex(private_key.removeprefix("0x")) if isinstance(private_key, str) else bytes(private_key)
-    sig = _private_key(key).sign_recoverable(voucher.digest(domain), hasher=None)
-    return SignedVoucher(voucher, sig[:64] + bytes([sig[64] + 27]))
+    sig = _private_key(key).sign_recoverable(digest, hasher=None)
+    return sig[:64] + bytes([sig[64] + 27])
+
+
+def recover_digest(signature: bytes, digest: bytes) -> str:
+    """Checksummed signer of `digest`; raises VoucherError if the signature is malformed or one
+    the escrow refuses (high s, v not 27/28), so what passes here passes on chain."""
+    import coincurve
+
+    if len(signature) != 65:
+        raise VoucherError(f"signature must be 65 bytes, got {len(signature)}")
+    if signature[64] not in (27, 28) or int.from_bytes(signature[32:64], "big") > _SECP256K1_HALF_N:
+        raise VoucherError("signature is not in canonical form (v must be 27/28, s in the lower half)")
+    try:
+        public = coincurve.PublicKey.from_signature_and_message(signature[:64] + bytes([signature[64] - 27]),
+                                                                digest, hasher=None)
+    except Exception as exc:  # libsecp256k1 refuses garbage signatures
+        raise VoucherError(f"signature does not recover ({exc})") from exc
+    return _checksum(keccak(public.format(compressed=False)[1:])[-20:])
+
+
+def sign_voucher(voucher: Voucher, domain: PaymentDomain, private_key: bytes | str) -> SignedVoucher:
+    """Sign `voucher` with the client's key."""
+    return SignedVoucher(voucher, sign_digest(private_key, voucher.digest(domain)))
 
 
 @functools.lru_cache(maxsize=64)
@@ -176,21 +198,8 @@ def _private_key(key: bytes) -> Any:
 
 
 def recover_voucher_signer(signed: SignedVoucher, domain: PaymentDomain) -> str:
-    """Checksummed address that signed; raises VoucherError if the signature is malformed or
-    one the escrow refuses (high s, v not 27/28), so what passes here passes on chain."""
-    import coincurve
-
-    sig = signed.signature
-    if len(sig) != 65:
-        raise VoucherError(f"signature must be 65 bytes, got {len(sig)}")
-    if sig[64] not in (27, 28) or int.from_bytes(sig[32:64], "big") > _SECP256K1_HALF_N:
-        raise VoucherError("signature is not in canonical form (v must be 27/28, s in the lower half)")
-    try:
-        public = coincurve.PublicKey.from_signature_and_message(sig[:64] + bytes([sig[64] - 27]),
-                                                                signed.voucher.digest(domain), hasher=None)
-    except Exception as exc:  # libsecp256k1 refuses garbage signatures
-        raise VoucherError(f"signature does not recover ({exc})") from exc
-    return _checksum(keccak(public.format(compressed=False)[1:])[-20:])
+    """Checksummed address that signed (see recover_digest for what is refused)."""
+    return recover_digest(signed.signature, signed.voucher.digest(domain))
 
 
 @functools.lru_cache(maxsize=4096)
