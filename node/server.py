@@ -330,7 +330,7 @@ class BlockServicer(pb_grpc.BlockServerServicer):
                     raise SessionProtocolError("`open` sent twice")
                 else:
                     self._payer(request, session)
-                response = self.compute(lambda: self._step(session, request), session.tier)
+                response = self._run_step(session, request)
                 self.billing.charge(session.payer, session.last - session.first, _tokens(request.hidden))
                 yield response
         finally:
@@ -384,6 +384,10 @@ class BlockServicer(pb_grpc.BlockServerServicer):
         with self.lock:
             if self.sessions.pop(id(session), None) is not None:
                 self.cache_bytes_used -= session.nbytes
+
+    def _run_step(self, session: Session, request) -> pb.InferenceResponse:
+        """One inference step of `session` on the compute loop, at the session's tier."""
+        return self.compute(lambda: self._step(session, request), session.tier)
 
     def _step(self, session: Session, request) -> pb.InferenceResponse:
         session.last_active = time.monotonic()
