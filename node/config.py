@@ -24,6 +24,7 @@ class ServerConfig:
     max_tokens_per_request: int = 8192  # batch x seq limit for one forward/backward call
     cache_memory_mb: float = 512.0  # KV-cache budget shared by all sessions
     max_sessions: int = 64  # concurrent inference sessions
+    max_batch_sessions: int = 8  # queued compatible decode steps run as one batch (1 = never batch)
     session_timeout_s: float = 300.0  # idle inference sessions are closed after this
     max_message_bytes: int = 64 << 20  # larger gRPC messages are refused by the transport
     workers: int = 16  # gRPC handler threads (bounds concurrent requests)
@@ -61,7 +62,7 @@ class ServerConfig:
             raise ConfigError(str(exc)) from exc
         if self.quantization not in QUANTIZATIONS:
             raise ConfigError(f"quantization must be one of {QUANTIZATIONS}")
-        for name in ("max_length", "max_batch", "max_sessions", "workers", "max_tokens_per_request"):
+        for name in ("max_length", "max_batch", "max_sessions", "max_batch_sessions", "workers", "max_tokens_per_request"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")
         if not 0.0 <= self.fault_rate <= 1.0 or self.fault_scale < 0:

@@ -8,6 +8,11 @@ op pays a sleep/wake. Measured here with 2 torch threads: a 576x1536 matmul took
 126 us once one gRPC-like thread had run a single torch matmul; SmolLM2's 30 blocks took
 49 ms per decode step instead of 28 ms. One compute thread also serialises requests like
 Petals' task pool, so concurrent sessions don't oversubscribe the cores.
+
+Batched sessions: a task may carry a Batchable. When the loop pops one, it also takes the queued
+tasks with the same key (TieredQueue.take: tier order kept) and runs them all through one
+`run_many` call, e.g. one decode step for several sessions (node/batching.py). Nothing waits for
+company: a lone task runs at once, alone, through its own fn.
 """
 
 from __future__ import annotations
@@ -15,11 +20,30 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import Future
-from typing import Callable, TypeVar
+from dataclasses import dataclass
+from typing import Any, Callable, Hashable, TypeVar
 
 from node.scheduler import SchedulerConfig, Tier, TieredQueue
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Batchable:
+    """What lets a task share a run with queued tasks of the same `key`: run_many(items) gets the
+    `item` of each task in the batch (the popped one first) and returns one outcome per item, a
+    result or an exception (delivered to that task only). At most `limit` tasks in a batch."""
+    key: Hashable
+    item: Any
+    run_many: Callable[[list], list]
+    limit: int = 8
+
+
+@dataclass
+class _Task:
+    fn: Callable[[], Any]
+    future: Future
+    batch: Batchable | None = None
 
 
 class ComputeLoop:
@@ -30,11 +54,12 @@ class ComputeLoop:
         self._ready = threading.Condition()
         self._clock = clock
 
-    def submit(self, fn: Callable[[], T], tier: Tier = Tier.FREE) -> T:
-        """Run fn on the loop's thread and return its result (or raise its exception)."""
+    def submit(self, fn: Callable[[], T], tier: Tier = Tier.FREE, batch: Batchable | None = None) -> T:
+        """Run fn on the loop's thread and return its result (or raise its exception); with
+        `batch`, possibly together with queued tasks of the same batch key (see the module doc)."""
         future: Future = Future()
         with self._ready:
-            self._queue.put((fn, future), tier, self._clock())
+            self._queue.put(_Task(fn, future, batch), tier, self._clock())
             self._ready.notify()
         return future.result()
 
@@ -42,31 +67,61 @@ class ComputeLoop:
     def served(self) -> dict[Tier, int]:
         return dict(self._queue.served)
 
-    def _next(self, timeout_s: float):
+    def _next(self, timeout_s: float) -> list[_Task]:
+        """The next task and its batch mates (possibly none); [] when nothing came."""
         with self._ready:
             if not len(self._queue):
                 self._ready.wait(timeout_s)
             if not len(self._queue):
-                return None
-            return self._queue.pop(self._clock())[0]
+                return []
+            lead, tier = self._queue.pop(self._clock())
+            if lead.batch is None or lead.batch.limit <= 1:
+                return [lead]
+            key = lead.batch.key
+            mates = self._queue.take(lambda t: t.batch is not None and t.batch.key == key,
+                                     lead.batch.limit - 1, tier)
+            return [lead] + [task for task, _ in mates]
 
     def run(self, stop: threading.Event, housekeeping: Callable[[], object], period_s: float = 0.5) -> None:
         """Execute tasks until `stop` is set; call `housekeeping` about every period_s."""
         last = time.monotonic()
         while not stop.is_set():
-            task = self._next(period_s)
-            if task is not None:
-                fn, future = task
-                if future.set_running_or_notify_cancel():
-                    try:
-                        future.set_result(fn())
-                    except BaseException as exc:  # noqa: BLE001 - delivered to the waiting handler
-                        future.set_exception(exc)
+            execute(self._next(period_s))
             if time.monotonic() - last >= period_s:
                 housekeeping()
                 last = time.monotonic()
 
 
-def direct(fn: Callable[[], T], tier: Tier = Tier.FREE) -> T:
-    """Compute on the calling thread (in-process use, tests)."""
+def execute(tasks: list[_Task]) -> None:
+    """Run one task through its fn, or several through the lead's run_many; settle the futures."""
+    tasks = [t for t in tasks if t.future.set_running_or_notify_cancel()]
+    outcomes = [_outcome(tasks[0].fn)] if len(tasks) == 1 else _batch_outcomes(tasks)
+    for task, outcome in zip(tasks, outcomes):
+        if isinstance(outcome, BaseException):
+            task.future.set_exception(outcome)
+        else:
+            task.future.set_result(outcome)
+
+
+def _batch_outcomes(tasks: list[_Task]) -> list:
+    if not tasks:
+        return []
+    out = _outcome(lambda: tasks[0].batch.run_many([t.batch.item for t in tasks]))
+    if isinstance(out, BaseException):
+        return [out] * len(tasks)
+    if len(out) != len(tasks):
+        return [RuntimeError(f"run_many gave {len(out)} outcomes for {len(tasks)} tasks")] * len(tasks)
+    return out
+
+
+def _outcome(fn: Callable[[], Any]):
+    """fn()'s result, or the exception it raised (delivered to the waiting handler)."""
+    try:
+        return fn()
+    except BaseException as exc:  # noqa: BLE001 - delivered to the waiting handler
+        return exc
+
+
+def direct(fn: Callable[[], T], tier: Tier = Tier.FREE, batch: Batchable | None = None) -> T:
+    """Compute on the calling thread (in-process use, tests); never batched."""
     return fn()

@@ -9,6 +9,11 @@ busy server, whatever paying clients do:
 So a free task waits at most min(max_free_wait_s, paid_burst paid tasks) plus the free tasks
 queued before it, and paid work is delayed by at most one free task per `paid_burst`.
 
+Batched sessions (node/batching.py): once a task is popped, `take` removes queued tasks that can
+run in the same batch, without letting batching reorder tiers beyond these rules: paid tasks may
+always join (they would run first anyway); free tasks join a paid-led batch only when no other paid
+task waits (otherwise free work would run before paid work the scheduler puts first).
+
 Pure data structure with an injected clock, unit-tested without threads (tests/python/swarm/
 test_scheduler.py); ComputeLoop puts a lock around it.
 """
@@ -19,7 +24,7 @@ import heapq
 import itertools
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Any
+from typing import Any, Callable
 
 
 class Tier(IntEnum):
@@ -76,3 +81,25 @@ class TieredQueue:
         if starving or self._paid_in_a_row >= self.config.paid_burst:
             return Tier.FREE
         return Tier.PAID
+
+    def take(self, match: Callable[[Any], bool], limit: int, lead: Tier) -> list[tuple[Any, Tier]]:
+        """Remove and return up to `limit` queued items with match(item), oldest first: paid ones,
+        then free ones if the popped lead task was free or no unmatched paid task remains."""
+        paid = self._remove(Tier.PAID, match, limit)
+        free = []
+        if len(paid) < limit and (lead is Tier.FREE or not self._heaps[Tier.PAID]):
+            free = self._remove(Tier.FREE, match, limit - len(paid))
+        if free:
+            self._paid_in_a_row = 0  # free work ran
+        self.served[Tier.PAID] += len(paid)
+        self.served[Tier.FREE] += len(free)
+        return [(item, Tier.PAID) for item in paid] + [(item, Tier.FREE) for item in free]
+
+    def _remove(self, tier: Tier, match: Callable[[Any], bool], limit: int) -> list[Any]:
+        heap = self._heaps[tier]
+        chosen = sorted(e for e in heap if match(e.item))[:limit]
+        if chosen:
+            ids = {id(e) for e in chosen}
+            heap[:] = [e for e in heap if id(e) not in ids]
+            heapq.heapify(heap)
+        return [e.item for e in chosen]

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 import grpc
 import torch
 
+from node import batching, push
 from node.billing import FREE, Billing
 from node.config import ServerConfig
 from node.errors import BadRequest, NodeError, SessionLimit, SessionProtocolError, SpanMismatch
@@ -123,6 +124,8 @@ class BlockServicer(pb_grpc.BlockServerServicer):
                       if hasattr(m, "in_features")), default=self.hidden)
         self.lora_max_elements = len(span.blocks) * lora_mod.MAX_RANK * widest  # per LoRA tensor
         self.adapters: dict[str, lora_mod.Lora] = {}  # published LoRA by CID, weights of the whole span
+        self.push_board = push.PushBoard()  # sessions that may receive pushes (node/push.py)
+        self.pusher = push.Pusher(config.max_message_bytes)
 
     def _trace(self, rpc: str, hidden: pb.Tensor, x: torch.Tensor, **fields) -> None:
         """Debug hook: one JSON line per request served, what this server saw of it."""
@@ -260,7 +263,8 @@ class BlockServicer(pb_grpc.BlockServerServicer):
             version_id=str(cfg.version_id), max_length=cfg.max_length, chain_id=cfg.chain_id,
             court=cfg.court, max_message_bytes=cfg.max_message_bytes, adapters=sorted(self.adapters),
             price_wei=str(self.billing.terms.price), credit_limit_wei=str(self.billing.terms.credit_limit),
-            free_tier=self.billing.terms.free_tier, escrow=self.billing.domain.escrow if self.billing.domain else "")
+            free_tier=self.billing.terms.free_tier, escrow=self.billing.domain.escrow if self.billing.domain else "",
+            push=True)
 
     @guarded
     def Forward(self, request, context):
@@ -319,23 +323,67 @@ class BlockServicer(pb_grpc.BlockServerServicer):
 
     @guarded
     def Inference(self, request_iterator, context):
-        session = None
+        session, inbox = None, push.StreamInbox(request_iterator)
         try:
-            for request in request_iterator:
+            for request in inbox:
                 if session is None:
                     payer, tier = self._payer(request, None)
                     session = self.compute(lambda: self._open(request, context), tier)
                     session.payer, session.tier = payer, tier
+                    self._pushable(session, inbox)
                 elif request.HasField("open"):
                     raise SessionProtocolError("`open` sent twice")
                 else:
                     self._payer(request, session)
+                if request.HasField("push"):
+                    push.check_target(request.push)
+                by_push = self._pull(session, request, inbox) if request.HasField("pushed") else False
+                if by_push is None:  # nothing ran: the client sends the input itself
+                    yield pb.InferenceResponse(push_error=f"no input for step {request.step} within "
+                                                          f"{push.wait_s(request.pushed.wait_ms):g} s")
+                    continue
                 response = self._run_step(session, request)
+                inbox.ran(session.step)
+                if request.HasField("push"):  # the next hop gets the very message the client gets
+                    self.pusher.push(request.push, response.hidden)
+                response.pushed = by_push
                 self.billing.charge(session.payer, session.last - session.first, _tokens(request.hidden))
                 yield response
         finally:
+            inbox.close()
             if session is not None:
+                self.push_board.unregister(session.session_id, inbox)
                 self._close(session)
+
+    def _pushable(self, session: Session, inbox: push.StreamInbox) -> None:
+        """Let the Push rpc reach this session; pushed tensors get _hidden's checks (on the loop)."""
+        inbox.check = lambda msg: self.compute(lambda: self._hidden(msg, batch=session.batch), session.tier)
+        if not self.push_board.register(session.session_id, inbox):
+            log.warning("session id %s is used by two streams: no pushes to it", session.session_id.hex()[:16])
+
+    def _pull(self, session: Session, request, inbox: push.StreamInbox) -> bool | None:
+        """Fill a `pushed` step's request.hidden from the push (True) or the client's fallback
+        copy (False); None when neither came in time (nothing runs)."""
+        if request.HasField("hidden"):
+            raise BadRequest("a step carries either `hidden` or `pushed`, not both")
+        if len(request.pushed.token_hash) != 32:
+            raise BadRequest("pushed.token_hash must be 32 bytes (sha256 of the push token)")
+        if request.step != session.step:
+            raise SessionProtocolError(f"step {request.step} but the session is at step {session.step}")
+        if not self.push_board.holds(session.session_id, inbox):
+            return None
+        got = inbox.await_input(request.step, bytes(request.pushed.token_hash), push.wait_s(request.pushed.wait_ms))
+        if got is None:
+            return None
+        hidden, by_push = got
+        request.hidden.CopyFrom(hidden)
+        request.ClearField("pushed")
+        return by_push
+
+    @guarded
+    def Push(self, request, context):
+        """Another server's output for one of our sessions' pending steps (node/push.py)."""
+        return self.push_board.deliver(request)
 
     def _payer(self, request, session: Session | None):
         """The stream's payer (fixed by its first request) and tier; later requests may bring
@@ -386,37 +434,17 @@ class BlockServicer(pb_grpc.BlockServerServicer):
                 self.cache_bytes_used -= session.nbytes
 
     def _run_step(self, session: Session, request) -> pb.InferenceResponse:
-        """One inference step of `session` on the compute loop, at the session's tier."""
-        return self.compute(lambda: self._step(session, request), session.tier)
+        """One inference step of `session` on the compute loop, at the session's tier; batched
+        with other sessions' queued compatible steps (node/batching.py)."""
+        return self.compute(lambda: self._step(session, request), session.tier,
+                            batch=batching.batchable(self, session, request))
 
     def _step(self, session: Session, request) -> pb.InferenceResponse:
-        session.last_active = time.monotonic()
-        if not request.HasField("hidden"):
-            raise BadRequest("step without hidden states")
-        if request.step != session.step:
-            raise SessionProtocolError(f"step {request.step} but the session is at step {session.step}")
-        x = self._hidden(request.hidden, batch=session.batch)
-        prompts = self._prompts(request, x, session.last - session.first)
-        if prompts is not None and session.cache.length:
-            raise BadRequest(f"prompts on a step at position {session.cache.length}: deep prompts go with the "
-                             f"step that starts at position 0")
-        if session.cache.length + x.shape[1] > session.max_length:
-            raise SessionLimit(f"{session.cache.length} + {x.shape[1]} tokens exceed the session's "
-                               f"max_length {session.max_length}")
-        self._trace("Inference", request.hidden, x, session=session.session_id.hex()[:16], step=session.step,
-                    open=_open_fields(request.open) if request.HasField("open") else None)
+        """One session's step alone (what each step of a batch equals)."""
+        x, prompts = batching.prepare(self, session, request)
         trace: list[torch.Tensor] = []
         y = self._no_grad(x, session.cache, session.first, session.last, trace, prompts, session.lora)
-        msg = wire.encode(y, session.compress)
-        sketches, root = self._traced(session.first, trace)
-        session.input_hash = fold_prompts(chain_input_hash(session.input_hash, wire.message_hash(request.hidden)),
-                                          prompts)
-        session.input_hash = fold_adapter(session.input_hash, session.adapter if session.step == 0 else None)
-        receipt = self._receipt(KIND_INFERENCE, session.session_id, session.first, session.last, session.step,
-                                session.input_hash, wire.message_hash(msg), root)
-        session.step += 1
-        session.last_active = time.monotonic()
-        return pb.InferenceResponse(hidden=msg, receipt=receipt, sketches=sketches)
+        return batching.finish(self, session, request, y, trace, prompts)
 
     def expire_idle(self) -> int:
         """Cancel sessions idle longer than the timeout; returns how many."""

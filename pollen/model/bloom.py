@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pollen.model.ragged import RaggedLayer
+
 
 def alibi_slopes(n_head: int) -> torch.Tensor:
     """Per-head ALiBi slopes, (n_head,) fp32, as in the BLOOM paper (non-power-of-2 aware)."""
@@ -50,10 +52,20 @@ class BloomAttention(nn.Module):
         self.dense = nn.Linear(config.hidden_size, config.hidden_size)
 
     def forward(self, x, alibi, cache, offset: int):
-        # x: (B, T, C); alibi: (nh, 1, S) with S = offset + T
+        # x: (B, T, C); alibi: (nh, 1, S) with S = offset + T; cache: (k_slab, v_slab), a
+        # RaggedLayer (several sessions stacked along B, alibi and offset per session) or None
         B, T, C = x.shape
         qkv = self.query_key_value(x).view(B, T, self.n_head, 3, self.head_dim)
         q, k, v = (qkv[..., i, :].transpose(1, 2) for i in range(3))  # (B, nh, T, hd)
+        if isinstance(cache, RaggedLayer):
+            y = torch.cat([self._attend(*part) for part in cache.parts(q, k, v)])
+        else:
+            y = self._attend(q, k, v, alibi, cache, offset)  # (B, nh, T, hd)
+        return self.dense(y.transpose(1, 2).reshape(B, T, C))
+
+    def _attend(self, q, k, v, alibi, cache, offset: int) -> torch.Tensor:
+        """One session: append k/v to its cache, attend with ALiBi -> (B, nh, T, hd)."""
+        T = q.shape[2]
         if cache is not None:
             k_slab, v_slab = cache
             k_slab[:, :, offset:offset + T] = k
@@ -62,11 +74,10 @@ class BloomAttention(nn.Module):
         scores = torch.matmul(q, k.transpose(-1, -2)) * (1.0 / math.sqrt(self.head_dim)) + alibi
         if T > 1:  # causal mask; a single new token sees every cached key
             S = k.shape[2]
-            allowed = torch.arange(S, device=x.device)[None, :] <= (offset + torch.arange(T, device=x.device))[:, None]
+            allowed = torch.arange(S, device=q.device)[None, :] <= (offset + torch.arange(T, device=q.device))[:, None]
             scores = scores.masked_fill(~allowed, torch.finfo(scores.dtype).min)
         probs = F.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)
-        y = torch.matmul(probs, v)  # (B, nh, T, hd)
-        return self.dense(y.transpose(1, 2).reshape(B, T, C))
+        return torch.matmul(probs, v)  # (B, nh, T, hd)
 
 
 class BloomMLP(nn.Module):

@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pollen.model.ragged import RaggedLayer
+
 
 class RMSNorm(nn.Module):
     def __init__(self, dim: int, eps: float):
@@ -74,20 +76,32 @@ class LlamaAttention(nn.Module):
         self.o_proj = nn.Linear(self.n_head * hd, hidden, bias=bias)
 
     def forward(self, x, rope, cache, offset: int):
-        # x: (B, T, C); cache: (k_slab, v_slab) each (B, n_kv, max_len, hd) or None
+        # x: (B, T, C); cache: (k_slab, v_slab) each (B, n_kv, max_len, hd), a RaggedLayer
+        # (several sessions stacked along B, rope and offset per session) or None
         B, T, _ = x.shape
         q = self.q_proj(x).view(B, T, self.n_head, self.head_dim).transpose(1, 2)
         k = self.k_proj(x).view(B, T, self.n_kv, self.head_dim).transpose(1, 2)
         v = self.v_proj(x).view(B, T, self.n_kv, self.head_dim).transpose(1, 2)
-        cos, sin = rope
+        ragged = isinstance(cache, RaggedLayer)
+        cos, sin = cache.joined if ragged else rope  # (B, T, hd): rope is per row, so stacked once
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-        if cache is not None:
-            k_slab, v_slab = cache
-            k_slab[:, :, offset:offset + T] = k
-            v_slab[:, :, offset:offset + T] = v
-            k, v = k_slab[:, :, :offset + T], v_slab[:, :, :offset + T]
-        y = causal_attention(q, k, v, offset)  # (B, nh, T, hd)
+        if ragged:  # each session attends over its own cache
+            y = torch.cat([cached_attention(qi, ki, vi, kv, off) for qi, ki, vi, _, kv, off in cache.parts(q, k, v)])
+        else:
+            y = cached_attention(q, k, v, cache, offset)  # (B, nh, T, hd)
         return self.o_proj(y.transpose(1, 2).reshape(B, T, -1))
+
+
+def cached_attention(q, k, v, cache, offset: int) -> torch.Tensor:
+    """q (B, nh, T, hd), new k/v (B, nkv, T, hd) appended to cache (k_slab, v_slab) at offset
+    (None: no cache) -> attention output (B, nh, T, hd)."""
+    if cache is not None:
+        T = q.shape[2]
+        k_slab, v_slab = cache
+        k_slab[:, :, offset:offset + T] = k
+        v_slab[:, :, offset:offset + T] = v
+        k, v = k_slab[:, :, :offset + T], v_slab[:, :, :offset + T]
+    return causal_attention(q, k, v, offset)
 
 
 def causal_attention(q, k, v, offset: int) -> torch.Tensor:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import nn
-
-from typing import Callable
 
 from pollen.model.family import Family
 from pollen.model.lora import Lora
 from pollen.model.lora import active as lora_active
+from pollen.model.ragged import RaggedLayer, join_contexts
 
 # (local block index, block input (B, T, C), run(j=None) computing the block) -> output (B, T, C)
 Tamper = Callable[[int, torch.Tensor, Callable[[], torch.Tensor]], torch.Tensor]
@@ -71,14 +72,47 @@ class SpanModel(nn.Module):
         """
         last = len(self.blocks) if last is None else last
         offset = cache.length if cache is not None else 0
-        B, T, _ = x.shape
-        pos = (offset + torch.arange(T, device=x.device)).unsqueeze(0).expand(B, T)
-        ctx = self.positions(x, pos)
+        ctx = self._context(x, offset)
         with lora_active(self.blocks[first:last], lora):
             x = self._run(x, ctx, cache, offset, first, last, trace, tamper, prompts)
         if cache is not None:
-            cache.length += T
+            cache.length += x.shape[1]
         return x
+
+    def _context(self, x: torch.Tensor, offset: int):
+        """The positions context (rope cos/sin, ALiBi) of x (B, T, C) starting at position offset."""
+        B, T, _ = x.shape
+        pos = (offset + torch.arange(T, device=x.device)).unsqueeze(0).expand(B, T)
+        return self.positions(x, pos)
+
+    def forward_many(self, xs: list[torch.Tensor], caches: list[SpanCache], first: int = 0,
+                     last: int | None = None, traces: list[list] | None = None,
+                     lora: Lora | None = None) -> list[torch.Tensor]:
+        """Several sessions' steps as one batch: xs[i] (B_i, T, C) continues caches[i] (ragged
+        lengths) -> outputs [(B_i, T, C)]. The projections and MLP run once on the stacked
+        (sum B_i, T, C) rows; attention runs per session over its own cache. Each output equals
+        forward(xs[i], caches[i], ...) alone (bit for bit where the BLAS is row-independent).
+        traces[i], if given, gets session i's per-block sketches (B_i, T, K)."""
+        from pollen.judgment import sketch
+
+        last = len(self.blocks) if last is None else last
+        T = xs[0].shape[1]
+        if any(x.shape[1] != T for x in xs):
+            raise ValueError(f"forward_many needs one sequence length, got {[x.shape[1] for x in xs]}")
+        rows, offsets = [x.shape[0] for x in xs], [c.length for c in caches]
+        ctx = [self._context(x, o) for x, o in zip(xs, offsets)]
+        joined = join_contexts(ctx, rows)
+        x = torch.cat(xs)  # (sum B_i, T, C)
+        with lora_active(self.blocks[first:last], lora):
+            for i in range(first, last):
+                layer = RaggedLayer(rows, [c.layer(i) for c in caches], offsets, ctx, joined)
+                x = self.blocks[i](x, None, layer, 0)
+                if traces is not None:  # (sum B_i, T, K) split into each session's own rows
+                    for trace, part in zip(traces, sketch(x).split(rows)):
+                        trace.append(part)
+        for c in caches:
+            c.length += T
+        return list(x.split(rows))
 
     def _run(self, x, ctx, cache, offset, first, last, trace, tamper, prompts) -> torch.Tensor:
         from pollen.judgment import sketch
