@@ -5,7 +5,9 @@
 #
 #   make test-frontend                               unit + browser tests (screenshots land in
 #                                                    test-artifacts/frontend/)
-#   make ui DEPLOYMENT=deployments/anvil.json        serve the built UI for that deployment
+#   make ui NETWORK=gnosis-chiado                    serve the built UI with every file in
+#                                                    deployments/ (a picker) and open that one
+#   make ui DEPLOYMENT=deployments/anvil.json        serve the built UI for that one deployment
 
 FRONTEND := frontend
 CHROMIUM ?= /usr/bin/chromium
@@ -45,6 +47,10 @@ test-frontend: setup frontend-build chromium
 
 TEST_TARGETS += test-frontend
 
+# The picker lists every deployments/*.json whenever there are some, DEPLOYMENT= or not.
+DEPLOYMENTS ?= deployments
+
 ui: frontend-build
-	@test -n "$(DEPLOYMENT)" || { echo "usage: make ui DEPLOYMENT=deployments/<name>.json [UI_PORT=$(UI_PORT)]"; exit 2; }
-	node $(FRONTEND)/scripts/serve.mjs --deployment $(DEPLOYMENT) --port $(UI_PORT)
+	@test -n "$(NETWORK)$(DEPLOYMENT)" || { echo "usage: make ui NETWORK=<name> (a file in $(DEPLOYMENTS)/: anvil, gnosis-chiado, gnosis, filecoin-calibration, filecoin, demo) or make ui DEPLOYMENT=deployments/<name>.json [UI_PORT=$(UI_PORT)]"; exit 2; }
+	node $(FRONTEND)/scripts/serve.mjs $(if $(DEPLOYMENT),--deployment $(DEPLOYMENT)) \
+	  $(if $(NETWORK)$(wildcard $(DEPLOYMENTS)/*.json),--deployments $(DEPLOYMENTS)) $(if $(NETWORK),--network $(NETWORK)) --port $(UI_PORT)

@@ -95,6 +95,14 @@ describe.skipIf(!!missing)('Pollen dApp in Chromium against anvil', () => {
     await bare.waitForSelector('.banner.info');
     expect(await bare.textContent('.banner.info')).toContain('No wallet found');
     expect(await bare.textContent('.view.account')).toContain('No wallet in this browser');
+    // The header names the chain and its currency from viem; ?network= loads deployments/<name>.json.
+    expect(await bare.textContent('#network-name')).toBe('Anvil · ETH');
+    await bare.waitForSelector('#network-picker option[value="demo"]');
+    await bare.goto(`${stack.url}?network=demo#/swarm`);
+    await bare.waitForSelector('[data-version="1"] svg.coverage');
+    expect(await bare.$eval('#network-picker', (el) => (el as HTMLSelectElement).value)).toBe('demo');
+    await bare.goto(`${stack.url}?network=nowhere`);
+    expect(await bare.textContent('.fatal')).toContain('No deployment for network "nowhere" (./deployments/nowhere.json, HTTP 404). This server offers: demo.');
     await bare.close();
   });
 

@@ -1,7 +1,7 @@
 // What the browser tests stand on: a real anvil, a real deployment, the built UI served for it,
 // a headless Debian Chromium, and a separate Python process playing the other participants.
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -130,7 +130,10 @@ export async function startStack(): Promise<Stack> {
       throw new Error(`python -m pollen.deploy failed: ${(err as { stderr?: string }).stderr ?? err}`);
     }
     await driver('populate', deploymentFile);
-    const server = await serveUi({ dist: join(FRONTEND, 'dist'), deployment: deploymentFile });
+    // The same deployment also as deployments/demo.json, for ?network=demo and the network picker.
+    mkdirSync(join(workDir, 'deployments'));
+    copyFileSync(deploymentFile, join(workDir, 'deployments', 'demo.json'));
+    const server = await serveUi({ dist: join(FRONTEND, 'dist'), deployment: deploymentFile, deployments: join(workDir, 'deployments') });
     cleanups.push(() => server.close());
     const browser = await chromium.launch({
       executablePath: CHROMIUM,

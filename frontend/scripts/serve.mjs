@@ -1,10 +1,14 @@
 #!/usr/bin/env node
-// Serve the built UI (dist/) for one deployment: GET /deployment.json answers with the
-// deployment file (re-read on every request, so a redeploy shows up on reload).
+// Serve the built UI (dist/) with its deployments, re-read on every request (a redeploy shows up
+// on reload):
+//   GET /deployment.json            the --deployment FILE (the page's default)
+//   GET /deployments/NAME.json      DIR/NAME.json from --deployments DIR (the page's ?network=NAME)
+//   GET /deployments/index.json     [{ name, network, chainId }] for every *.json in DIR (the network picker)
 //   node scripts/serve.mjs --deployment deployments/anvil.json [--port 5173] [--host 127.0.0.1]
+//   node scripts/serve.mjs --deployments deployments [--network gnosis-chiado] [--port 5173]
 import { createServer } from 'node:http';
-import { readFile, stat } from 'node:fs/promises';
-import { extname, join, normalize, resolve, dirname } from 'node:path';
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { basename, extname, join, normalize, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const TYPES = {
@@ -12,22 +16,65 @@ const TYPES = {
   '.json': 'application/json', '.svg': 'image/svg+xml', '.png': 'image/png', '.ico': 'image/x-icon',
 };
 
-/** Start serving; resolves to { url, close } once listening. Port 0 picks a free port. */
-export async function serveUi({ dist, deployment, port = 0, host = '127.0.0.1' }) {
+const NAME = /^[a-z0-9][a-z0-9._-]*$/i;
+
+/** The deployment files in dir as [{ name, network, chainId }], by name; unreadable files are left out. */
+export async function listDeployments(dir) {
+  const files = (await readdir(dir)).filter((f) => f.endsWith('.json') && f !== 'index.json' && NAME.test(basename(f, '.json'))).sort();
+  const entries = await Promise.all(files.map(async (f) => {
+    try {
+      const d = JSON.parse(await readFile(join(dir, f), 'utf8'));
+      return { name: basename(f, '.json'), network: d.network ?? null, chainId: Number(d.chainId) || null };
+    } catch {
+      return null;
+    }
+  }));
+  return entries.filter(Boolean);
+}
+
+/** Check the deployment sources before listening, so a typo fails now and not on the first request. */
+async function checkSources(deployment, deployments, network) {
+  if (!deployment && !deployments) throw new Error('say which deployments to show: --deployment FILE or --deployments DIR');
+  if (deployment) JSON.parse(await readFile(deployment, 'utf8'));
+  if (!deployments) return;
+  const offered = await listDeployments(deployments).catch(() => {
+    throw new Error(`cannot read the deployments folder ${deployments}: deploy first (python -m pollen.deploy --network NAME --out ${deployments}/NAME.json)`);
+  });
+  const names = offered.map((d) => d.name);
+  if (network && !names.includes(network)) {
+    throw new Error(`no deployment for network "${network}" in ${deployments} (it has: ${names.join(', ') || 'none'}); deploy it with python -m pollen.deploy --network ${network} --out ${join(deployments, `${network}.json`)}`);
+  }
+}
+
+/** The body for a deployment path, or null when it is not one. */
+async function deploymentBody(path, deploymentPath, deploymentsDir) {
+  if (path === '/deployment.json') return deploymentPath ? readFile(deploymentPath) : null;
+  const m = /^\/deployments\/([^/]+)\.json$/.exec(path);
+  if (!m || !deploymentsDir) return null;
+  if (m[1] === 'index') return JSON.stringify(await listDeployments(deploymentsDir));
+  return NAME.test(m[1]) ? readFile(join(deploymentsDir, `${m[1]}.json`)) : null;
+}
+
+/** Start serving; resolves to { url, close } once listening. Port 0 picks a free port.
+ *  deployment: the file for /deployment.json; deployments: the folder for /deployments/ (either or both). */
+export async function serveUi({ dist, deployment, deployments, network, port = 0, host = '127.0.0.1' }) {
   const root = resolve(dist);
   await stat(join(root, 'index.html')).catch(() => {
     throw new Error(`No built UI in ${root}: run \`npm run build\` in frontend/ (make ui does it).`);
   });
-  const deploymentPath = resolve(deployment);
-  JSON.parse(await readFile(deploymentPath, 'utf8')); // fail now, not on the first request
+  await checkSources(deployment, deployments, network);
+  const deploymentPath = deployment && resolve(deployment);
+  const deploymentsDir = deployments && resolve(deployments);
   const server = createServer(async (req, res) => {
     const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
     try {
-      if (path === '/deployment.json') {
+      const deploymentJson = await deploymentBody(path, deploymentPath, deploymentsDir);
+      if (deploymentJson !== null) {
         res.writeHead(200, { 'content-type': TYPES['.json'], 'cache-control': 'no-store' });
-        res.end(await readFile(deploymentPath));
+        res.end(deploymentJson);
         return;
       }
+      if (path === '/deployment.json' || path.startsWith('/deployments/')) throw Object.assign(new Error('no such deployment'), { code: 'ENOENT' });
       const file = normalize(join(root, path === '/' ? 'index.html' : path));
       if (!file.startsWith(root)) throw Object.assign(new Error('outside'), { code: 'ENOENT' });
       const body = await readFile(file);
@@ -48,17 +95,33 @@ function arg(name, fallback) {
   return i >= 0 ? process.argv[i + 1] : fallback;
 }
 
+/** One line for the console: where the UI is and what it shows. */
+async function describe(url, deployment, deployments, network) {
+  if (network) return `Pollen UI: ${url}?network=${network}  (deployments from ${deployments}) — Ctrl-C to stop`;
+  if (deployment) {
+    const d = JSON.parse(await readFile(deployment, 'utf8'));
+    return `Pollen UI: ${url}  (deployment "${d.network}", chain ${d.chainId}, RPC ${d.rpc}) — Ctrl-C to stop`;
+  }
+  const names = (await listDeployments(deployments)).map((d) => d.name);
+  return `Pollen UI: ${url}?network=${names[0] ?? 'NAME'}  (networks: ${names.join(', ') || 'none yet'}, from ${deployments}) — Ctrl-C to stop`;
+}
+
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const here = dirname(fileURLToPath(import.meta.url));
   const deployment = arg('deployment', process.env.DEPLOYMENT);
-  if (!deployment) {
-    console.error('serve: say which deployment to show: --deployment deployments/<name>.json (make ui DEPLOYMENT=...)');
+  const deployments = arg('deployments', process.env.DEPLOYMENTS);
+  const network = arg('network', process.env.NETWORK);
+  if (!deployment && !deployments) {
+    console.error('serve: say which deployments to show: --deployment deployments/<name>.json (make ui DEPLOYMENT=...) or --deployments deployments [--network NAME] (make ui NETWORK=NAME)');
+    process.exit(2);
+  }
+  if (network && !deployments) {
+    console.error('serve: --network NAME picks a file in --deployments DIR: pass --deployments deployments too');
     process.exit(2);
   }
   try {
-    const d = JSON.parse(await readFile(deployment, 'utf8'));
-    const { url } = await serveUi({ dist: arg('dist', join(here, '..', 'dist')), deployment, port: Number(arg('port', process.env.UI_PORT ?? 5173)), host: arg('host', '127.0.0.1') });
-    console.log(`Pollen UI: ${url}  (deployment "${d.network}", chain ${d.chainId}, RPC ${d.rpc}) — Ctrl-C to stop`);
+    const { url } = await serveUi({ dist: arg('dist', join(here, '..', 'dist')), deployment, deployments, network, port: Number(arg('port', process.env.UI_PORT ?? 5173)), host: arg('host', '127.0.0.1') });
+    console.log(await describe(url, deployment, deployments, network));
   } catch (err) {
     console.error(`serve: ${err.code === 'EADDRINUSE' ? 'that port is taken: pass UI_PORT=<free port>' : err.message}`);
     process.exit(1);

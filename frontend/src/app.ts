@@ -1,9 +1,9 @@
 // The shell: header (navigation, network, wallet), status banners, the current view, tx toasts.
 import { createPublicClient, http, type PublicClient } from 'viem';
 import { ChainData } from './chainData';
-import { chainOfDeployment, KNOWN_CHAINS, type ChainInfo } from './chains';
+import { chainLabel, chainName, chainOfDeployment, KNOWN_CHAINS, type ChainInfo } from './chains';
 import { contractsOf, type Contracts } from './contracts';
-import { loadDeployment, type Deployment } from './deployment';
+import { deploymentSource, loadDeployment, offeredNetworks, type Deployment, type OfferedNetwork } from './deployment';
 import { fill, h } from './dom';
 import { explainError } from './errors';
 import { shortAddress } from './format';
@@ -42,6 +42,18 @@ const ROUTES: Array<{ path: string; label: string; make: (ctx: Ctx) => View }> =
   { path: 'account', label: 'My account', make: accountView },
 ];
 
+/** The deployments the server offers; picking one reloads the page with ?network=NAME. */
+function networkPicker(offered: OfferedNetwork[]): HTMLSelectElement {
+  const current = deploymentSource(location.search).network;
+  const label = (n: OfferedNetwork) => (n.chainId ? `${n.name} (${chainName(n.chainId)})` : n.name);
+  const options = offered.map((n) => h('option', { value: n.name, selected: n.name === current }, label(n)));
+  if (!current || !offered.some((n) => n.name === current)) options.unshift(h('option', { value: '', selected: true, disabled: true }, 'this deployment'));
+  return h('select', {
+    class: 'network-picker', id: 'network-picker', title: 'Show another deployment (reloads the page)',
+    onchange: (e: Event) => { location.search = `?network=${encodeURIComponent((e.target as HTMLSelectElement).value)}`; },
+  }, ...options);
+}
+
 export async function startApp(root: HTMLElement): Promise<void> {
   const deployment = await loadDeployment();
   const chain = chainOfDeployment(deployment);
@@ -60,11 +72,12 @@ export async function startApp(root: HTMLElement): Promise<void> {
   const nav = h('nav', { class: 'tabs' });
   const walletBox = h('div', { class: 'wallet' });
   const netBox = h('div', { class: 'network' });
+  const siteBox = h('div', { class: 'network site' }, h('span', { class: 'network-name', id: 'network-name', title: `Deployment “${deployment.network}”, chain ${chain.id}` }, chainLabel(chain)));
   const banners = h('div', { class: 'banners' });
   const main = h('main');
   const toasts = h('div', { class: 'toasts', 'aria-live': 'polite' });
   fill(root,
-    h('header', null, h('a', { class: 'brand', href: '#/swarm' }, h('span', { class: 'logo' }), 'Pollen'), nav, netBox, walletBox),
+    h('header', null, h('a', { class: 'brand', href: '#/swarm' }, h('span', { class: 'logo' }), 'Pollen'), nav, siteBox, netBox, walletBox),
     banners, main, toasts,
     h('footer', null, `Deployment “${deployment.network}” · chain ${deployment.chainId} · RPC ${deployment.rpc}`),
   );
@@ -146,7 +159,7 @@ export async function startApp(root: HTMLElement): Promise<void> {
       notes.push(h('div', { class: 'banner info' }, 'No wallet found: you can look around, but to stake, register, dispute or vote install MetaMask (or another EIP-1193 wallet) and reload.'));
     } else if (s.kind === 'connected' && s.chainId !== chain.id) {
       notes.push(h('div', { class: 'banner warn', id: 'wrong-network' },
-        `Your wallet is on ${KNOWN_CHAINS.find((k) => k.id === s.chainId)?.name ?? `chain ${s.chainId}`}, but this deployment lives on ${chain.name}. `,
+        `Your wallet is on ${chainName(s.chainId)}, but this deployment lives on ${chain.name}. `,
         h('button', { class: 'primary', id: 'switch-network', onclick: () => wallet.switchTo(chain).catch((e) => showError('Network switch failed', e)) }, `Switch to ${chain.name}`)));
     }
     fill(banners, notes);
@@ -183,6 +196,7 @@ export async function startApp(root: HTMLElement): Promise<void> {
     if (e.phase === 'failed') setTimeout(() => el!.remove(), 30000);
   });
 
+  void offeredNetworks().then((offered) => { if (offered.length) siteBox.append(networkPicker(offered)); });
   wallet.onChange(() => { renderChrome(); render(); });
   data.onChange(() => { renderChrome(); render(); });
   window.addEventListener('hashchange', render);

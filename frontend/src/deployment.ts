@@ -1,4 +1,5 @@
-// The deployment file written by `python -m pollen.deploy` (served next to the UI as deployment.json).
+// The deployment file written by `python -m pollen.deploy` (served next to the UI as deployment.json,
+// or as deployments/<network>.json for ?network=<network>).
 import { getAddress, isAddress, type Address } from 'viem';
 
 export const CONTRACT_NAMES = ['StakeVault', 'ServerRegistry', 'DisputeCourt', 'ModelVersionRegistry'] as const;
@@ -58,17 +59,76 @@ export function parseDeployment(raw: unknown): Deployment {
   };
 }
 
-/** Fetch ./deployment.json (or the URL in ?deployment=) relative to the page. */
-export async function loadDeployment(location: Location = window.location): Promise<Deployment> {
-  const url = new URLSearchParams(location.search).get('deployment') ?? './deployment.json';
+// ------------------------------------------------------------------ where the page's deployment comes from
+
+/** Pollen's network names: `python -m pollen.deploy --network NAME --out deployments/NAME.json`. */
+export const NETWORK_NAMES = ['anvil', 'gnosis-chiado', 'gnosis', 'filecoin-calibration', 'filecoin'] as const;
+const NETWORK_NAME = /^[a-z0-9][a-z0-9._-]*$/i;
+const INDEX_URL = './deployments/index.json';
+
+export interface DeploymentSource {
+  url: string;
+  /** The network name from ?network= (absent for ?deployment= and ./deployment.json). */
+  network?: string;
+}
+
+/** One deployment file the server offers under /deployments/ (its index.json). */
+export interface OfferedNetwork {
+  name: string;
+  chainId?: number;
+}
+
+type Fetcher = (url: string, init?: RequestInit) => Promise<Response>;
+
+/** ?network=NAME → ./deployments/NAME.json; ?deployment=URL → that URL; else ./deployment.json. */
+export function deploymentSource(search: string): DeploymentSource {
+  const q = new URLSearchParams(search);
+  const network = q.get('network');
+  const url = q.get('deployment');
+  if (network !== null && url !== null) throw new Error('The address has both ?network= and ?deployment=: keep one of them.');
+  if (network === null) return { url: url ?? './deployment.json' };
+  if (!NETWORK_NAME.test(network)) {
+    throw new Error(`"${network}" is not a network name: use letters, digits, "-", "_" or ".", e.g. ?network=${NETWORK_NAMES[1]}.`);
+  }
+  return { url: `./deployments/${network}.json`, network };
+}
+
+/** The deployment files the server offers (serve.mjs --deployments DIR); [] when it offers none. */
+export async function offeredNetworks(fetcher: Fetcher = fetch): Promise<OfferedNetwork[]> {
+  try {
+    const response = await fetcher(INDEX_URL, { cache: 'no-store' });
+    if (!response.ok) return [];
+    const list: unknown = await response.json();
+    if (!Array.isArray(list)) return [];
+    return list.filter((n) => n && typeof n.name === 'string')
+      .map((n) => ({ name: n.name as string, chainId: Number.isInteger(n.chainId) ? (n.chainId as number) : undefined }));
+  } catch {
+    return [];
+  }
+}
+
+/** Why there is no deployment at src.url, and what to open or run instead. */
+export function missingDeploymentMessage(src: DeploymentSource, status: number, offered: OfferedNetwork[]): string {
+  const names = offered.map((n) => n.name).join(', ');
+  if (!src.network) {
+    const instead = names ? `This server offers the networks ${names}: open ?network=${offered[0].name}.` : 'Serve the UI with `make ui NETWORK=<name>` or `make ui DEPLOYMENT=deployments/<name>.json`.';
+    return `No deployment file at ${src.url} (HTTP ${status}). ${instead}`;
+  }
+  const available = names ? `This server offers: ${names}.` : 'This server offers no deployments: serve the UI with `make ui NETWORK=<name>` (it serves deployments/).';
+  const deploy = (NETWORK_NAMES as readonly string[]).includes(src.network)
+    ? ` To deploy there: python -m pollen.deploy --network ${src.network} --out deployments/${src.network}.json.` : '';
+  return `No deployment for network "${src.network}" (${src.url}, HTTP ${status}). ${available}${deploy}`;
+}
+
+/** Fetch the page's deployment (see deploymentSource) and validate it. */
+export async function loadDeployment(location: Pick<Location, 'search'> = window.location, fetcher: Fetcher = fetch): Promise<Deployment> {
+  const src = deploymentSource(location.search);
   let response: Response;
   try {
-    response = await fetch(url, { cache: 'no-store' });
+    response = await fetcher(src.url, { cache: 'no-store' });
   } catch {
-    throw new Error(`Cannot fetch the deployment file ${url}. Serve the UI with \`make ui DEPLOYMENT=...\`.`);
+    throw new Error(`Cannot fetch the deployment file ${src.url}. Serve the UI with \`make ui NETWORK=<name>\` or \`make ui DEPLOYMENT=...\`.`);
   }
-  if (!response.ok) {
-    throw new Error(`No deployment file at ${url} (HTTP ${response.status}). Serve the UI with \`make ui DEPLOYMENT=deployments/<name>.json\`.`);
-  }
+  if (!response.ok) throw new Error(missingDeploymentMessage(src, response.status, await offeredNetworks(fetcher)));
   return parseDeployment(await response.json());
 }

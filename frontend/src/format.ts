@@ -8,8 +8,9 @@ export function shortAddress(address: string | undefined | null): string {
   return `${a.slice(0, 6)}…${a.slice(-4)}`;
 }
 
-/** An amount of wei as a readable native-currency amount, e.g. "1.5 ETH", "0.0001 xDAI". */
-export function formatAmount(wei: bigint, symbol = 'ETH', maxDecimals = 4): string {
+/** An amount of wei as a readable amount of the chain's currency (its symbol from viem's chain
+ *  definition: ETH, xDAI, FIL, tFIL), e.g. "1.5 ETH", "0.0001 xDAI". */
+export function formatAmount(wei: bigint, symbol: string, maxDecimals = 4): string {
   const negative = wei < 0n;
   const text = formatUnits(negative ? -wei : wei, 18);
   const [whole, frac = ''] = text.split('.');

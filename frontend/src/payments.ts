@@ -248,8 +248,8 @@ export function checkTerms(priceText: string, creditText: string, symbol: string
   };
 }
 
-/** Wei per block per token in a unit that reads well: "free", "150 wei", "2 gwei", "≈1.234 gwei", "0.002 ETH". */
-export function formatPrice(wei: bigint, symbol = 'ETH'): string {
+/** Wei per block per token in a unit that reads well: "free", "150 wei", "2 gwei", "≈1.234 gwei", "0.002 xDAI" (the chain's symbol). */
+export function formatPrice(wei: bigint, symbol: string): string {
   if (wei === 0n) return 'free';
   if (wei < 10n ** 6n) return `${wei} wei`;
   if (wei < 10n ** 15n) {

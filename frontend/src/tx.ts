@@ -4,7 +4,7 @@ import { createWalletClient, custom, type Abi, type Address, type Hex, type Publ
 import { allErrorsAbi, errorNotices } from './contracts';
 import { explainError, PlainError, type Explained } from './errors';
 import type { Wallet } from './wallet';
-import { chainName, type ChainInfo } from './chains';
+import { chainName, toViemChain, type ChainInfo } from './chains';
 
 export type TxPhase = 'simulating' | 'signing' | 'pending' | 'confirmed' | 'failed';
 
@@ -74,7 +74,7 @@ export class TxRunner {
       this.update(entry, { phase: 'signing' });
       const walletClient = createWalletClient({
         account: s.account,
-        chain: { id: this.chain.id, name: this.chain.name, nativeCurrency: { name: this.chain.symbol, symbol: this.chain.symbol, decimals: 18 }, rpcUrls: { default: { http: this.chain.rpcUrls } } },
+        chain: toViemChain(this.chain),
         transport: custom(this.wallet.provider!),
       });
       const hash = await walletClient.writeContract(request as Parameters<typeof walletClient.writeContract>[0]);

@@ -1,6 +1,6 @@
 // The user's wallet through EIP-1193 (window.ethereum — MetaMask or any injected wallet).
 import { getAddress, type Address, type EIP1193Provider } from 'viem';
-import { toHexChainId, type ChainInfo } from './chains';
+import { addChainParams, toHexChainId, type ChainInfo } from './chains';
 
 export type WalletState =
   | { kind: 'no-wallet' }
@@ -71,11 +71,7 @@ export class Wallet {
       if (code !== 4902) throw err;
       await this.provider.request({
         method: 'wallet_addEthereumChain',
-        params: [{
-          chainId: toHexChainId(chain.id), chainName: chain.name, rpcUrls: chain.rpcUrls,
-          nativeCurrency: { name: chain.symbol, symbol: chain.symbol, decimals: 18 },
-          blockExplorerUrls: chain.explorer ? [chain.explorer] : undefined,
-        }],
+        params: [addChainParams(chain)],
       });
       // Some wallets switch as part of adding; asking again is harmless and covers the others.
       await this.provider.request({ method: 'wallet_switchEthereumChain', params: [{ chainId: toHexChainId(chain.id) }] });

@@ -1,14 +1,24 @@
 import { expect, test } from 'vitest';
+import { chainById } from '../src/chains';
 import { countdown, formatAmount, formatDuration, formatSpan, formatTimestamp, formatTolerance, parseAmount, shortAddress } from '../src/format';
 
 test('formatAmount trims, groups and keeps tiny amounts visible', () => {
-  expect(formatAmount(10n ** 18n)).toBe('1 ETH');
+  expect(formatAmount(10n ** 18n, 'ETH')).toBe('1 ETH');
   expect(formatAmount(15n * 10n ** 17n, 'xDAI')).toBe('1.5 xDAI');
-  expect(formatAmount(9_997_199_400_000_000_000_000n)).toBe('9,997.1994 ETH');
-  expect(formatAmount(66_666_666_666_666_666n)).toBe('0.0666 ETH');
-  expect(formatAmount(1n)).toBe('<0.0001 ETH');
-  expect(formatAmount(0n)).toBe('0 ETH');
-  expect(formatAmount(-(10n ** 18n))).toBe('-1 ETH');
+  expect(formatAmount(9_997_199_400_000_000_000_000n, 'ETH')).toBe('9,997.1994 ETH');
+  expect(formatAmount(66_666_666_666_666_666n, 'ETH')).toBe('0.0666 ETH');
+  expect(formatAmount(1n, 'ETH')).toBe('<0.0001 ETH');
+  expect(formatAmount(0n, 'ETH')).toBe('0 ETH');
+  expect(formatAmount(-(10n ** 18n), 'ETH')).toBe('-1 ETH');
+});
+
+test('amounts carry the currency of the chain the deployment lives on', () => {
+  const amount = (id: number) => formatAmount(25n * 10n ** 17n, chainById(id)!.symbol);
+  expect(amount(31337)).toBe('2.5 ETH');
+  expect(amount(10200)).toBe('2.5 xDAI');
+  expect(amount(100)).toBe('2.5 XDAI');
+  expect(amount(314)).toBe('2.5 FIL');
+  expect(amount(314159)).toBe('2.5 tFIL');
 });
 
 test('parseAmount reads decimals exactly and explains bad input', () => {

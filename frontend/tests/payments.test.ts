@@ -128,12 +128,12 @@ describe('prices', () => {
     expect(() => checkTerms('', '0', 'ETH')).toThrow(/not an amount/);
   });
   test('formatPrice picks a readable unit and marks rounding', () => {
-    expect(formatPrice(0n)).toBe('free');
-    expect(formatPrice(150n)).toBe('150 wei');
-    expect(formatPrice(2_000_000_000n)).toBe('2 gwei');
-    expect(formatPrice(1_500_000_000n)).toBe('1.5 gwei');
-    expect(formatPrice(1_234_567_890n)).toBe('≈1.234 gwei');
-    expect(formatPrice(5_000_000n)).toBe('0.005 gwei');
+    expect(formatPrice(0n, 'ETH')).toBe('free');
+    expect(formatPrice(150n, 'ETH')).toBe('150 wei');
+    expect(formatPrice(2_000_000_000n, 'ETH')).toBe('2 gwei');
+    expect(formatPrice(1_500_000_000n, 'ETH')).toBe('1.5 gwei');
+    expect(formatPrice(1_234_567_890n, 'ETH')).toBe('≈1.234 gwei');
+    expect(formatPrice(5_000_000n, 'ETH')).toBe('0.005 gwei');
     expect(formatPrice(2n * 10n ** 15n, 'xDAI')).toBe('0.002 xDAI');
     expect(pricePerToken(10n ** 9n, 6)).toBe(6n * 10n ** 9n);
     expect(formatBps(250)).toBe('2.5 %');
