@@ -47,8 +47,9 @@ def batchable(srv, session, request) -> Batchable | None:
     return Batchable(key, (session, request), lambda jobs: run_steps(srv, jobs), srv.cfg.max_batch_sessions)
 
 
-def prepare(srv, session, request):
-    """Check one step against its session; (hidden states (B, T, C), deep prompts or None)."""
+def prepare(srv, session, request, batch: int = 1):
+    """Check one step against its session; (hidden states (B, T, C), deep prompts or None).
+    `batch`: how many steps were taken together (for the debug trace only)."""
     session.last_active = time.monotonic()
     if not request.HasField("hidden"):
         raise BadRequest("step without hidden states")
@@ -65,7 +66,7 @@ def prepare(srv, session, request):
     from node.server import _open_fields
 
     srv._trace("Inference", request.hidden, x, session=session.session_id.hex()[:16], step=session.step,
-               open=_open_fields(request.open) if request.HasField("open") else None)
+               open=_open_fields(request.open) if request.HasField("open") else None, batch=batch)
     return x, prompts
 
 
@@ -90,7 +91,7 @@ def run_steps(srv, jobs: list) -> list:
     ready = []  # (index, session, request, x, prompts)
     for i, (session, request) in enumerate(jobs):
         try:
-            ready.append((i, session, request, *prepare(srv, session, request)))
+            ready.append((i, session, request, *prepare(srv, session, request, len(jobs))))
         except Exception as exc:  # noqa: BLE001 - this session's bad request
             outcomes[i] = exc
     if not ready:
