@@ -143,25 +143,29 @@ def expected_from_chain(deployment: str, version_id: int, rpc: str | None) -> tu
 
 
 @click.command("health")
+@click.option("--network", help="network name (reads deployments/<network>.json): probe its registry's servers")
 @click.option("--deployment", help="deployment file: probe the servers the registry lists")
-@click.option("--version-id", type=int, help="with --deployment: the model version")
+@click.option("--version-id", type=int, help="with --network / --deployment: the model version")
 @click.option("--rpc", default=None, help="JSON-RPC URL (default: the deployment's)")
 @click.option("--peers", default="", help="or a comma-separated host:port list (no registry checks)")
 @click.option("--timeout-s", default=5.0, show_default=True, help="per-server Info timeout")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
-def health(deployment, version_id, rpc, peers, timeout_s, as_json):
+def health(network, deployment, version_id, rpc, peers, timeout_s, as_json):
     """Probe every server of a swarm: reachable, consistent with the registry, and coverage."""
     from pollen.errors import PollenError
+    from pollen.networks import resolve_deployment
 
     try:
+        if network:
+            deployment = str(resolve_deployment(network, deployment))
         if deployment:
             if version_id is None:
-                raise click.UsageError("--deployment needs --version-id")
+                raise click.UsageError("--network / --deployment need --version-id")
             expected, num_blocks = expected_from_chain(deployment, version_id, rpc)
         elif peers:
             expected, num_blocks = [Expected(a.strip()) for a in peers.split(",") if a.strip()], 0
         else:
-            raise click.UsageError("give --deployment and --version-id, or --peers")
+            raise click.UsageError("give --network (or --deployment) and --version-id, or --peers")
         with ThreadPoolExecutor(max_workers=max(1, min(16, len(expected)))) as pool:
             probes = list(pool.map(lambda e: probe(e, timeout_s), expected))
     except PollenError as exc:

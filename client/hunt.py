@@ -83,7 +83,7 @@ def hunt(model, members, checker: SpotChecker, challenger, rounds: int, rng: ran
 
 
 @click.command("hunt")
-@click.option("--deployment", default="deployments/demo.json", show_default=True)
+@deployment_options
 @click.option("--rpc", default="", help="JSON-RPC URL (default: the deployment's)")
 @click.option("--key-file", required=True, type=click.Path(exists=True, dir_okay=False),
               help="file holding the hunter's hex private key (pays bonds, receives rewards)")

@@ -6,11 +6,14 @@ import json
 
 import click
 
+from pollen.networks import deployment_options
+
 # flag name -> DaemonConfig field; every flag defaults to None so file/env values survive.
 _FLAGS = [
-    ("--deployment", str, "deployment file (contract addresses)"),
+    ("--deployment", str, "deployment file (default deployments/<network>.json, or deployments/demo.json)"),
     ("--rpc", str, "JSON-RPC URL (default: the deployment's)"),
-    ("--network", str, "network name: anvil, gnosis-chiado, gnosis"),
+    ("--network", str, "network name: anvil, gnosis-chiado, gnosis, filecoin-calibration, filecoin, or a "
+                       "deployment file's name under deployments/"),
     (("--key-file", "--operator-key-file", "operator_key_file"), str,
      "file holding the operator's hex private key (or env POLLEN_OPERATOR_KEY)"),
     ("--keystore", str, "eth-account/Ape keystore JSON (password: env POLLEN_KEYSTORE_PASSWORD)"),
@@ -78,7 +81,7 @@ def node(ctx, config_file, **flags):
 
 
 @node.command("status")
-@click.option("--deployment", default="deployments/demo.json", show_default=True)
+@deployment_options
 @click.option("--operator", default="", help="operator address (default: from --state-dir's state)")
 @click.option("--state-dir", default="", help="daemon state folder (default .cache/node/<operator>)")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
@@ -100,7 +103,7 @@ def _account_options(f):
     f = click.option("--key-file", "--operator-key-file", "operator_key_file", default="",
                      help="operator key file (or env POLLEN_OPERATOR_KEY)")(f)
     f = click.option("--rpc", default="", help="JSON-RPC URL (default: the deployment's)")(f)
-    return click.option("--deployment", default="deployments/demo.json", show_default=True)(f)
+    return deployment_options(f)
 
 
 def _operator_chain(deployment, rpc, operator_key_file, keystore):

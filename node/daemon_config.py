@@ -20,9 +20,9 @@ ENV_PREFIX = "POLLEN_NODE_"
 
 @dataclass
 class DaemonConfig:
-    deployment: str = "deployments/demo.json"  # deployment file (contract addresses, chain id)
+    deployment: str = ""  # deployment file; empty = deployments/<network>.json (deployments/demo.json without network)
     rpc: str = ""  # JSON-RPC URL; empty = the one in the deployment file
-    network: str = "anvil"  # network name (anvil, gnosis-chiado, gnosis); informational + dev-chain checks
+    network: str = ""  # network name (pollen.networks: anvil, gnosis-chiado, gnosis, filecoin-calibration, ...)
     operator_key_file: str = ""  # file holding the operator's hex private key
     keystore: str = ""  # alternatively an eth-account / Ape keystore JSON (password in env POLLEN_KEYSTORE_PASSWORD)
     signer_key_file: str = ""  # hot receipt-signing key file; empty = the operator key signs too
@@ -74,6 +74,12 @@ class DaemonConfig:
         return cls(**{k: _coerce(k, v) for k, v in values.items()}).validate()
 
     def validate(self) -> "DaemonConfig":
+        from pollen.networks import NetworkError, resolve_deployment
+
+        try:
+            self.deployment = str(resolve_deployment(self.network or None, self.deployment or None))
+        except NetworkError as exc:
+            raise ConfigError(str(exc)) from exc
         if self.version_id <= 0:
             raise ConfigError("version_id must be a published version id (> 0)")
         if self.blocks != "auto":

@@ -30,6 +30,7 @@ from web3 import Web3
 from pollen import artifacts
 from pollen.chain import ChainError, Deployment, RpcUnavailable
 from pollen.evm_compat import check_bytecode
+from pollen.networks import NETWORKS, NetworkError, canonical, deployment_file, network
 
 # anvil's / hardhat's first dev account (public knowledge; only ever used on chain 31337).
 ANVIL_DEV_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
@@ -130,10 +131,10 @@ PRESETS: dict[str, Parameters] = {
     "filecoin": _real(30, min_stake=100 * ETHER, min_bond=5 * ETHER, no_reveal_penalty=5 * ETHER,
                       incoherence_penalty=2 * ETHER),
 }
-CHAIN_IDS = {"gnosis-chiado": 10200, "gnosis": 100, "filecoin-calibration": 314159, "filecoin": 314}
+CHAIN_IDS = {n.name: n.chain_id for n in NETWORKS.values() if not n.dev}
 
 
-BLOCK_SECONDS = {"anvil": 1.0, "gnosis-chiado": 5.0, "gnosis": 5.0, "filecoin-calibration": 30.0, "filecoin": 30.0}
+BLOCK_SECONDS = {n.name: n.block_seconds for n in NETWORKS.values()}
 
 
 def longest_dispute(params: Parameters, block_s: float) -> tuple[int, float]:
@@ -149,10 +150,8 @@ def longest_dispute(params: Parameters, block_s: float) -> tuple[int, float]:
 
 def preset(network: str) -> Parameters:
     """The parameter preset for a network name (dev networks -> "anvil")."""
-    if network in PRESETS:
-        return PRESETS[network]
-    if network in ("local", "localhost", "dev", "foundry", "hardhat"):
-        return PRESETS["anvil"]
+    if canonical(network) in PRESETS:
+        return PRESETS[canonical(network)]
     raise ChainError(f"no parameter preset for network {network!r}: choose one of {', '.join(PRESETS)}")
 
 
@@ -217,6 +216,11 @@ def deploy_all(rpc: str, private_key: str | None = None, params: Parameters | No
         chain_id = w3.eth.chain_id
     except Exception as exc:
         raise RpcUnavailable(rpc, str(exc)) from exc
+    network = canonical(network)
+    known = NETWORKS.get(network)
+    if known is not None and not known.dev and chain_id != known.chain_id:
+        raise ChainError(f"the RPC {rpc} serves chain {chain_id}, not {network} (chain {known.chain_id}): "
+                         f"check --rpc and --network")
     params = params or preset(network)
     params.check_bounds()
     if private_key is None:
@@ -310,10 +314,11 @@ def _deploy_audit_fees(w3: Web3, account, court: str, escrow: str, log) -> str:
 
 
 @click.command()
-@click.option("--rpc", default="http://127.0.0.1:8546", show_default=True, help="JSON-RPC URL")
-@click.option("--out", type=click.Path(dir_okay=False), required=True, help="deployment file to write")
-@click.option("--network", default="anvil", show_default=True,
-              help=f"parameter preset and name recorded in the file: {', '.join(PRESETS)}")
+@click.option("--rpc", help="JSON-RPC URL (default: the network's public endpoint; anvil: http://127.0.0.1:8546)")
+@click.option("--out", type=click.Path(dir_okay=False), help="deployment file to write (default "
+              "deployments/<network>.json)")
+@click.option("--network", "network_name", default="anvil", show_default=True,
+              help=f"network name (parameter preset, chain, name recorded in the file): {', '.join(PRESETS)}")
 @click.option("--key-file", "--private-key-file", "private_key_file", type=click.Path(exists=True, dir_okay=False),
               help="file holding the deployer's hex private key (default on dev chains: anvil's first account)")
 @click.option("--owner", help="governance address to propose (a timelock or multisig contract)")
@@ -321,13 +326,21 @@ def _deploy_audit_fees(w3: Web3, account, court: str, escrow: str, log) -> str:
 @click.option("--proposer", help="with --timelock-delay: who schedules operations (a multisig)")
 @click.option("--allow-demo-params", is_flag=True, help="accept demo parameters outside a dev chain")
 @click.option("--allow-eoa-owner", is_flag=True, help="accept a plain-key owner outside a dev chain")
-def main(rpc: str, out: str, network: str, private_key_file: str | None, owner: str | None,
+def main(rpc: str | None, out: str | None, network_name: str, private_key_file: str | None, owner: str | None,
          timelock_delay: int | None, proposer: str | None, allow_demo_params: bool, allow_eoa_owner: bool) -> None:
     """Deploy Pollen's contracts and write their addresses to OUT."""
     key = Path(private_key_file).read_text().strip() if private_key_file else None
-    click.echo(f"Deploying Pollen contracts to {rpc} ({network} parameters) ...")
     try:
-        deployment = deploy_all(rpc, key, network=network, log=click.echo, owner=owner,
+        net = network(network_name)
+    except NetworkError as exc:
+        raise click.BadParameter(str(exc), param_hint="--network") from exc
+    network_name = net.name
+    rpc = rpc or ("http://127.0.0.1:8546" if net.dev else net.rpc)
+    out = out or str(deployment_file(net.name))
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    click.echo(f"Deploying Pollen contracts to {rpc} ({network_name} parameters) ...")
+    try:
+        deployment = deploy_all(rpc, key, network=network_name, log=click.echo, owner=owner,
                                 allow_demo_params=allow_demo_params, allow_eoa_owner=allow_eoa_owner,
                                 timelock_delay=timelock_delay, proposer=proposer)
     except ChainError as exc:

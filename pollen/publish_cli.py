@@ -16,10 +16,12 @@ from pathlib import Path
 
 import click
 
+from pollen.networks import deployment_options
+
 
 @click.command("publish")
 @click.argument("checkpoint", type=click.Path(exists=True, file_okay=False))
-@click.option("--deployment", default="deployments/demo.json", show_default=True)
+@deployment_options
 @click.option("--rpc", default="", help="JSON-RPC URL (default: the deployment's)")
 @click.option("--key-file", required=True, type=click.Path(exists=True, dir_okay=False),
               help="file holding the maintainer's hex private key")
@@ -130,7 +132,7 @@ def _bench_options(f):
     f = click.option("--key-file", default=None, type=click.Path(exists=True, dir_okay=False),
                      help="file holding the account's hex private key (not needed to read scores)")(f)
     f = click.option("--rpc", default="", help="JSON-RPC URL (default: the deployment's)")(f)
-    return click.option("--deployment", default="deployments/demo.json", show_default=True)(f)
+    return deployment_options(f)
 
 
 def _registry(deployment, rpc, key_file, benchmark_registry):

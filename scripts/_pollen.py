@@ -13,8 +13,18 @@ NAMES = ("StakeVault", "ModelVersionRegistry", "ServerRegistry", "DisputeCourt")
 
 
 def deployment_path(network) -> Path:
-    """deployments/<ecosystem>-<network>.json, e.g. deployments/ethereum-local.json."""
-    return ROOT / "deployments" / f"{network.ecosystem.name}-{network.name}.json"
+    """deployments/<Pollen's name for the network>.json (pollen.networks): gnosis:chiado ->
+    gnosis-chiado.json, gnosis:mainnet -> gnosis.json, ethereum:local -> anvil.json."""
+    from pollen.networks import NETWORKS, by_chain_id, canonical
+
+    name = canonical(f"{network.ecosystem.name}:{network.name}")
+    if name not in NETWORKS:  # e.g. --network http://127.0.0.1:8546: name it by its chain id
+        try:
+            known = by_chain_id(network.chain_id)
+        except Exception:  # not connected: keep Ape's name
+            known = None
+        name = known.name if known else name
+    return ROOT / "deployments" / f"{name}.json"
 
 
 def load_contracts(network, path: str | None = None) -> dict:
@@ -48,4 +58,4 @@ def ether(value: str) -> int:
 
 
 deployment_option = click.option("--deployment", type=click.Path(dir_okay=False),
-                                 help="deployment file (default deployments/<ecosystem>-<network>.json)")
+                                 help="deployment file (default deployments/<network>.json, e.g. gnosis-chiado.json)")

@@ -1,5 +1,7 @@
-"""Deploy StakeVault, ModelVersionRegistry, ServerRegistry and DisputeCourt, wire them, and write
-the deployment file the Python bindings and the web UI read.
+"""Deploy StakeVault, ModelVersionRegistry, ServerRegistry, DisputeCourt, PaymentEscrow and
+AuditFeePayer, wire them, and write the deployment file the Python bindings and the web UI read
+(deployments/<network>.json by Pollen's network name: gnosis:chiado -> gnosis-chiado.json,
+gnosis:mainnet -> gnosis.json, filecoin:calibration -> filecoin-calibration.json, local -> anvil.json).
 
     ape run deploy --network ethereum:local:foundry --account TEST::0      # throwaway anvil
     ape run deploy --network http://127.0.0.1:8546 --account TEST::0       # a running anvil
@@ -23,8 +25,14 @@ from ape.cli import ConnectedProviderCommand, account_option
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pollen.deploy import CHAIN_IDS, PRESETS, check_production, preset  # noqa: E402
+from pollen import artifacts  # noqa: E402
+from pollen.evm_compat import check_bytecode  # noqa: E402
+from pollen.deploy import AUDIT_FEE_WEI, CHAIN_IDS, PRESETS, check_production, preset  # noqa: E402
+from pollen.payments import DEFAULT_FEE_BPS, RECLAIM_DELAYS  # noqa: E402
+
+DEPLOYED = ("StakeVault", "ModelVersionRegistry", "ServerRegistry", "DisputeCourt", "PaymentEscrow", "AuditFeePayer")
 from pollen.chain import ChainError  # noqa: E402
+from pollen.errors import PollenError  # noqa: E402
 from scripts._pollen import deployment_path  # noqa: E402
 
 
@@ -49,6 +57,10 @@ def cli(network, provider, account, out, preset_name, owner, allow_demo_params, 
                          allow_demo_params=allow_demo_params, allow_eoa_owner=allow_eoa_owner)
     except ChainError as exc:
         raise click.ClickException(str(exc)) from exc
+    try:  # refuse bytecode the target chain cannot run (PUSH0, MCOPY, transient storage, ...)
+        check_bytecode(preset_name, {n: artifacts.bytecode(n) for n in DEPLOYED})
+    except PollenError as exc:
+        raise click.ClickException(str(exc)) from exc
     start = provider.get_block("latest").number or 0
     click.echo(f"Deploying to {network.choice} (chain {provider.chain_id}) from {account.address}")
     vault = project.StakeVault.deploy(params.min_stake, params.unbonding_period, account, sender=account)
@@ -56,18 +68,24 @@ def cli(network, provider, account, out, preset_name, owner, allow_demo_params, 
     registry = project.ServerRegistry.deploy(vault, versions, sender=account)
     court = project.DisputeCourt.deploy(vault, registry, params.court_tuple(), account, sender=account)
     vault.wire(court, registry, sender=account)
+    escrow = project.PaymentEscrow.deploy(registry, DEFAULT_FEE_BPS, RECLAIM_DELAYS[preset_name], account,
+                                          sender=account)
+    fees = project.AuditFeePayer.deploy(court, escrow, AUDIT_FEE_WEI, account, sender=account)
+    escrow.setAuditPayer(fees, sender=account)
     if owner != account.address:
-        for contract in (vault, court):
+        for contract in (vault, court, escrow, fees):
             contract.transferOwnership(owner, sender=account)
-        click.echo(f"  {owner} proposed as owner of StakeVault and DisputeCourt: it must call acceptOwnership()")
+        click.echo(f"  {owner} proposed as owner of StakeVault, DisputeCourt, PaymentEscrow and AuditFeePayer: "
+                   "it must call acceptOwnership() on each")
     contracts = {"StakeVault": vault.address, "ModelVersionRegistry": versions.address,
-                 "ServerRegistry": registry.address, "DisputeCourt": court.address}
+                 "ServerRegistry": registry.address, "DisputeCourt": court.address,
+                 "PaymentEscrow": escrow.address, "AuditFeePayer": fees.address}
     for name, address in contracts.items():
         click.echo(f"  {name:<21} {address}")
     path = Path(out) if out else deployment_path(network)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({
-        "network": network.choice, "chainId": provider.chain_id,
+        "network": deployment_path(network).stem, "chainId": provider.chain_id,
         "rpc": getattr(provider, "uri", None) or "", "deployedAtBlock": start,
         "contracts": contracts, "preset": preset_name, "parameters": vars(params)}, indent=2) + "\n")
     click.echo(f"Wrote {path}")

@@ -28,8 +28,8 @@ def test_deploy_script_writes_file_bindings_read(anvil, tmp_path):
     res = ape_run("deploy", "--account", "TEST::0", "--out", str(out), network=anvil.rpc)
     assert res.returncode == 0, res.stdout + res.stderr
     dep = Deployment.load(out)
-    assert dep.chain_id == 31337 and set(dep.contracts) == {
-        "StakeVault", "ModelVersionRegistry", "ServerRegistry", "DisputeCourt"}
+    assert dep.chain_id == 31337 and dep.network == "anvil" and set(dep.contracts) == {
+        "StakeVault", "ModelVersionRegistry", "ServerRegistry", "DisputeCourt", "PaymentEscrow", "AuditFeePayer"}
     chain = Chain.connect(dep, private_key=dev_keys(2)[1])
     assert chain.min_stake() == 10**18
     # the vault is wired to this court: disputes can freeze stake
