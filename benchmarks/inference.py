@@ -48,6 +48,15 @@ def splits(n_blocks: int, n: int) -> list[tuple[int, int]]:
     return list(zip(cuts, cuts[1:]))
 
 
+def prompt_ids(path, vocab_size: int) -> torch.Tensor:
+    """The decode prompt: the chat prompt for a tokenizer-carrying checkpoint, else 16 seeded ids."""
+    if vocab_size == 49152 and (Path(path) / "tokenizer.json").is_file():
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(path)(PROMPT, return_tensors="pt").input_ids
+    return torch.randint(0, vocab_size, (1, 16), generator=torch.Generator().manual_seed(0))
+
+
 # ---- worker side: one configuration per process, driven over stdin/stdout ---------------------
 def worker(kind: str, path: str, peers: str, compress: bool, new: int) -> None:
     from pollen.model import family_of, load_client, load_config, load_span
@@ -65,12 +74,7 @@ def worker(kind: str, path: str, peers: str, compress: bool, new: int) -> None:
 
         model = AutoDistributedModelForCausalLM.from_pretrained(path, initial_peers=peers.split(","),
                                                                 compress=compress)
-    if cfg.vocab_size == 49152 and (Path(path) / "tokenizer.json").is_file():
-        from transformers import AutoTokenizer
-
-        ids = AutoTokenizer.from_pretrained(path)(PROMPT, return_tensors="pt").input_ids
-    else:
-        ids = torch.randint(0, cfg.vocab_size, (1, 16), generator=torch.Generator().manual_seed(0))
+    ids = prompt_ids(path, cfg.vocab_size)
 
     @torch.no_grad()
     def gen():
