@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import queue
+import threading
 
 import grpc
 
@@ -46,21 +47,42 @@ class ServerConnection:
 
 
 class InferenceStream:
-    """Send one request, wait for its response; errors become ServerFailure / RequestRejected."""
+    """Send requests, wait for their responses (in order); errors become ServerFailure /
+    RequestRejected. A reader thread queues responses, so `receive` can wait with a timeout
+    (a pushed step's fallback, client/push.py) and `send` may run ahead of them."""
 
     def __init__(self, conn: ServerConnection, timeout: float | None):
         self.address = conn.address
         self._requests: queue.SimpleQueue = queue.SimpleQueue()
         self._responses = conn.stub.Inference(iter(self._requests.get, None), timeout=timeout)
+        self._inbox: queue.SimpleQueue = queue.SimpleQueue()
+        threading.Thread(target=self._read, daemon=True, name=f"stream-{conn.address}").start()
+
+    def _read(self) -> None:
+        try:
+            for response in self._responses:
+                self._inbox.put(response)
+            self._inbox.put(ServerFailure(self.address, "stream ended unexpectedly"))
+        except grpc.RpcError as err:
+            self._inbox.put(translate(self.address, err))
+
+    def send(self, request: pb.InferenceRequest) -> None:
+        self._requests.put(request)
+
+    def receive(self, timeout: float | None = None) -> pb.InferenceResponse | None:
+        """The next response; None if `timeout` (seconds) passed first."""
+        try:
+            item = self._inbox.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        if isinstance(item, Exception):
+            self._inbox.put(item)  # the stream stays failed for later calls
+            raise item
+        return item
 
     def call(self, request: pb.InferenceRequest) -> pb.InferenceResponse:
-        self._requests.put(request)
-        try:
-            return next(self._responses)
-        except StopIteration:
-            raise ServerFailure(self.address, "stream ended unexpectedly") from None
-        except grpc.RpcError as err:
-            raise translate(self.address, err) from err
+        self.send(request)
+        return self.receive()
 
     def close(self) -> None:
         self._requests.put(None)

@@ -31,6 +31,7 @@ import grpc
 import torch
 
 from node import batching
+from node import push
 from node.billing import FREE, Billing
 from node.config import ServerConfig
 from node.errors import BadRequest, NodeError, SessionLimit, SessionProtocolError, SpanMismatch
@@ -124,6 +125,8 @@ class BlockServicer(pb_grpc.BlockServerServicer):
                       if hasattr(m, "in_features")), default=self.hidden)
         self.lora_max_elements = len(span.blocks) * lora_mod.MAX_RANK * widest  # per LoRA tensor
         self.adapters: dict[str, lora_mod.Lora] = {}  # published LoRA by CID, weights of the whole span
+        self.push_board = push.PushBoard()  # sessions that may receive pushes (node/push.py)
+        self.pusher = push.Pusher(config.max_message_bytes)
 
     def _trace(self, rpc: str, hidden: pb.Tensor, x: torch.Tensor, **fields) -> None:
         """Debug hook: one JSON line per request served, what this server saw of it."""
@@ -261,7 +264,8 @@ class BlockServicer(pb_grpc.BlockServerServicer):
             version_id=str(cfg.version_id), max_length=cfg.max_length, chain_id=cfg.chain_id,
             court=cfg.court, max_message_bytes=cfg.max_message_bytes, adapters=sorted(self.adapters),
             price_wei=str(self.billing.terms.price), credit_limit_wei=str(self.billing.terms.credit_limit),
-            free_tier=self.billing.terms.free_tier, escrow=self.billing.domain.escrow if self.billing.domain else "")
+            free_tier=self.billing.terms.free_tier, escrow=self.billing.domain.escrow if self.billing.domain else "",
+            push=True)
 
     @guarded
     def Forward(self, request, context):
@@ -320,23 +324,67 @@ class BlockServicer(pb_grpc.BlockServerServicer):
 
     @guarded
     def Inference(self, request_iterator, context):
-        session = None
+        session, inbox = None, push.StreamInbox(request_iterator)
         try:
-            for request in request_iterator:
+            for request in inbox:
                 if session is None:
                     payer, tier = self._payer(request, None)
                     session = self.compute(lambda: self._open(request, context), tier)
                     session.payer, session.tier = payer, tier
+                    self._pushable(session, inbox)
                 elif request.HasField("open"):
                     raise SessionProtocolError("`open` sent twice")
                 else:
                     self._payer(request, session)
+                if request.HasField("push"):
+                    push.check_target(request.push)
+                by_push = self._pull(session, request, inbox) if request.HasField("pushed") else False
+                if by_push is None:  # nothing ran: the client sends the input itself
+                    yield pb.InferenceResponse(push_error=f"no input for step {request.step} within "
+                                                          f"{push.wait_s(request.pushed.wait_ms):g} s")
+                    continue
                 response = self._run_step(session, request)
+                inbox.ran(session.step)
+                if request.HasField("push"):  # the next hop gets the very message the client gets
+                    self.pusher.push(request.push, response.hidden)
+                response.pushed = by_push
                 self.billing.charge(session.payer, session.last - session.first, _tokens(request.hidden))
                 yield response
         finally:
+            inbox.close()
             if session is not None:
+                self.push_board.unregister(session.session_id, inbox)
                 self._close(session)
+
+    def _pushable(self, session: Session, inbox: push.StreamInbox) -> None:
+        """Let the Push rpc reach this session; pushed tensors get _hidden's checks (on the loop)."""
+        inbox.check = lambda msg: self.compute(lambda: self._hidden(msg, batch=session.batch), session.tier)
+        if not self.push_board.register(session.session_id, inbox):
+            log.warning("session id %s is used by two streams: no pushes to it", session.session_id.hex()[:16])
+
+    def _pull(self, session: Session, request, inbox: push.StreamInbox) -> bool | None:
+        """Fill a `pushed` step's request.hidden from the push (True) or the client's fallback
+        copy (False); None when neither came in time (nothing runs)."""
+        if request.HasField("hidden"):
+            raise BadRequest("a step carries either `hidden` or `pushed`, not both")
+        if len(request.pushed.token_hash) != 32:
+            raise BadRequest("pushed.token_hash must be 32 bytes (sha256 of the push token)")
+        if request.step != session.step:
+            raise SessionProtocolError(f"step {request.step} but the session is at step {session.step}")
+        if not self.push_board.holds(session.session_id, inbox):
+            return None
+        got = inbox.await_input(request.step, bytes(request.pushed.token_hash), push.wait_s(request.pushed.wait_ms))
+        if got is None:
+            return None
+        hidden, by_push = got
+        request.hidden.CopyFrom(hidden)
+        request.ClearField("pushed")
+        return by_push
+
+    @guarded
+    def Push(self, request, context):
+        """Another server's output for one of our sessions' pending steps (node/push.py)."""
+        return self.push_board.deliver(request)
 
     def _payer(self, request, session: Session | None):
         """The stream's payer (fixed by its first request) and tier; later requests may bring

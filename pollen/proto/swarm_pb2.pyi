@@ -85,7 +85,7 @@ class InfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class InfoResponse(_message.Message):
-    __slots__ = ("model", "family", "num_blocks", "start", "end", "dtype", "quantization", "throughput", "free_cache_tokens", "active_sessions", "load", "hidden_size", "operator", "signer", "version_id", "max_length", "chain_id", "court", "max_message_bytes", "adapters", "price_wei", "credit_limit_wei", "free_tier", "escrow")
+    __slots__ = ("model", "family", "num_blocks", "start", "end", "dtype", "quantization", "throughput", "free_cache_tokens", "active_sessions", "load", "hidden_size", "operator", "signer", "version_id", "max_length", "chain_id", "court", "max_message_bytes", "adapters", "price_wei", "credit_limit_wei", "free_tier", "escrow", "push")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     FAMILY_FIELD_NUMBER: _ClassVar[int]
     NUM_BLOCKS_FIELD_NUMBER: _ClassVar[int]
@@ -110,6 +110,7 @@ class InfoResponse(_message.Message):
     CREDIT_LIMIT_WEI_FIELD_NUMBER: _ClassVar[int]
     FREE_TIER_FIELD_NUMBER: _ClassVar[int]
     ESCROW_FIELD_NUMBER: _ClassVar[int]
+    PUSH_FIELD_NUMBER: _ClassVar[int]
     model: str
     family: str
     num_blocks: int
@@ -134,7 +135,8 @@ class InfoResponse(_message.Message):
     credit_limit_wei: str
     free_tier: bool
     escrow: str
-    def __init__(self, model: _Optional[str] = ..., family: _Optional[str] = ..., num_blocks: _Optional[int] = ..., start: _Optional[int] = ..., end: _Optional[int] = ..., dtype: _Optional[str] = ..., quantization: _Optional[str] = ..., throughput: _Optional[float] = ..., free_cache_tokens: _Optional[int] = ..., active_sessions: _Optional[int] = ..., load: _Optional[float] = ..., hidden_size: _Optional[int] = ..., operator: _Optional[str] = ..., signer: _Optional[str] = ..., version_id: _Optional[str] = ..., max_length: _Optional[int] = ..., chain_id: _Optional[int] = ..., court: _Optional[str] = ..., max_message_bytes: _Optional[int] = ..., adapters: _Optional[_Iterable[str]] = ..., price_wei: _Optional[str] = ..., credit_limit_wei: _Optional[str] = ..., free_tier: _Optional[bool] = ..., escrow: _Optional[str] = ...) -> None: ...
+    push: bool
+    def __init__(self, model: _Optional[str] = ..., family: _Optional[str] = ..., num_blocks: _Optional[int] = ..., start: _Optional[int] = ..., end: _Optional[int] = ..., dtype: _Optional[str] = ..., quantization: _Optional[str] = ..., throughput: _Optional[float] = ..., free_cache_tokens: _Optional[int] = ..., active_sessions: _Optional[int] = ..., load: _Optional[float] = ..., hidden_size: _Optional[int] = ..., operator: _Optional[str] = ..., signer: _Optional[str] = ..., version_id: _Optional[str] = ..., max_length: _Optional[int] = ..., chain_id: _Optional[int] = ..., court: _Optional[str] = ..., max_message_bytes: _Optional[int] = ..., adapters: _Optional[_Iterable[str]] = ..., price_wei: _Optional[str] = ..., credit_limit_wei: _Optional[str] = ..., free_tier: _Optional[bool] = ..., escrow: _Optional[str] = ..., push: _Optional[bool] = ...) -> None: ...
 
 class Payment(_message.Message):
     __slots__ = ("client", "session_sig", "voucher")
@@ -233,25 +235,75 @@ class SessionOpen(_message.Message):
     def __init__(self, session_id: _Optional[bytes] = ..., start: _Optional[int] = ..., end: _Optional[int] = ..., max_length: _Optional[int] = ..., batch_size: _Optional[int] = ..., compress_output: _Optional[bool] = ..., adapter: _Optional[str] = ...) -> None: ...
 
 class InferenceRequest(_message.Message):
-    __slots__ = ("open", "hidden", "step", "prompts", "payment")
+    __slots__ = ("open", "hidden", "step", "prompts", "payment", "push", "pushed", "fallback")
     OPEN_FIELD_NUMBER: _ClassVar[int]
     HIDDEN_FIELD_NUMBER: _ClassVar[int]
     STEP_FIELD_NUMBER: _ClassVar[int]
     PROMPTS_FIELD_NUMBER: _ClassVar[int]
     PAYMENT_FIELD_NUMBER: _ClassVar[int]
+    PUSH_FIELD_NUMBER: _ClassVar[int]
+    PUSHED_FIELD_NUMBER: _ClassVar[int]
+    FALLBACK_FIELD_NUMBER: _ClassVar[int]
     open: SessionOpen
     hidden: Tensor
     step: int
     prompts: Tensor
     payment: Payment
-    def __init__(self, open: _Optional[_Union[SessionOpen, _Mapping]] = ..., hidden: _Optional[_Union[Tensor, _Mapping]] = ..., step: _Optional[int] = ..., prompts: _Optional[_Union[Tensor, _Mapping]] = ..., payment: _Optional[_Union[Payment, _Mapping]] = ...) -> None: ...
+    push: PushTo
+    pushed: PushedInput
+    fallback: bool
+    def __init__(self, open: _Optional[_Union[SessionOpen, _Mapping]] = ..., hidden: _Optional[_Union[Tensor, _Mapping]] = ..., step: _Optional[int] = ..., prompts: _Optional[_Union[Tensor, _Mapping]] = ..., payment: _Optional[_Union[Payment, _Mapping]] = ..., push: _Optional[_Union[PushTo, _Mapping]] = ..., pushed: _Optional[_Union[PushedInput, _Mapping]] = ..., fallback: _Optional[bool] = ...) -> None: ...
 
 class InferenceResponse(_message.Message):
-    __slots__ = ("hidden", "receipt", "sketches")
+    __slots__ = ("hidden", "receipt", "sketches", "push_error", "pushed")
     HIDDEN_FIELD_NUMBER: _ClassVar[int]
     RECEIPT_FIELD_NUMBER: _ClassVar[int]
     SKETCHES_FIELD_NUMBER: _ClassVar[int]
+    PUSH_ERROR_FIELD_NUMBER: _ClassVar[int]
+    PUSHED_FIELD_NUMBER: _ClassVar[int]
     hidden: Tensor
     receipt: Receipt
     sketches: Tensor
-    def __init__(self, hidden: _Optional[_Union[Tensor, _Mapping]] = ..., receipt: _Optional[_Union[Receipt, _Mapping]] = ..., sketches: _Optional[_Union[Tensor, _Mapping]] = ...) -> None: ...
+    push_error: str
+    pushed: bool
+    def __init__(self, hidden: _Optional[_Union[Tensor, _Mapping]] = ..., receipt: _Optional[_Union[Receipt, _Mapping]] = ..., sketches: _Optional[_Union[Tensor, _Mapping]] = ..., push_error: _Optional[str] = ..., pushed: _Optional[bool] = ...) -> None: ...
+
+class PushTo(_message.Message):
+    __slots__ = ("address", "session_id", "step", "token", "wait_ms")
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    WAIT_MS_FIELD_NUMBER: _ClassVar[int]
+    address: str
+    session_id: bytes
+    step: int
+    token: bytes
+    wait_ms: int
+    def __init__(self, address: _Optional[str] = ..., session_id: _Optional[bytes] = ..., step: _Optional[int] = ..., token: _Optional[bytes] = ..., wait_ms: _Optional[int] = ...) -> None: ...
+
+class PushedInput(_message.Message):
+    __slots__ = ("token_hash", "wait_ms")
+    TOKEN_HASH_FIELD_NUMBER: _ClassVar[int]
+    WAIT_MS_FIELD_NUMBER: _ClassVar[int]
+    token_hash: bytes
+    wait_ms: int
+    def __init__(self, token_hash: _Optional[bytes] = ..., wait_ms: _Optional[int] = ...) -> None: ...
+
+class PushRequest(_message.Message):
+    __slots__ = ("session_id", "step", "hidden", "token", "wait_ms")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    HIDDEN_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    WAIT_MS_FIELD_NUMBER: _ClassVar[int]
+    session_id: bytes
+    step: int
+    hidden: Tensor
+    token: bytes
+    wait_ms: int
+    def __init__(self, session_id: _Optional[bytes] = ..., step: _Optional[int] = ..., hidden: _Optional[_Union[Tensor, _Mapping]] = ..., token: _Optional[bytes] = ..., wait_ms: _Optional[int] = ...) -> None: ...
+
+class PushResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

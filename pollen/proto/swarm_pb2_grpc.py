@@ -54,6 +54,11 @@ class BlockServerStub:
                 request_serializer=pollen_dot_proto_dot_swarm__pb2.InferenceRequest.SerializeToString,
                 response_deserializer=pollen_dot_proto_dot_swarm__pb2.InferenceResponse.FromString,
                 _registered_method=True)
+        self.Push = channel.unary_unary(
+                '/pollen.swarm.BlockServer/Push',
+                request_serializer=pollen_dot_proto_dot_swarm__pb2.PushRequest.SerializeToString,
+                response_deserializer=pollen_dot_proto_dot_swarm__pb2.PushResponse.FromString,
+                _registered_method=True)
 
 
 class BlockServerServicer:
@@ -83,6 +88,12 @@ class BlockServerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Push(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BlockServerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -105,6 +116,11 @@ def add_BlockServerServicer_to_server(servicer, server):
                     servicer.Inference,
                     request_deserializer=pollen_dot_proto_dot_swarm__pb2.InferenceRequest.FromString,
                     response_serializer=pollen_dot_proto_dot_swarm__pb2.InferenceResponse.SerializeToString,
+            ),
+            'Push': grpc.unary_unary_rpc_method_handler(
+                    servicer.Push,
+                    request_deserializer=pollen_dot_proto_dot_swarm__pb2.PushRequest.FromString,
+                    response_serializer=pollen_dot_proto_dot_swarm__pb2.PushResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -215,6 +231,33 @@ class BlockServer:
             '/pollen.swarm.BlockServer/Inference',
             pollen_dot_proto_dot_swarm__pb2.InferenceRequest.SerializeToString,
             pollen_dot_proto_dot_swarm__pb2.InferenceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Push(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pollen.swarm.BlockServer/Push',
+            pollen_dot_proto_dot_swarm__pb2.PushRequest.SerializeToString,
+            pollen_dot_proto_dot_swarm__pb2.PushResponse.FromString,
             options,
             channel_credentials,
             insecure,
