@@ -30,8 +30,7 @@ from dataclasses import dataclass, field
 import grpc
 import torch
 
-from node import batching
-from node import push
+from node import batching, push
 from node.billing import FREE, Billing
 from node.config import ServerConfig
 from node.errors import BadRequest, NodeError, SessionLimit, SessionProtocolError, SpanMismatch
