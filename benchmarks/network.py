@@ -206,20 +206,24 @@ def main() -> None:
     args.petals_on = args.petals == "auto" and petals_ref.available()
     args.petals_why = "--petals off" if args.petals == "off" else \
         f"no venv at {petals_ref.VENV}; {petals_ref.SETUP_HINT}"
-    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    started, at = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), commit()
     rows = run(args)
-    print(f"{started}, commit {commit()}, load at start/end of each row in the table\n")
+    print(f"{started}, commit {at}, load at start/end of each row in the table\n")
     print("\n".join(rows))
     print(f"\nreproduce: .venv/bin/python benchmarks/network.py --model {args.model} --runs {args.runs} "
           f"--new-tokens {args.new_tokens} --threads {args.threads} --rows {args.rows} --petals {args.petals}")
 
 
 def commit() -> str:
+    """HEAD, plus the swarm code files that differ from it (a shared tree changes under a run)."""
+    def git(*a):
+        return subprocess.run(["git", "-C", str(ROOT), *a], text=True, capture_output=True).stdout
     try:
-        return subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], text=True,
-                              capture_output=True).stdout.strip()
+        dirty = git("status", "--short", "--", "client", "node", "pollen").split("\n")
     except OSError:
         return "?"
+    dirty = [line[3:] for line in dirty if line.strip()]
+    return git("rev-parse", "--short", "HEAD").strip() + (f" + uncommitted {', '.join(dirty)}" if dirty else "")
 
 
 if __name__ == "__main__":
