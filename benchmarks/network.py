@@ -216,6 +216,9 @@ def main() -> None:
 
 def commit() -> str:
     """HEAD, plus the swarm code files that differ from it (a shared tree changes under a run)."""
+    if (ROOT / ".snapshot").is_file():  # a `git archive` copy of one commit (see results/network.md)
+        return (ROOT / ".snapshot").read_text().strip() + " (snapshot)"
+
     def git(*a):
         return subprocess.run(["git", "-C", str(ROOT), *a], text=True, capture_output=True).stdout
     try:
