@@ -1,4 +1,11 @@
-"""`pollen generate` and `pollen chat`: text through the swarm, printed as tokens arrive."""
+"""`pollen generate` and `pollen chat`: text through the swarm, printed as tokens arrive.
+
+The model is what the user knows of it: `--model` a folder, a manifest CID (`--store` holds it)
+or pollen://<network>/<version-id>; or `--network NAME --version ID` (servers from the registry,
+deployments/NAME.json or `--deployment`). Privacy: `--allowed-servers` / `--blocked-servers`
+("host:port" or 0x operator/signer, optionally WHO@START:END, comma-separated) and
+`--local-blocks K` or `K_FIRST,K_LAST` (those blocks run in this process).
+"""
 
 from __future__ import annotations
 
@@ -9,9 +16,21 @@ import click
 
 def _common(f):
     options = [
-        click.option("--model", "model_path", required=True, type=click.Path(exists=True, file_okay=False),
-                     help="checkpoint dir with the client parts and tokenizer"),
-        click.option("--peers", required=True, help="comma-separated host:port list of block servers"),
+        click.option("--model", "model_path", default=None,
+                     help="checkpoint dir, manifest CID (bafy..., ipfs://CID) or pollen://<network>/<version-id>"),
+        click.option("--peers", default=None, help="comma-separated host:port list of block servers "
+                     "(not with an on-chain version: the registry lists them)"),
+        click.option("--network", default=None, help="network of an on-chain version (with --version)"),
+        click.option("--version", "version_id", type=int, default=None, help="on-chain model version id"),
+        click.option("--deployment", default=None, help="deployment file (default deployments/<network>.json)"),
+        click.option("--rpc", default=None, help="JSON-RPC URL (default: the deployment's)"),
+        click.option("--store", default=None, help="content store: a folder or a Kubo http URL (CID / on-chain)"),
+        click.option("--cache-dir", default=None, help="where fetched client parts go (default .cache/client)"),
+        click.option("--allowed-servers", default=None, help="only these servers: host:port / 0x address, "
+                     "optionally WHO@START:END, comma-separated"),
+        click.option("--blocked-servers", default=None, help="never these servers (same spelling)"),
+        click.option("--local-blocks", default=None, help="run the first K (and last) blocks here: K (= K,K) or "
+                     "K_FIRST,K_LAST; no server sees the token embeddings"),
         click.option("--max-new-tokens", default=128, show_default=True),
         click.option("--temperature", default=1.0, show_default=True),
         click.option("--top-k", default=50, show_default=True, help="with --sample"),
@@ -26,16 +45,54 @@ def _common(f):
     return f
 
 
-def _load(model_path, peers, compress):
+LOAD_OPTIONS = ("network", "version_id", "deployment", "rpc", "store", "cache_dir", "allowed_servers",
+                "blocked_servers", "local_blocks")
+
+
+def model_name(model_path, network, version_id) -> str:
+    """--model, or pollen://NETWORK/VERSION from --network / --version."""
+    if (network is None) != (version_id is None):
+        raise click.UsageError("--network and --version go together")
+    if network is not None:
+        if model_path is not None:
+            raise click.UsageError("give either --model or --network/--version, not both")
+        return f"pollen://{network}/{version_id}"
+    if model_path is None:
+        raise click.UsageError("--model (folder, CID or pollen://...) or --network/--version is required")
+    return model_path
+
+
+def parse_local_blocks(text):
+    """"K" -> K, "K_FIRST,K_LAST" -> (K_FIRST, K_LAST), None -> None."""
+    if text is None:
+        return None
+    parts = text.split(",")
+    if len(parts) not in (1, 2) or not all(p.strip().isdigit() for p in parts):
+        raise click.BadParameter(f"{text!r}: expected K or K_FIRST,K_LAST", param_hint="--local-blocks")
+    ks = tuple(int(p) for p in parts)
+    return ks[0] if len(ks) == 1 else ks
+
+
+def _load(model_path, peers, compress, opts):
     import os
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from client import AutoDistributedModelForCausalLM
+    from pollen.errors import PollenError
 
-    model = AutoDistributedModelForCausalLM.from_pretrained(model_path, initial_peers=peers.split(","),
-                                                            compress=compress)
+    load = {k: opts.pop(k) for k in LOAD_OPTIONS}
+    name = model_name(model_path, load.pop("network"), load.pop("version_id"))
+    if peers is None and not name.startswith("pollen://"):
+        raise click.UsageError("--peers is required unless the model is an on-chain version")
+    try:
+        model = AutoDistributedModelForCausalLM.from_pretrained(
+            name, initial_peers=peers.split(",") if peers else None, compress=compress,
+            local_blocks=parse_local_blocks(load.pop("local_blocks")), **load)
+    except (PollenError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
     if model.tokenizer is None:
-        raise click.ClickException(f"{model_path} has no tokenizer.json")
+        model.close()
+        raise click.ClickException(f"{name} has no tokenizer.json")
     return model
 
 
@@ -77,7 +134,7 @@ def generate(model_path, peers, compress, prompt, chat_template, stop, **opts):
     """Generate a continuation of PROMPT through the swarm."""
     from client.errors import ClientError
 
-    model = _load(model_path, peers, compress)
+    model = _load(model_path, peers, compress, opts)
     try:
         tok = model.tokenizer
         if chat_template:
@@ -101,7 +158,7 @@ def chat(model_path, peers, compress, max_length, system, **opts):
     """Interactive multi-turn chat using the model's chat template (empty line or Ctrl-D quits)."""
     from client.errors import ClientError
 
-    model = _load(model_path, peers, compress)
+    model = _load(model_path, peers, compress, opts)
     tok = model.tokenizer
     messages = [{"role": "system", "content": system}] if system else []
     session, history = None, []

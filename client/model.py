@@ -18,6 +18,17 @@ Fine-tuning (client-owned parameters, frozen remote blocks; see client/tuning.py
 client-owned LoRA weights of every remote block through the servers' Backward.
 `active_adapter=CID` names a published LoRA (pollen.adapters) that the servers have loaded:
 they apply it to every request and session of this model (several adapters per server).
+
+What to load (client/loading.py): a folder, a manifest CID ("bafy...", "ipfs://CID"; `store=` a
+folder or a Kubo URL) or an on-chain version ("pollen://anvil/1"; `deployment=`, `rpc=`, the
+servers then come from the registry). Client parts are fetched into `cache_dir`, verified.
+
+Privacy (client/routing.py ServerFilter, client/local_blocks.py):
+`allowed_servers=` / `blocked_servers=` ("host:port" or 0x operator/signer addresses, each
+optionally "WHO@START:END" for those blocks only; a comma-separated string, a list or a mapping
+{who: None | (start, end)}): no route uses a server outside them (NoAllowedRoute otherwise);
+`local_blocks=k` or `(k_first, k_last)`: those first / last blocks run here, no server sees the
+token embeddings.
 """
 
 from __future__ import annotations
@@ -28,7 +39,10 @@ import torch
 from torch import nn
 
 from client.generation import load_generation_config
+from client.loading import open_source
+from client.local_blocks import LocalBlocks, LocalSession, local_split
 from client.remote import RemoteBlocks, RemoteRunner, RemoteTunedBlocks
+from client.routing import ServerFilter
 from client.session import InferenceSession
 from client.swarm import RemoteSwarm
 from client.tuning import (PROMPT_MODES, DeepPrompts, LoraWeights, PromptEmbeddings, PromptedSession, TuningConfig,
@@ -59,6 +73,7 @@ class DistributedModelForCausalLM(nn.Module):
         self.deep_prompts = DeepPrompts(n_blocks, tuning.pre_seq_len, hidden) if mode == "deep_ptune" else None
         self.lora = LoraWeights(self.block_template(), n_blocks, tuning) if mode == "lora" else None
         self.score = self._make_head(num_labels)
+        self.local: LocalBlocks | None = None  # blocks run in this process (local_blocks=)
         if tuning.tuning_mode is not None:  # only the client-owned tuning parameters train
             self.parts.requires_grad_(False)
 
@@ -70,26 +85,43 @@ class DistributedModelForCausalLM(nn.Module):
                         tuning_mode: str | None = None, pre_seq_len: int = 0, adapter: str | Path | None = None,
                         num_labels: int | None = None, prompt_init_text: str | None = None,
                         lora_rank: int = 8, lora_alpha: float = 16.0, lora_targets=("q_proj", "v_proj"),
-                        active_adapter: str = "", torch_dtype=None):
+                        active_adapter: str = "", torch_dtype=None, allowed_servers=None, blocked_servers=None,
+                        local_blocks=None, store=None, deployment=None, rpc: str | None = None,
+                        cache_dir: str | Path | None = None, progress: bool = True):
         """`terms` (client.verify.TermBook over the registry) makes every accepted receipt one
         the court accepts; without it the servers' own Info is trusted (local dev swarms).
         `tuning_mode="ptune", pre_seq_len=N`: N trainable prompt embeddings; `adapter`: a dir
         written by save_pretrained (its prompt length / labels are used unless given);
         `prompt_init_text`: start the prompts from these tokens' embeddings (peft's TEXT init);
         `tuning_mode="deep_ptune"`: per-block prompts too; `"lora"`: LoRA of rank lora_rank on
-        lora_targets (leaf module names of a block) in every remote block."""
+        lora_targets (leaf module names of a block) in every remote block.
+        `model_path`, `store`, `deployment`, `rpc`, `cache_dir`: see client/loading.py;
+        `allowed_servers`, `blocked_servers`, `local_blocks`: the module doc's Privacy."""
         tuning = TuningConfig(tuning_mode, pre_seq_len, prompt_init_text, lora_rank=lora_rank, lora_alpha=lora_alpha,
                               lora_targets=tuple(lora_targets))
         if adapter is not None and tuning_mode is None:
             tuning, saved_labels = tuning_from_adapter(read_adapter(adapter)[0])
             num_labels = num_labels or saved_labels
-        config, family, parts = load_client(model_path, _dtype_name(torch_dtype if torch_dtype is not None else dtype))
+        server_filter = ServerFilter.of(allowed_servers, blocked_servers)
+        source = open_source(model_path, store, deployment=deployment, rpc=rpc, cache_dir=cache_dir,
+                             progress=progress)
+        dtype = _dtype_name(torch_dtype if torch_dtype is not None else dtype)
+        config, family, parts = load_client(source.folder, dtype)
+        local = _local_blocks(source, family.num_blocks(config), local_blocks, tuning, dtype)
+        if source.chain is not None:
+            from client.onchain import chain_options
+
+            membership, chain_id, court, terms, version_id = chain_options(source.chain, source.version_id,
+                                                                           membership, terms)
         membership = membership or StaticMembership(initial_peers or [])
         swarm = RemoteSwarm(membership, family.num_blocks(config), int(config.hidden_size))
+        swarm.server_filter = server_filter
         verifier = ReceiptVerifier(ReceiptDomain(chain_id, court), max_clock_skew_s, terms, version_id)
-        model = cls(config, family, parts, swarm, verifier, compress, _tokenizer(model_path), tuning,
-                    num_labels, Path(model_path).name)
-        model.generation_config = load_generation_config(model_path, config)
+        name = str(model_path) if source.manifest_cid else Path(model_path).name
+        model = cls(config, family, parts, swarm, verifier, compress, _tokenizer(source.folder), tuning,
+                    num_labels, name)
+        model.local = local
+        model.generation_config = load_generation_config(source.folder, config)
         if adapter is not None:
             model.load_adapter(adapter)
         model.active_adapter = active_adapter
@@ -122,6 +154,8 @@ class DistributedModelForCausalLM(nn.Module):
         if self.lora is not None:
             raise TuningError("inference sessions / generate() with client-owned LoRA are not built: inference "
                               "streams carry no LoRA weights; use model(ids).logits (Forward) instead")
+        if self.local is not None:
+            return self._local_session(max_length, batch_size)
         if self.prompts is None:
             session = InferenceSession(self.swarm, self.verifier, max_length, batch_size, self.compress,
                                        adapter=self.active_adapter)
@@ -130,6 +164,17 @@ class DistributedModelForCausalLM(nn.Module):
                                       batch_size, self.compress, deep=self.deep_prompts, adapter=self.active_adapter)
         session.payer = self.payer
         return session
+
+    def _local_session(self, max_length: int, batch_size: int) -> LocalSession:
+        """Local first blocks -> a remote session over the middle -> local last blocks."""
+        if self.prompts is not None:
+            raise TuningError("prompt tuning with local_blocks runs through model(ids) (Forward) only: "
+                              "inference sessions would send the prompts past the local blocks")
+        start, end = self.local.remote_span
+        remote = InferenceSession(self.swarm, self.verifier, max_length, batch_size, self.compress,
+                                  start=start, end=end, adapter=self.active_adapter)
+        remote.payer = self.payer
+        return LocalSession(self.local, remote, max_length, batch_size)
 
     def use_payer(self, payer) -> None:
         """Pay the servers for every verified step (client.payer.Payer); None: free tier."""
@@ -179,6 +224,9 @@ class DistributedModelForCausalLM(nn.Module):
         n = 0
         if self.prompts is not None:
             h, n = self.prompts.prepend(h), self.prompts.length  # (B, N + T, C)
+        if self.deep_prompts is None and self.lora is None and self.local is not None:
+            start, end = self.local.remote_span
+            return self.local.last(RemoteBlocks.apply(self.local.first(h), self.runner, start, end))[:, n:]
         if self.deep_prompts is None and self.lora is None:
             return RemoteBlocks.apply(h, self.runner)[:, n:]
         deep = None if self.deep_prompts is None else self.deep_prompts.expand(h.shape[0], h.dtype)  # (L, B, N, C)
@@ -210,6 +258,19 @@ class DistributedModelForSequenceClassification(DistributedModelForCausalLM):
 
 AutoDistributedModelForCausalLM = DistributedModelForCausalLM
 AutoDistributedModelForSequenceClassification = DistributedModelForSequenceClassification
+
+
+def _local_blocks(source, num_blocks: int, local_blocks, tuning: TuningConfig, dtype: str) -> LocalBlocks | None:
+    """The blocks `local_blocks=` keeps in this process (fetched first for a CID / pollen:// model)."""
+    k_first, k_last = local_split(local_blocks, num_blocks)
+    if not (k_first or k_last):
+        return None
+    if tuning.tuning_mode in ("deep_ptune", "lora"):
+        raise TuningError(f"tuning_mode={tuning.tuning_mode!r} trains every remote block: it cannot be combined "
+                          f"with local_blocks")
+    source.fetch_blocks(0, k_first)
+    source.fetch_blocks(num_blocks - k_last, num_blocks)
+    return LocalBlocks.load(source.folder, num_blocks, k_first, k_last, dtype)
 
 
 def _tokenizer(model_path):

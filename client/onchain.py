@@ -28,18 +28,28 @@ def open_model(chain, version_id: int, store, cache_dir: str, allow=(), deny=(),
     """Client parts fetched by CID from the version's manifest; servers from the registry.
     pay: pay every verified step from this account's PaymentEscrow deposit, at the prices the
     servers declared on chain (see client/payer.py)."""
-    from client.verify import TermBook
     from pollen.shards import fetch_client, manifest_cid_of
 
     cid, _ = manifest_cid_of(chain, version_id)
     files = fetch_client(store, cid, cache_dir)
     members = ChainMembership(chain, version_id, allow=allow, deny=deny)
-    model = CheckedModel.from_pretrained(files.folder, membership=members, compress=compress,
-                                         chain_id=chain.deployment.chain_id, court=chain.court.address,
-                                         terms=TermBook(chain), version_id=version_id)
+    membership, chain_id, court, terms, version_id = chain_options(chain, version_id, members)
+    model = CheckedModel.from_pretrained(files.folder, membership=membership, compress=compress,
+                                         chain_id=chain_id, court=court, terms=terms, version_id=version_id)
     if pay:
         model.use_payer(payer_for(chain))
     return model, members
+
+
+def chain_options(chain, version_id: int, membership=None, terms=None) -> tuple:
+    """(membership, chain_id, court, terms, version_id) for a model served on chain: the registry's
+    active servers of the version (unless a membership is given), its court's receipt domain and
+    the operators' registered terms (client.verify.TermBook)."""
+    from client.verify import TermBook
+
+    membership = membership if membership is not None else ChainMembership(chain, version_id)
+    terms = terms if terms is not None else TermBook(chain)
+    return membership, chain.deployment.chain_id, chain.court.address, terms, version_id
 
 
 def payer_for(chain):

@@ -247,11 +247,12 @@ def _hop_prompts(prompts: torch.Tensor | None, hop: Hop, start: int) -> torch.Te
 
 
 class RemoteBlocks(torch.autograd.Function):
-    """hidden -> hidden through all remote blocks; backward calls the servers' Backward."""
+    """hidden -> hidden through remote blocks [start, end) (default all); backward calls the
+    servers' Backward."""
 
     @staticmethod
-    def forward(ctx, hidden: torch.Tensor, runner: RemoteRunner):
-        out, inputs = runner.forward(hidden.detach())
+    def forward(ctx, hidden: torch.Tensor, runner: RemoteRunner, start: int = 0, end: int | None = None):
+        out, inputs = runner.forward(hidden.detach(), start, end)
         ctx.runner, ctx.inputs = runner, inputs
         return out
 
@@ -259,7 +260,7 @@ class RemoteBlocks(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor):
         for start, end, x in reversed(ctx.inputs):
             grad = ctx.runner.backward(start, end, x, grad)
-        return grad, None
+        return grad, None, None, None
 
 
 class RemoteTunedBlocks(torch.autograd.Function):

@@ -11,7 +11,7 @@ from client.connection import ServerConnection
 from client.errors import ClientError, MissingBlocksError
 from pollen.membership import MembershipSource, Peer
 from pollen.proto import swarm_pb2 as pb
-from client.routing import BanList, Hop, ServerState, find_route, missing_blocks
+from client.routing import BanList, Hop, NoAllowedRoute, ServerFilter, ServerState, find_route, missing_blocks
 
 log = logging.getLogger("pollen.client")
 
@@ -34,6 +34,7 @@ class RemoteSwarm:
         self.bans = BanList(base=ban_base_s)
         self.connections: dict[str, ServerConnection] = {}
         self.views: dict[str, ServerView] = {}
+        self.server_filter = ServerFilter()  # which servers may run which blocks (privacy)
 
     def connection(self, address: str) -> ServerConnection:
         if address not in self.connections:
@@ -55,8 +56,10 @@ class RemoteSwarm:
             log.warning("server %s serves another model (%d blocks, hidden %d)", peer.address,
                         info.num_blocks, info.hidden_size)
             return None
-        state = ServerState(peer.address, info.start, info.end, info.throughput, rtt, info.load)
-        return ServerView(state, info, peer.signer or info.signer, peer.operator or info.operator)
+        signer, operator = peer.signer or info.signer, peer.operator or info.operator
+        state = ServerState(peer.address, info.start, info.end, info.throughput, rtt, info.load,
+                            operator=operator, signer=signer)
+        return ServerView(state, info, signer, operator)
 
     def refresh(self) -> None:
         peers = self.membership.peers()
@@ -65,17 +68,20 @@ class RemoteSwarm:
         self.views = {v.state.address: v for v in views if v is not None}
 
     def route(self, start: int = 0, end: int | None = None, exclude=frozenset()) -> list[Hop]:
-        """Min-latency hops over usable servers (not in `exclude`); refreshes once before giving up."""
+        """Min-latency hops over usable servers (not in `exclude`, clipped by server_filter);
+        refreshes once before giving up."""
         end = self.num_blocks if end is None else end
         for attempt in range(2):
             if attempt or not self.views:
                 self.refresh()
-            usable = self.bans.usable([v.state for a, v in self.views.items() if a not in exclude],
-                                      time.monotonic())
+            usable = self.server_filter.apply(self.bans.usable(
+                [v.state for a, v in self.views.items() if a not in exclude], time.monotonic()))
             hops = find_route(usable, start, end)
             if hops is not None:
                 return hops
         excluded = sorted(a for a in self.views if self.bans.banned(a, time.monotonic()))
+        if self.server_filter.active:
+            raise NoAllowedRoute(missing_blocks(usable, start, end), self.num_blocks, self.server_filter, excluded)
         raise MissingBlocksError(missing_blocks(usable, start, end), self.num_blocks, excluded)
 
     def fail(self, address: str) -> None:

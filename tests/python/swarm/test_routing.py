@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from client.routing import (BanList, Hop, ServerState, backoff_delay, find_route, missing_blocks, route_latency,
-                            route_price)
+from client.routing import (BanList, Hop, NoAllowedRoute, ServerFilter, ServerRule, ServerState, backoff_delay,
+                            find_route, missing_blocks, parse_rule, parse_rules, route_latency, route_price)
 
 
 def S(addr, a, b, tp=100.0, rtt=0.001, load=0.0):
@@ -118,3 +118,67 @@ def test_price_is_weighed_against_latency_only_when_asked():
     assert route_price([fast_dear, slow_cheap], [Hop("dear", 0, 4)]) == 4_000
     with pytest.raises(ValueError, match="wei_per_second"):
         find_route([fast_dear], 0, 10, wei_per_second=0)
+
+
+# ---- privacy filter ----------------------------------------------------------------------------
+OP = "0x00000000000000000000000000000000000000aA"
+
+
+def test_rules_parse_addresses_operators_and_spans():
+    assert parse_rule("10.0.0.1:5000") == ServerRule("10.0.0.1:5000")
+    assert parse_rule(f"{OP}@2:6") == ServerRule(OP.lower(), 2, 6)
+    assert parse_rule("a:1@3:") == ServerRule("a:1", 3, None)
+    assert parse_rules("a:1, b:2@0:1") == (ServerRule("a:1"), ServerRule("b:2", 0, 1))
+    assert parse_rules({"a:1": None, OP: (1, 4)}) == (ServerRule("a:1"), ServerRule(OP.lower(), 1, 4))
+    for bad in ("a:1@x:2", "a:1@4:2", "a:1@3", "@0:2", "a:1@-1:2"):
+        with pytest.raises(ValueError, match="server rule"):
+            parse_rule(bad)
+
+
+def test_blocked_server_is_never_routed_even_when_fastest():
+    servers = [S("fast", 0, 8, tp=1e6), S("slow", 0, 8, tp=1)]
+    assert find_route(servers, 0, 8) == [Hop("fast", 0, 8)]
+    assert find_route(ServerFilter.of(blocked="fast").apply(servers), 0, 8) == [Hop("slow", 0, 8)]
+
+
+def test_filter_names_servers_by_operator_or_signer():
+    servers = [ServerState("a", 0, 8, 100, operator=OP), ServerState("b", 0, 8, 10, signer="0xBB")]
+    assert [s.address for s in ServerFilter.of(allowed=[OP]).apply(servers)] == ["a"]
+    assert [s.address for s in ServerFilter.of(blocked="0xbb").apply(servers)] == ["a"]
+    assert ServerFilter.of(allowed=[]).apply(servers) == []  # an empty allowlist allows nobody
+
+
+def test_per_span_rules_clip_servers_and_keep_block_time():
+    servers = [S("a", 0, 8), S("b", 0, 8, tp=10)]
+    allowed = ServerFilter.of(allowed=["a@0:3", "b"], blocked=["b@1:2"]).apply(servers)
+    assert [(s.address, s.start, s.end) for s in allowed] == [("a", 0, 3), ("b", 0, 1), ("b", 2, 8)]
+    assert allowed[0].block_time() == pytest.approx(servers[0].block_time())
+    route = find_route(allowed, 0, 8)
+    assert route[0].address == "a" and route[-1] == Hop("b", 3, 8)  # a is faster, but not past block 3
+
+
+def test_uncovered_blocks_under_the_filter_are_named():
+    f = ServerFilter.of(allowed=["a@0:2"], blocked=["b"])
+    servers = f.apply([S("a", 0, 8), S("b", 0, 8)])
+    assert find_route(servers, 0, 8) is None
+    err = NoAllowedRoute(missing_blocks(servers, 0, 8), 8, f)
+    assert str(err) == ("no allowed route: no server passing the filter covers blocks [2, 8) of 8 "
+                        "[filter allowed: a@0:2; blocked: b]")
+    assert not ServerFilter().active and ServerFilter().apply(servers) == servers
+
+
+@settings(max_examples=200, deadline=None)
+@given(swarms(), st.data())
+def test_filtered_routes_only_use_allowed_blocks(data, draw):
+    n, servers = data
+    rules = [f"s{draw.draw(st.integers(0, 7))}@{a}:{a + draw.draw(st.integers(1, 4))}"
+             for a in draw.draw(st.lists(st.integers(0, n - 1), max_size=6))]
+    blocked = draw.draw(st.lists(st.sampled_from(rules), max_size=2)) if rules else []
+    f = ServerFilter.of(allowed=rules, blocked=blocked)
+    route = find_route(f.apply(servers), 0, n)
+    by = {s.address: s for s in servers}
+    for hop in route or []:
+        for block in range(hop.start, hop.end):
+            assert f.may_run(by[hop.address], block)
+    if route is None:
+        assert missing_blocks(f.apply(servers), 0, n)
