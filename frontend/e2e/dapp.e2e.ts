@@ -97,7 +97,7 @@ describe.skipIf(!!missing)('Pollen dApp in Chromium against anvil', () => {
     expect(await bare.textContent('.view.account')).toContain('No wallet in this browser');
     // The header names the chain and its currency from viem; ?network= loads deployments/<name>.json.
     expect(await bare.textContent('#network-name')).toBe('Anvil · ETH');
-    await bare.waitForSelector('#network-picker option[value="demo"]');
+    await bare.waitForSelector('#network-picker option[value="demo"]', { state: 'attached' });
     await bare.goto(`${stack.url}?network=demo#/swarm`);
     await bare.waitForSelector('[data-version="1"] svg.coverage');
     expect(await bare.$eval('#network-picker', (el) => (el as HTMLSelectElement).value)).toBe('demo');
