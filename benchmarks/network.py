@@ -12,8 +12,8 @@ medians. Decode is batch 1 greedy (steps/s = tokens/s); parallel forward is 128 
     .venv/bin/python benchmarks/network.py --model smollm2 --runs 5 --new-tokens 32
     .venv/bin/python benchmarks/network.py --rows loopback,100ms --petals off
 
-Pollen's hops are client-relayed today (client -> server 1 -> client -> server 2 -> client), so a
-decode step costs at least one RTT per server: the "RTT bound" column.
+Both push hidden states server to server within a decode step (client -> server 1 -> server 2 ->
+client), so a step costs at least 1.5 RTT with 2 servers: the "1.5-RTT floor" column.
 """
 
 from __future__ import annotations
@@ -155,13 +155,13 @@ def table(args, results: dict) -> list[str]:
     petals_note = "" if args.petals_on else f" (Petals not run: {args.petals_why})"
     rows = [f"## {args.model}: 2 servers each, {args.new_tokens} new tokens (greedy decode, batch 1) and "
             f"128-token parallel forward, medians of {args.runs}, Pollen and Petals interleaved{petals_note}\n",
-            "| link | decode steps/s Pollen | Petals | Pollen/Petals | RTT bound (Pollen) | "
+            "| link | decode steps/s Pollen | Petals | Pollen/Petals | 1.5-RTT floor | "
             "forward b1 tok/s Pollen | Petals | forward b8 tok/s Pollen | Petals | same tokens | load (1/5/15 min) |",
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
     base = next(iter(results.values()))["pollen"]["ids"]
     for name, r in results.items():
         rtt = (PROFILES[name][1] or (0.0, 0.0))[0]
-        bound = f"{1e3 / (2 * rtt):.1f}" if rtt else "–"
+        bound = f"{1e3 / (1.5 * rtt):.1f}" if rtt else "–"
         d, f1, f8 = rates(args, r["pollen"])
         same = "yes" if r["pollen"]["ids"] == base else "no"
         if "petals" in r:
