@@ -4,13 +4,17 @@ p1 serves [0, 3) paid-only at 1000 wei per block-token with a small credit limit
 [3, 6) at 2000 with a free tier; p3 serves [0, 6) for free. A paying client's vouchers follow the
 receipts it verified and the daemons redeem them on chain; a client that stops paying is cut off
 at the credit limit; a non-paying client is refused by the paid-only server and served by the
-free one. The escrow's books balance throughout.
+free one. p4 serves [0, 6) at 1500 with a free tier, for the priority test: under a flood of
+free-tier work, a paying client's steps jump the queue while the free tier still progresses.
+The escrow's books balance throughout.
 """
 
 from __future__ import annotations
 
+import statistics
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -22,7 +26,8 @@ from demo.procs import ROOT
 from pollen.payments import Escrow
 from trusthelp import open_client, tiny_stack
 
-P1_PRICE, P2_PRICE = 1000, 2000
+P1_PRICE, P2_PRICE, P4_PRICE = 1000, 2000, 1500
+FLOODERS = 6  # free clients keeping p4 busy in the priority test
 P1_LIMIT = P1_PRICE * 3 * 7  # one 6-token prefill of 3 blocks plus one decode token
 ETHER = 10**18
 
@@ -34,7 +39,8 @@ def stack(tmp_path_factory):
         flags = {"p1": ["--blocks", "0:3", "--price-wei", str(P1_PRICE), "--credit-limit-wei", str(P1_LIMIT),
                         "--paid-only"],
                  "p2": ["--blocks", "3:6", "--price-wei", str(P2_PRICE), "--free-tier"],
-                 "p3": ["--blocks", "0:6"]}
+                 "p3": ["--blocks", "0:6"],
+                 "p4": ["--blocks", "0:6", "--price-wei", str(P4_PRICE), "--free-tier"]}
         s.by_name = {name: s.daemon(name, i + 1, *f, "--redeem-interval-s", "1")
                      for i, (name, f) in enumerate(flags.items())}
         for d in s.by_name.values():
@@ -159,3 +165,75 @@ def test_node_status_shows_price_and_earnings(stack):
     info = __import__("json").loads(out.stdout)
     assert info["price_wei"] == P2_PRICE and info["credit_limit_wei"] > 0
     assert info["earned"] > 0 and info["unredeemed"] >= 0  # p2 was paid by the first client
+
+
+def _step_latencies(model, n_new: int) -> list[float]:
+    """Seconds per decode step of one greedy generation (a streamer's put marks each token)."""
+    marks = []
+
+    class Clock:
+        def put(self, _):
+            marks.append(time.perf_counter())
+
+        def end(self):
+            pass
+
+    model.generate(torch.tensor([[11, 12, 13, 14]]), max_new_tokens=n_new, streamer=Clock())
+    return [b - a for a, b in zip(marks[1:], marks[2:])]  # marks[0] is the prompt
+
+
+def _flood(model, stop: threading.Event, done: list) -> None:
+    """Free-tier parallel forwards (8 x 128 tokens) back to back until `stop`; a failure is
+    recorded in `done` as the exception."""
+    ids = torch.randint(0, int(model.config.vocab_size), (8, 128), generator=torch.Generator().manual_seed(1))
+    try:
+        while not stop.is_set():
+            model(ids)
+            done.append(time.perf_counter())
+    except Exception as exc:  # reported by the test, not lost in a thread
+        done.append(exc)
+
+
+def _under_flood(flooders, measured, n_new: int) -> tuple[list[float], int]:
+    """The measured model's step latencies while every flooder floods p4; forwards finished meanwhile."""
+    stop, done = threading.Event(), []
+    threads = [threading.Thread(target=_flood, args=(m, stop, done), daemon=True) for m in flooders]
+    for t in threads:
+        t.start()
+    time.sleep(1.0)  # the queue is full of free work before the first measured step
+    try:
+        steps = _step_latencies(measured, n_new)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(60)
+    errors = [d for d in done if isinstance(d, Exception)]
+    if errors:
+        raise errors[0]
+    return steps, len(done)
+
+
+def test_paid_steps_jump_a_flood_of_free_work_and_the_free_tier_still_progresses(stack):
+    """The scheduler on a real daemon (node/scheduler.py): six free clients keep p4's compute
+    loop full of parallel forwards. A free session's decode steps queue behind them (FIFO within
+    the tier); a paying session's steps run next (paid first), so they are several times faster,
+    and the flood's forwards keep completing meanwhile (the free tier is not starved). Measured
+    in two phases, so the two sessions never share a batched step."""
+    p4 = stack.by_name["p4"]
+    assert p4.wait_event("price_set", 30)["price_wei"] == P4_PRICE
+    flooders = [open_client(stack, 5, allow=[p4.operator])[2] for _ in range(FLOODERS)]
+    _, _, free, _ = open_client(stack, 5, allow=[p4.operator])
+    _, paid = _paying_client(stack, 9, ETHER // 20, allow=[p4.operator])
+    try:
+        quiet = statistics.median(_step_latencies(paid, 6))
+        free_steps, free_done = _under_flood(flooders, free, 12)
+        paid_steps, paid_done = _under_flood(flooders, paid, 12)
+        assert paid.payer.owed()[p4.operator.lower()] > 0  # it really was a paying session
+    finally:
+        for m in [*flooders, free, paid]:
+            m.close()
+    free_median, paid_median = statistics.median(free_steps), statistics.median(paid_steps)
+    print(f"p4 step latency: quiet {quiet * 1e3:.1f} ms, under flood free {free_median * 1e3:.1f} ms, "
+          f"paid {paid_median * 1e3:.1f} ms; forwards done meanwhile: {free_done} / {paid_done}")
+    assert paid_median * 2 < free_median, (paid_steps, free_steps)
+    assert paid_done > 0 and free_done > 0  # the free tier progressed in both phases
