@@ -2,7 +2,9 @@
 
 Continuous batching on the compute loop (node/runtime.py): every inference step is submitted with
 a Batchable; when the loop pops one, it takes the other queued steps with the same key and
-runs them together. Nothing waits for company: a lone step runs at once through the plain path.
+runs them together. A lone session never waits for company; a step briefly waits (at most
+--max-batch-wait-ms) only while other sessions on the same blocks are active, so that
+concurrent sessions stay in step instead of alternating.
 
 Compatible (step_key): same local blocks [first, last), same published adapter (or none), same
 number of new tokens T and hidden dtype, no deep prompts, and no fault injection configured.
@@ -27,6 +29,8 @@ from pollen import wire
 from pollen.proto import swarm_pb2 as pb
 from pollen.receipts import KIND_INFERENCE, chain_input_hash, fold_adapter, fold_prompts
 
+ACTIVE_S = 1.0  # a session that stepped this recently is expected to step again soon
+
 
 def step_key(srv, session, request) -> tuple | None:
     """What a step must share with others to run in one batch; None = never batched."""
@@ -44,7 +48,17 @@ def batchable(srv, session, request) -> Batchable | None:
     key = step_key(srv, session, request)
     if key is None:
         return None
-    return Batchable(key, (session, request), lambda jobs: run_steps(srv, jobs), srv.cfg.max_batch_sessions)
+    return Batchable(key, (session, request), lambda jobs: run_steps(srv, jobs), srv.cfg.max_batch_sessions,
+                     expect=_active_peers(srv, session), wait_s=srv.cfg.max_batch_wait_ms / 1000)
+
+
+def _active_peers(srv, session) -> int:
+    """Other open sessions on the same blocks and adapter that stepped within ACTIVE_S: the
+    company a step may briefly wait for (a lone session has none, so it never waits)."""
+    now, where = time.monotonic(), (session.first, session.last, session.adapter)
+    with srv.lock:
+        return sum(1 for s in srv.sessions.values() if s is not session and now - s.last_active < ACTIVE_S
+                   and (s.first, s.last, s.adapter) == where)
 
 
 def prepare(srv, session, request, batch: int = 1):

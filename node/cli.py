@@ -39,6 +39,8 @@ def _parse_blocks(ctx, param, value: str) -> tuple[int, int] | None:
 @click.option("--session-timeout", "session_timeout_s", default=300.0, show_default=True)
 @click.option("--max-batch-sessions", default=8, show_default=True,
               help="run up to N sessions' queued decode steps as one batch (1 disables batching)")
+@click.option("--max-batch-wait-ms", default=2.0, show_default=True,
+              help="while other sessions are active, wait at most this long for their steps to batch")
 @click.option("--max-message-mb", default=64, show_default=True)
 @click.option("--torch-threads", default=0, show_default=True)
 @click.option("--chain-id", default=31337, show_default=True)

@@ -25,6 +25,7 @@ class ServerConfig:
     cache_memory_mb: float = 512.0  # KV-cache budget shared by all sessions
     max_sessions: int = 64  # concurrent inference sessions
     max_batch_sessions: int = 8  # queued compatible decode steps run as one batch (1 = never batch)
+    max_batch_wait_ms: float = 2.0  # longest wait for the steps of other active sessions (0 = none)
     session_timeout_s: float = 300.0  # idle inference sessions are closed after this
     max_message_bytes: int = 64 << 20  # larger gRPC messages are refused by the transport
     workers: int = 16  # gRPC handler threads (bounds concurrent requests)
@@ -65,6 +66,8 @@ class ServerConfig:
         for name in ("max_length", "max_batch", "max_sessions", "max_batch_sessions", "workers", "max_tokens_per_request"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")
+        if not 0.0 <= self.max_batch_wait_ms <= 1000.0:
+            raise ConfigError("max_batch_wait_ms must be in [0, 1000]")
         if not 0.0 <= self.fault_rate <= 1.0 or self.fault_scale < 0:
             raise ConfigError("fault_rate must be in [0, 1] and fault_scale >= 0")
         if not 0 <= self.port < 65536:

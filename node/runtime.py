@@ -11,8 +11,10 @@ Petals' task pool, so concurrent sessions don't oversubscribe the cores.
 
 Batched sessions: a task may carry a Batchable. When the loop pops one, it also takes the queued
 tasks with the same key (TieredQueue.take: tier order kept) and runs them all through one
-`run_many` call, e.g. one decode step for several sessions (node/batching.py). Nothing waits for
-company: a lone task runs at once, alone, through its own fn.
+`run_many` call, e.g. one decode step for several sessions (node/batching.py). A lone task never
+waits for company: only when the submitter says `expect` other tasks of its key are on their
+way (sessions active right now) does the loop wait for them, at most `wait_s`. Without that
+short wait two sessions settle into ping-pong, each arriving while the other computes.
 """
 
 from __future__ import annotations
@@ -32,11 +34,14 @@ T = TypeVar("T")
 class Batchable:
     """What lets a task share a run with queued tasks of the same `key`: run_many(items) gets the
     `item` of each task in the batch (the popped one first) and returns one outcome per item, a
-    result or an exception (delivered to that task only). At most `limit` tasks in a batch."""
+    result or an exception (delivered to that task only). At most `limit` tasks in a batch; when
+    fewer than `expect` mates are queued, the loop waits up to `wait_s` for the others."""
     key: Hashable
     item: Any
     run_many: Callable[[list], list]
     limit: int = 8
+    expect: int = 0
+    wait_s: float = 0.0
 
 
 @dataclass
@@ -77,10 +82,21 @@ class ComputeLoop:
             lead, tier = self._queue.pop(self._clock())
             if lead.batch is None or lead.batch.limit <= 1:
                 return [lead]
-            key = lead.batch.key
-            mates = self._queue.take(lambda t: t.batch is not None and t.batch.key == key,
-                                     lead.batch.limit - 1, tier)
-            return [lead] + [task for task, _ in mates]
+            return [lead] + self._mates(lead.batch, tier)
+
+    def _mates(self, batch: Batchable, tier: Tier) -> list[_Task]:
+        """Queued tasks of batch.key (up to limit - 1), waiting at most batch.wait_s while fewer
+        than batch.expect have come. Called with self._ready held (wait releases it)."""
+        want, mates = min(batch.expect, batch.limit - 1), []
+        deadline = time.monotonic() + batch.wait_s
+        while True:
+            got = self._queue.take(lambda t: t.batch is not None and t.batch.key == batch.key,
+                                   batch.limit - 1 - len(mates), tier)
+            mates += [task for task, _ in got]
+            left = deadline - time.monotonic()
+            if len(mates) >= want or left <= 0:
+                return mates
+            self._ready.wait(left)
 
     def run(self, stop: threading.Event, housekeeping: Callable[[], object], period_s: float = 0.5) -> None:
         """Execute tasks until `stop` is set; call `housekeeping` about every period_s."""

@@ -218,3 +218,38 @@ def test_steps_that_cannot_share_a_batch_get_no_key(tiny_llama):
     assert batching.step_key(srv, s, _request(torch.zeros(1, 2, 64), 0)) != batching.step_key(srv, s, _request(x, 0))
     srv.cfg.max_batch_sessions = 1
     assert batching.batchable(srv, s, _request(x, 0)) is None
+
+
+def _run_loop():
+    loop, stop = ComputeLoop(), threading.Event()
+    runner = threading.Thread(target=loop.run, args=(stop, lambda: None, 0.05))
+    runner.start()
+    return loop, stop, runner
+
+
+def test_a_step_expecting_company_waits_briefly_and_batches_with_it():
+    loop, stop, runner = _run_loop()
+    calls, results = [], {}
+
+    def run_many(items):
+        calls.append(list(items))
+        return list(items)
+
+    def submit(i, expect, wait_s):
+        results[i] = loop.submit(lambda: ("alone", i), Tier.FREE, Batchable("k", i, run_many, 8, expect, wait_s))
+
+    try:
+        first = threading.Thread(target=submit, args=(0, 1, 5.0))
+        first.start()
+        time.sleep(0.2)  # the first waits: it expects one more
+        t0 = time.monotonic()
+        submit(1, 1, 5.0)
+        first.join(10)
+        assert time.monotonic() - t0 < 2.0  # the wait ended when company came, not at 5 s
+        assert calls == [[0, 1]] and results == {0: 0, 1: 1}
+        t0 = time.monotonic()
+        submit(2, 1, 0.1)  # expected company never comes: bounded wait, then alone
+        assert results[2] == ("alone", 2) and time.monotonic() - t0 < 2.0
+    finally:
+        stop.set()
+        runner.join(10)
