@@ -31,6 +31,8 @@ def _common(f):
         click.option("--blocked-servers", default=None, help="never these servers (same spelling)"),
         click.option("--local-blocks", default=None, help="run the first K (and last) blocks here: K (= K,K) or "
                      "K_FIRST,K_LAST; no server sees the token embeddings"),
+        click.option("--push/--no-push", default=None, help="servers push hidden states to the next server "
+                     "within a step (default: where all hops support it) / every hop relayed by the client"),
         click.option("--max-new-tokens", default=128, show_default=True),
         click.option("--temperature", default=1.0, show_default=True),
         click.option("--top-k", default=50, show_default=True, help="with --sample"),
@@ -46,7 +48,7 @@ def _common(f):
 
 
 LOAD_OPTIONS = ("network", "version_id", "deployment", "rpc", "store", "cache_dir", "allowed_servers",
-                "blocked_servers", "local_blocks")
+                "blocked_servers", "local_blocks", "push")
 
 
 def model_name(model_path, network, version_id) -> str:

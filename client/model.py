@@ -66,6 +66,7 @@ class DistributedModelForCausalLM(nn.Module):
         self.swarm, self.verifier, self.compress, self.tokenizer = swarm, verifier, compress, tokenizer
         self.runner = RemoteRunner(swarm, verifier, compress)
         self.payer = None  # client.payer.Payer, see use_payer
+        self.push: bool | None = None  # server-to-server push in inference sessions (None: where supported)
         self.tuning, self.name_or_path = tuning, name_or_path
         mode, n_blocks, hidden = tuning.tuning_mode, family.num_blocks(config), int(config.hidden_size)
         self.prompts = PromptEmbeddings(tuning.pre_seq_len, self._embedding(), tuning, tokenizer) \
@@ -87,7 +88,7 @@ class DistributedModelForCausalLM(nn.Module):
                         lora_rank: int = 8, lora_alpha: float = 16.0, lora_targets=("q_proj", "v_proj"),
                         active_adapter: str = "", torch_dtype=None, allowed_servers=None, blocked_servers=None,
                         local_blocks=None, store=None, deployment=None, rpc: str | None = None,
-                        cache_dir: str | Path | None = None, progress: bool = True):
+                        cache_dir: str | Path | None = None, progress: bool = True, push: bool | None = None):
         """`terms` (client.verify.TermBook over the registry) makes every accepted receipt one
         the court accepts; without it the servers' own Info is trusted (local dev swarms).
         `tuning_mode="ptune", pre_seq_len=N`: N trainable prompt embeddings; `adapter`: a dir
@@ -96,7 +97,9 @@ class DistributedModelForCausalLM(nn.Module):
         `tuning_mode="deep_ptune"`: per-block prompts too; `"lora"`: LoRA of rank lora_rank on
         lora_targets (leaf module names of a block) in every remote block.
         `model_path`, `store`, `deployment`, `rpc`, `cache_dir`: see client/loading.py;
-        `allowed_servers`, `blocked_servers`, `local_blocks`: the module doc's Privacy."""
+        `allowed_servers`, `blocked_servers`, `local_blocks`: the module doc's Privacy.
+        `push`: servers push hidden states straight to the next hop within a decode step (None:
+        between hops that support it, False: every hop relayed by the client; client/session.py)."""
         tuning = TuningConfig(tuning_mode, pre_seq_len, prompt_init_text, lora_rank=lora_rank, lora_alpha=lora_alpha,
                               lora_targets=tuple(lora_targets))
         if adapter is not None and tuning_mode is None:
@@ -125,6 +128,7 @@ class DistributedModelForCausalLM(nn.Module):
         if adapter is not None:
             model.load_adapter(adapter)
         model.active_adapter = active_adapter
+        model.push = push  # client/session.py: servers push hidden states to the next hop (False: relayed)
         return model
 
     @property
@@ -162,7 +166,7 @@ class DistributedModelForCausalLM(nn.Module):
         else:
             session = PromptedSession(self.prompts, self.swarm, self.verifier, max_length + self.prompts.length,
                                       batch_size, self.compress, deep=self.deep_prompts, adapter=self.active_adapter)
-        session.payer = self.payer
+        session.payer, session.push = self.payer, self.push
         return session
 
     def _local_session(self, max_length: int, batch_size: int) -> LocalSession:
@@ -173,7 +177,7 @@ class DistributedModelForCausalLM(nn.Module):
         start, end = self.local.remote_span
         remote = InferenceSession(self.swarm, self.verifier, max_length, batch_size, self.compress,
                                   start=start, end=end, adapter=self.active_adapter)
-        remote.payer = self.payer
+        remote.payer, remote.push = self.payer, self.push
         return LocalSession(self.local, remote, max_length, batch_size)
 
     def use_payer(self, payer) -> None:

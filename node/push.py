@@ -237,7 +237,7 @@ class Pusher:
 
     MAX_CHANNELS = 64
 
-    def __init__(self, max_message_bytes: int, workers: int = 4):
+    def __init__(self, max_message_bytes: int, workers: int = 8):
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="push")
         self._options = [("grpc.max_receive_message_length", max_message_bytes),
                          ("grpc.max_send_message_length", max_message_bytes), ("grpc.enable_retries", 0)]

@@ -21,13 +21,13 @@ from pollen.proto import swarm_pb2_grpc as pb_grpc
 
 def _generate(path, peers, ids, new, push, session_cls=None, **session_kw):
     """(tokens, session) of a greedy generation with push on / off."""
-    model = AutoDistributedModelForCausalLM.from_pretrained(path, initial_peers=peers)
+    model = AutoDistributedModelForCausalLM.from_pretrained(path, initial_peers=peers, push=push)
     try:
         if session_cls is None:
             sess = model.inference_session(max_length=ids.shape[1] + new, batch_size=ids.shape[0])
         else:
-            sess = session_cls(model.swarm, model.verifier, ids.shape[1] + new, ids.shape[0], **session_kw)
-        sess.push = push
+            sess = session_cls(model.swarm, model.verifier, ids.shape[1] + new, ids.shape[0], push=push,
+                               **session_kw)
         with sess:
             out = model.generate(ids, max_new_tokens=new, session=sess)
         return out, sess
