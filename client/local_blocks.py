@@ -105,4 +105,7 @@ class LocalSession:
         self.close()
 
     def __getattr__(self, name):  # only called for attributes not found on the wrapper
-        return getattr(self.__dict__["remote"], name)
+        remote = self.__dict__.get("remote")
+        if remote is None:
+            raise AttributeError(name)
+        return getattr(remote, name)

@@ -87,7 +87,7 @@ class DistributedModelForCausalLM(nn.Module):
                         num_labels: int | None = None, prompt_init_text: str | None = None,
                         lora_rank: int = 8, lora_alpha: float = 16.0, lora_targets=("q_proj", "v_proj"),
                         active_adapter: str = "", torch_dtype=None, allowed_servers=None, blocked_servers=None,
-                        local_blocks=None, store=None, deployment=None, rpc: str | None = None,
+                        local_blocks=None, store=None, chain=None, deployment=None, rpc: str | None = None,
                         cache_dir: str | Path | None = None, progress: bool = True, push: bool | None = None):
         """`terms` (client.verify.TermBook over the registry) makes every accepted receipt one
         the court accepts; without it the servers' own Info is trusted (local dev swarms).
@@ -96,7 +96,8 @@ class DistributedModelForCausalLM(nn.Module):
         `prompt_init_text`: start the prompts from these tokens' embeddings (peft's TEXT init);
         `tuning_mode="deep_ptune"`: per-block prompts too; `"lora"`: LoRA of rank lora_rank on
         lora_targets (leaf module names of a block) in every remote block.
-        `model_path`, `store`, `deployment`, `rpc`, `cache_dir`: see client/loading.py;
+        `model_path`, `store`, `chain` (a pollen.chain.Chain for pollen:// names), `deployment`, `rpc`,
+        `cache_dir`: see client/loading.py;
         `allowed_servers`, `blocked_servers`, `local_blocks`: the module doc's Privacy.
         `push`: servers push hidden states straight to the next hop within a decode step (None:
         between hops that support it, False: every hop relayed by the client; client/session.py)."""
@@ -106,7 +107,7 @@ class DistributedModelForCausalLM(nn.Module):
             tuning, saved_labels = tuning_from_adapter(read_adapter(adapter)[0])
             num_labels = num_labels or saved_labels
         server_filter = ServerFilter.of(allowed_servers, blocked_servers)
-        source = open_source(model_path, store, deployment=deployment, rpc=rpc, cache_dir=cache_dir,
+        source = open_source(model_path, store, chain, deployment, rpc, cache_dir,
                              progress=progress)
         dtype = _dtype_name(torch_dtype if torch_dtype is not None else dtype)
         config, family, parts = load_client(source.folder, dtype)
