@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from pathlib import Path
 
 from client.spotcheck import CheckedModel, CheckResult
 from pollen.chain_membership import ChainMembership
@@ -37,7 +38,7 @@ def open_model(chain, version_id: int, store, cache_dir: str, allow=(), deny=(),
     model = CheckedModel.from_pretrained(files.folder, membership=membership, compress=compress,
                                          chain_id=chain_id, court=court, terms=terms, version_id=version_id)
     if pay:
-        model.use_payer(payer_for(chain))
+        model.use_payer(payer_for(chain, Path(cache_dir) / "payer.json"))
     return model, members
 
 
@@ -52,8 +53,9 @@ def chain_options(chain, version_id: int, membership=None, terms=None) -> tuple:
     return membership, chain.deployment.chain_id, chain.court.address, terms, version_id
 
 
-def payer_for(chain):
-    """A Payer over the deployment's escrow, signing with the chain account's key."""
+def payer_for(chain, state_file=None):
+    """A Payer over the deployment's escrow, signing with the chain account's key; its tabs kept
+    in `state_file` across runs when given (see client/payer.py)."""
     from client.errors import ClientError
     from client.payer import Payer
     from pollen.payments import Escrow
@@ -62,7 +64,8 @@ def payer_for(chain):
     if not address:
         raise ClientError(f"deployment {chain.deployment.network} has no PaymentEscrow: nothing to pay with")
     escrow = Escrow(chain, address)
-    return Payer(chain.signing_key, escrow.domain(), price_of=lambda operator: escrow.terms(operator)[0])
+    return Payer(chain.signing_key, escrow.domain(), price_of=lambda operator: escrow.terms(operator)[0],
+                 state_file=state_file)
 
 
 def act_on(results: list[CheckResult], model, members: ChainMembership, challenger=None) -> list:

@@ -8,17 +8,27 @@ disputable (checked against the registry): payment never flows to a receipt nobo
 dispute. The last step of a session is paid on the next request to that server (an honest
 server is owed at most one step; its credit limit covers it).
 
-    payer = Payer(key, escrow.domain(), price_of=lambda operator: escrow.terms(operator)[0])
+With `state_file`, the tabs survive the process: every charge is written (atomically) before the
+voucher goes out, and a new Payer over the same file resumes them, so a client that exits right
+after a session pays that session's last step with its next run's first request (without it a
+restarted client would start from zero, stay a step behind forever and soon hit the credit limit).
+
+    payer = Payer(key, escrow.domain(), price_of=lambda operator: escrow.terms(operator)[0],
+                  state_file=Path(cache_dir) / "payer.json")
     model.use_payer(payer)          # client.model; or RemoteRunner.payer / InferenceSession.payer
 """
 
 from __future__ import annotations
 
+import json
+import os
 import threading
+from pathlib import Path
 from typing import Callable
 
 from eth_account import Account
 
+from client.errors import ClientError
 from client.verify import ReceiptRecord
 from pollen.billing import payment_message, voucher_bytes
 from pollen.payments import ClientTab, PaymentDomain, SignedVoucher
@@ -26,7 +36,8 @@ from pollen.proto import swarm_pb2 as pb
 
 
 class Payer:
-    def __init__(self, private_key: bytes | str, domain: PaymentDomain, price_of: Callable[[str], int]):
+    def __init__(self, private_key: bytes | str, domain: PaymentDomain, price_of: Callable[[str], int],
+                 state_file: str | Path | None = None):
         self.key, self.domain, self.price_of = private_key, domain, price_of
         self.address = Account.from_key(private_key).address
         self.tabs: dict[str, ClientTab] = {}
@@ -34,12 +45,47 @@ class Payer:
         self._bindings: dict[tuple[bytes, str], pb.Payment] = {}
         self.unpaid_receipts = 0  # verified but not disputable: not paid (see module docstring)
         self._lock = threading.Lock()
+        self.state_file = Path(state_file) if state_file else None
+        self._saved = self._load()  # operator -> (cumulative, receipts) from an earlier run
 
     def tab(self, operator: str) -> ClientTab:
         key = operator.lower()
         if key not in self.tabs:
-            self.tabs[key] = ClientTab(self.key, operator, self.domain, int(self.price_of(operator)))
+            cumulative, receipts = self._saved.get(key, (0, bytes(32)))
+            self.tabs[key] = ClientTab(self.key, operator, self.domain, int(self.price_of(operator)),
+                                       cumulative=cumulative, receipts=receipts)
         return self.tabs[key]
+
+    def _scope(self) -> str:
+        """Whose tabs a state file holds: this payer on this escrow (a file is never reused elsewhere)."""
+        return f"{self.address}@{self.domain.chain_id}:{self.domain.escrow}".lower()
+
+    def _load(self) -> dict[str, tuple[int, bytes]]:
+        if self.state_file is None or not self.state_file.exists():
+            return {}
+        try:
+            data = json.loads(self.state_file.read_text())
+            if data.get("scope") != self._scope():
+                raise ClientError(f"payer state {self.state_file} belongs to {data.get('scope')}, not "
+                                  f"{self._scope()}: use another file for this account or escrow")
+            tabs = {op.lower(): (int(t["cumulative"]), bytes.fromhex(t["receipts"]))
+                    for op, t in data["tabs"].items()}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ClientError(f"payer state {self.state_file} is unreadable ({exc}): restore it or move it "
+                              "away (a fresh tab starts from zero and the servers will refuse it once it "
+                              "falls a step behind)") from exc
+        if any(c < 0 or len(r) != 32 for c, r in tabs.values()):
+            raise ClientError(f"payer state {self.state_file} holds a negative amount or a bad receipt chain")
+        return tabs
+
+    def _save(self) -> None:
+        if self.state_file is None:
+            return
+        tabs = {op: {"cumulative": t.cumulative, "receipts": t.receipts.hex()} for op, t in self.tabs.items()}
+        self.state_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"scope": self._scope(), "tabs": tabs}, indent=1))
+        os.replace(tmp, self.state_file)
 
     def payment(self, session_id: bytes, operator: str, first: bool = True) -> pb.Payment | None:
         """The Payment for a request of `session_id` to `operator`: always on a session's first
@@ -58,7 +104,8 @@ class Payer:
         return msg
 
     def _due(self, operator: str) -> SignedVoucher | None:
-        tab = self.tabs.get(operator.lower())
+        key = operator.lower()
+        tab = self.tab(operator) if key in self._saved else self.tabs.get(key)  # resumed tabs are due at once
         if tab is None or tab.cumulative <= self._sent.get(operator.lower(), 0):
             return None
         self._sent[operator.lower()] = tab.cumulative
@@ -70,8 +117,10 @@ class Payer:
             self.unpaid_receipts += 1
             return 0
         with self._lock:
-            return self.tab(record.receipt.server).charge(domain_digest, blocks, tokens)
+            cost = self.tab(record.receipt.server).charge(domain_digest, blocks, tokens)
+            self._save()
+            return cost
 
     def owed(self) -> dict[str, int]:
         """Cumulative wei signed over to each operator so far."""
-        return {op: tab.cumulative for op, tab in self.tabs.items()}
+        return {op: c for op, (c, _) in self._saved.items()} | {op: tab.cumulative for op, tab in self.tabs.items()}

@@ -66,7 +66,7 @@ def _paying_client(stack, key_index: int, each: int, allow):
     _fund(chain, allow, each)
     from client.onchain import payer_for
 
-    model.use_payer(payer_for(chain))
+    model.use_payer(payer_for(chain, stack.workdir / f"client{key_index}" / "payer.json"))  # tabs kept across runs
     return chain, model
 
 
@@ -113,18 +113,46 @@ class Freeloader(Payer):
 
 
 def test_a_client_that_stops_paying_is_cut_off_at_the_credit_limit(stack):
+    """The freeloader is refused once it owes more than p1's credit limit; a paying session open
+    on the same servers at that moment carries on."""
     p1, p2 = stack.by_name["p1"], stack.by_name["p2"]
     from client.onchain import payer_for
 
+    # an honest paying session on the same servers, open (paused mid-generation) across the cut-off
+    _, other = _paying_client(stack, 6, ETHER // 20, allow=[p1.operator, p2.operator])
+    cut_off, seen, out = threading.Event(), [], {}
+
+    def pause_after_two(tokens):
+        seen.append(tokens)
+        if len(seen) == 2:
+            cut_off.wait(120)
+
+    def run_other():
+        try:
+            out["ids"] = other.generate(torch.tensor([[7, 8, 9]]), max_new_tokens=8, streamer=pause_after_two)
+        except Exception as exc:  # reported below
+            out["error"] = exc
+
+    worker = threading.Thread(target=run_other, daemon=True)
+    worker.start()
     chain, _, model, _ = open_client(stack, 7, allow=[p1.operator, p2.operator])
     _fund(chain, [p1.operator, p2.operator], ETHER // 20)
     honest = payer_for(chain)
     model.use_payer(Freeloader(chain.signing_key, honest.domain, honest.price_of))
     try:
+        deadline = time.monotonic() + 60
+        while len(seen) < 2 and "error" not in out:
+            assert time.monotonic() < deadline, "the other session never started"
+            time.sleep(0.05)
         with pytest.raises(RequestRejected, match="payment required.*credit limit"):
             model.generate(torch.tensor([[1, 2, 3, 4, 5, 6]]), max_new_tokens=6)
     finally:
+        cut_off.set()
+        worker.join(120)
         model.close()
+        other.close()
+    assert "error" not in out, out.get("error")
+    assert out["ids"].shape[1] == 3 + 8  # the paying session open across the cut-off went on to the end
     # p1 served it steps worth at most its credit limit (plus the step that crossed it)
     assert _escrow(chain).contract.functions.redeemed(chain.address, p1.operator).call() == 0
 
