@@ -1,9 +1,11 @@
 """The block server: serves blocks [start, end) of one model over gRPC.
 
-Calls: Info, Forward (parallel forward, no cache), Backward (grad w.r.t. inputs) and the
-Inference stream (one session per stream, server-side KV cache, freed when the stream ends or
-idles out). Every response carries a receipt signed by the server's signer key. Anything wrong
-with a request is reported to that caller only (gRPC status + message); the server goes on.
+Calls: Info, Forward (parallel forward, no cache), Backward (grad w.r.t. inputs), the Inference
+stream (one session per stream, server-side KV cache, freed when the stream ends or idles out;
+a step's input may come by push from the previous hop) and Push (another server's output for
+one of our waiting steps, node/push.py). Every response carries a receipt signed by the
+server's signer key. Anything wrong with a request is reported to that caller only (gRPC
+status + message); the server goes on.
 
 Debug hook (off by default): with env POLLEN_RPC_TRACE=FILE the server appends one JSON line per
 request it served to FILE: the RPC, the session's open parameters and step, the hidden states'
