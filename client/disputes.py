@@ -16,6 +16,7 @@ from typing import Callable
 from client.errors import ClientError
 from pollen import evidence as ev
 from pollen.chain import ChainError
+from pollen.disputes import next_action, revealed as votes_revealed
 
 log = logging.getLogger("pollen.client.disputes")
 
@@ -77,7 +78,7 @@ class Challenger:
         raise DisputeError(tl.dispute_id, f"not resolved within {timeout_s:.0f} s")
 
     def _report_votes(self, tl: Timeline, d, block: int, seen: dict) -> None:
-        revealed = d["faulty_votes"] + d["honest_votes"] + d["abstain_votes"]
+        revealed = votes_revealed(d)
         if d["stage"] == "voting" and not seen.get("drawn"):  # whoever pushed the draw
             seen["drawn"] = True
             tl.add(block, "auditors drawn: " + ", ".join(d["auditors"]))
@@ -98,24 +99,18 @@ class Challenger:
 
     def _push_locked(self, tl: Timeline, d, block: int) -> None:
         try:
-            if d["stage"] == "awaiting_draw" and block > d["draw_block"]:
+            action = next_action(d, self._now(), block)
+            if action == "draw":
                 self.chain.draw_auditors(tl.dispute_id)
-            elif d["stage"] == "voting" and self._resolvable(d):
-                if self.chain.resolve(tl.dispute_id) == "appealable":
-                    tl.add(block, f"first ruling: {self.chain.dispute(tl.dispute_id)['first_ruling']}; "
-                                  f"appeal window open")
-                    self.say(tl.events[-1][2])
-            elif d["stage"] == "appealable" and self._now() > d["appeal_deadline"]:
-                self.chain.resolve(tl.dispute_id)
+            elif action == "resolve" and self.chain.resolve(tl.dispute_id) == "appealable":
+                tl.add(block, f"first ruling: {self.chain.dispute(tl.dispute_id)['first_ruling']}; "
+                              f"appeal window open")
+                self.say(tl.events[-1][2])
         except ChainError as exc:  # another party pushed first, or the stage moved on
             log.info("dispute %d: %s", tl.dispute_id, exc)
 
     def _now(self) -> int:
         return self.chain.w3.eth.get_block("latest")["timestamp"]
-
-    def _resolvable(self, d) -> bool:
-        revealed = d["faulty_votes"] + d["honest_votes"] + d["abstain_votes"]
-        return revealed >= d["drawn_count"] or self._now() > d["reveal_deadline"]
 
 
 def balances(chain, accounts: dict[str, str]) -> dict[str, dict[str, float]]:

@@ -32,6 +32,7 @@ from node.runtime import ComputeLoop, direct
 from node.state import COMMITTED, DECIDED, DONE, DRAWN, REVEALED, StateStore, emit
 from node.watcher import Watcher
 from pollen.chain import Chain, ChainError, ContractReverted, Deployment
+from pollen.disputes import RULINGS, can_draw, can_rule, can_settle, outcome_name
 from pollen.errors import PollenError
 from pollen.receipts import Receipt
 
@@ -192,11 +193,11 @@ class Daemon:
     def on_resolved(self, e) -> None:
         key = str(e["args"]["disputeId"])
         if key in self.state.audits:
-            outcome = {1: "faulty", 2: "honest", 3: "no_quorum", 4: "lapsed"}.get(e["args"]["outcome"], "?")
+            outcome = outcome_name(e["args"]["outcome"])
             self.state.audits[key].outcome = outcome
             self.state.audits[key].stage = DONE
             self.save()
-            if self.earnings is not None and outcome in ("faulty", "honest"):
+            if self.earnings is not None and outcome in RULINGS:
                 self.earnings.pay_audit(int(key))
 
     def on_deprecated(self, e) -> None:
@@ -303,7 +304,7 @@ class Daemon:
             d = self.chain.dispute(dispute_id)
             if d["stage"] != "awaiting_draw":
                 self.state.draws.remove(dispute_id)
-            elif block > d["draw_block"] + int(self.me, 16) % 3:
+            elif can_draw(d, block - int(self.me, 16) % 3):  # staggered by address
                 try:
                     self.chain.draw_auditors(dispute_id)
                 except ChainError as exc:  # someone else drew first
@@ -360,10 +361,7 @@ class Daemon:
     def push_resolve(self, audit, d, now: int) -> None:
         """Rule the round once every vote is in (or the reveal deadline passed); settle once the
         appeal window (if any) closed. Done only when settled: an appeal may draw a new panel."""
-        revealed = d["faulty_votes"] + d["honest_votes"] + d["abstain_votes"]
-        ready = (d["stage"] == "voting" and (revealed >= d["drawn_count"] or now > d["reveal_deadline"])
-                 or d["stage"] == "appealable" and now > d["appeal_deadline"])
-        if not ready:
+        if not (can_rule(d, now) or can_settle(d, now)):
             return
         try:
             outcome = self.chain.resolve(audit.dispute_id)

@@ -27,6 +27,7 @@ from web3.exceptions import ContractCustomError, ContractLogicError, TimeExhaust
 from web3.logs import DISCARD as _DISCARD
 
 from pollen import artifacts
+from pollen.disputes import outcome_name, stage_name
 from pollen.errors import PollenError
 from pollen.receipts import Receipt, ReceiptDomain
 from pollen.retry import retry
@@ -395,13 +396,13 @@ class Chain:
         settle it (-> the final outcome)."""
         receipt = self.transact(self.court.functions.resolve(dispute_id), "resolve")
         settled = self._events(self.court, "DisputeResolved", receipt)
-        return _OUTCOME[settled[0]["args"]["outcome"]] if settled else "appealable"
+        return outcome_name(settled[0]["args"]["outcome"]) if settled else "appealable"
 
     def dispute(self, dispute_id: int) -> dict[str, Any]:
         out = _struct(self.court, "getDispute", self.court.functions.getDispute(dispute_id).call())
-        out["stage"] = _STAGE[out["stage"]]
-        out["outcome"] = _OUTCOME[out["outcome"]]
-        out["first_ruling"] = _OUTCOME[out["first_ruling"]]
+        out["stage"] = stage_name(out["stage"])
+        out["outcome"] = outcome_name(out["outcome"])
+        out["first_ruling"] = outcome_name(out["first_ruling"])
         out["auditors"] = self.court.functions.auditorsOf(dispute_id).call()
         return out
 
@@ -422,8 +423,6 @@ class Chain:
 
 
 _STATUS = {0: "none", 1: "active", 2: "inactive", 3: "left"}
-_STAGE = {0: "none", 1: "awaiting_draw", 2: "voting", 3: "appealable", 4: "resolved"}
-_OUTCOME = {0: "pending", 1: "faulty", 2: "honest", 3: "no_quorum", 4: "lapsed"}
 
 
 def _snake(name: str) -> str:
