@@ -163,6 +163,18 @@ class Swarm:
     def stop(self) -> None:
         for s in self.servers:
             s.stop()
+        remove_stale_sockets()
+
+
+def remove_stale_sockets() -> None:
+    """Killed handlers leave /tmp/hivemind-*.sock behind: remove those nobody listens on."""
+    try:
+        listening = subprocess.run(["ss", "-xlH"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return
+    for sock in Path("/tmp").glob("hivemind-*.sock"):
+        if str(sock) not in listening:
+            sock.unlink(missing_ok=True)
 
 
 # ---- client worker (parent side) ------------------------------------------------------------------
