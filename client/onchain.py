@@ -25,10 +25,11 @@ def tolerance_of(chain, version_id: int) -> float:
 
 
 def open_model(chain, version_id: int, store, cache_dir: str, allow=(), deny=(),
-               compress: bool = False, pay: bool = False) -> tuple[CheckedModel, ChainMembership]:
+               compress: bool = False, pay: bool = False, lane_wei: int = 0) -> tuple[CheckedModel, ChainMembership]:
     """Client parts fetched by CID from the version's manifest; servers from the registry.
     pay: pay every verified step from this account's PaymentEscrow deposit, at the prices the
-    servers declared on chain (see client/payer.py)."""
+    servers declared on chain (see client/payer.py); lane_wei: fund each server's lane to this
+    before the first session with it (else the lanes must already hold enough)."""
     from pollen.shards import fetch_client, manifest_cid_of
 
     cid, _ = manifest_cid_of(chain, version_id)
@@ -38,7 +39,7 @@ def open_model(chain, version_id: int, store, cache_dir: str, allow=(), deny=(),
     model = CheckedModel.from_pretrained(files.folder, membership=membership, compress=compress,
                                          chain_id=chain_id, court=court, terms=terms, version_id=version_id)
     if pay:
-        model.use_payer(payer_for(chain, Path(cache_dir) / "payer.json"))
+        model.use_payer(payer_for(chain, Path(cache_dir) / "payer.json", lane_wei))
     return model, members
 
 
@@ -53,9 +54,10 @@ def chain_options(chain, version_id: int, membership=None, terms=None) -> tuple:
     return membership, chain.deployment.chain_id, chain.court.address, terms, version_id
 
 
-def payer_for(chain, state_file=None):
+def payer_for(chain, state_file=None, lane_wei: int = 0):
     """A Payer over the deployment's escrow, signing with the chain account's key; its tabs kept
-    in `state_file` across runs when given (see client/payer.py)."""
+    in `state_file` across runs when given; with lane_wei, each server's lane is funded to it
+    before the first session with that server (client.payer.LaneFunder)."""
     from client.errors import ClientError
     from client.payer import Payer
     from pollen.payments import Escrow
@@ -64,8 +66,11 @@ def payer_for(chain, state_file=None):
     if not address:
         raise ClientError(f"deployment {chain.deployment.network} has no PaymentEscrow: nothing to pay with")
     escrow = Escrow(chain, address)
+    from client.payer import LaneFunder
+
+    fund = LaneFunder(escrow, chain.address, lane_wei, log=log.info) if lane_wei else None
     return Payer(chain.signing_key, escrow.domain(), price_of=lambda operator: escrow.terms(operator)[0],
-                 state_file=state_file)
+                 state_file=state_file, fund=fund)
 
 
 def act_on(results: list[CheckResult], model, members: ChainMembership, challenger=None) -> list:

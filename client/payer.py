@@ -37,7 +37,7 @@ from pollen.proto import swarm_pb2 as pb
 
 class Payer:
     def __init__(self, private_key: bytes | str, domain: PaymentDomain, price_of: Callable[[str], int],
-                 state_file: str | Path | None = None):
+                 state_file: str | Path | None = None, fund: Callable[[str], object] | None = None):
         self.key, self.domain, self.price_of = private_key, domain, price_of
         self.address = Account.from_key(private_key).address
         self.tabs: dict[str, ClientTab] = {}
@@ -47,6 +47,8 @@ class Payer:
         self._lock = threading.Lock()
         self.state_file = Path(state_file) if state_file else None
         self._saved = self._load()  # operator -> (cumulative, receipts) from an earlier run
+        self.fund = fund  # called once per operator before its first session here (e.g. LaneFunder)
+        self._funded: set[str] = set()
 
     def tab(self, operator: str) -> ClientTab:
         key = operator.lower()
@@ -90,6 +92,9 @@ class Payer:
     def payment(self, session_id: bytes, operator: str, first: bool = True) -> pb.Payment | None:
         """The Payment for a request of `session_id` to `operator`: always on a session's first
         request, later only when a newer voucher is due (None otherwise)."""
+        if first and self.fund is not None and operator.lower() not in self._funded:
+            self.fund(operator)  # before the server first reads our lane (outside the lock: a transaction)
+            self._funded.add(operator.lower())
         with self._lock:
             voucher = self._due(operator)
             if voucher is None and not first:
@@ -124,3 +129,28 @@ class Payer:
     def owed(self) -> dict[str, int]:
         """Cumulative wei signed over to each operator so far."""
         return {op: c for op, (c, _) in self._saved.items()} | {op: tab.cumulative for op, tab in self.tabs.items()}
+
+
+class LaneFunder:
+    """Keeps a lane for every server the client pays: before the first session with a server,
+    if the lane holds less than half of `lane_wei`, top it up to `lane_wei` (from the unallocated
+    deposit first, sending only the rest). `escrow` is a pollen.payments.Escrow."""
+
+    def __init__(self, escrow, client: str, lane_wei: int, log=None):
+        if lane_wei <= 0:
+            raise ClientError(f"lane_wei must be > 0, not {lane_wei}")
+        self.escrow, self.client, self.lane_wei = escrow, client, int(lane_wei)
+        self.log = log or (lambda *_: None)
+        self.sent = 0  # wei this funder sent to the escrow (not counting allocated deposit)
+
+    def __call__(self, operator: str) -> int:
+        """Top up `operator`'s lane; returns the wei set aside (0 when it held enough)."""
+        held = self.escrow.lane(self.client, operator)["amount"]
+        if held * 2 >= self.lane_wei:
+            return 0
+        top = self.lane_wei - held
+        value = max(0, top - self.escrow.balance(self.client))
+        self.escrow.allocate({operator: top}, value=value)
+        self.sent += value
+        self.log(f"lane for {operator}: +{top} wei (sent {value})")
+        return top

@@ -157,6 +157,29 @@ def test_a_client_that_stops_paying_is_cut_off_at_the_credit_limit(stack):
     assert _escrow(chain).contract.functions.redeemed(chain.address, p1.operator).call() == 0
 
 
+def test_lanes_are_funded_before_the_first_session_with_each_server(stack):
+    """payer_for(chain, lane_wei=X): no manual allocate; each server on the route gets a lane of X
+    before its first request, once; the session pays exactly as with hand-made lanes."""
+    from client.onchain import payer_for
+
+    p1, p2 = stack.by_name["p1"], stack.by_name["p2"]
+    chain, _, model, _ = open_client(stack, 8, allow=[p1.operator, p2.operator])
+    escrow, lane = _escrow(chain), ETHER // 100
+    assert escrow.lane(chain.address, p1.operator)["amount"] == 0
+    model.use_payer(payer_for(chain, stack.workdir / "client8" / "payer.json", lane_wei=lane))
+    try:
+        model.generate(torch.tensor([[4, 5, 6]]), max_new_tokens=3)
+        model.generate(torch.tensor([[4, 5, 6]]), max_new_tokens=2)  # a second session: no new top-up
+        owed = model.payer.owed()
+    finally:
+        model.close()
+    assert model.payer.fund.sent == 2 * lane  # one lane per server, sent once
+    assert {s: escrow.lane(chain.address, s)["amount"] for s in (p1.operator, p2.operator)} == \
+        {p1.operator: lane, p2.operator: lane}
+    tokens = 3 + 1 + 1 + 3 + 1  # two sessions: prompt, then one token per step (last sample unsent)
+    assert owed == {p1.operator.lower(): P1_PRICE * 3 * tokens, p2.operator.lower(): P2_PRICE * 3 * tokens}
+
+
 def test_free_tier_and_paid_only_servers(stack):
     p1, p2, p3 = (stack.by_name[n] for n in ("p1", "p2", "p3"))
     _, _, refused, _ = open_client(stack, 8, allow=[p1.operator, p2.operator])
