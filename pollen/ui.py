@@ -1,6 +1,8 @@
-"""Serve the built web UI (frontend/dist) for one deployment file.
+"""Serve the built web UI (frontend/dist) for one deployment file, or every deployment under
+deployments/ opened at one network (the page's network picker offers the others).
 
     pollen ui --deployment deployments/demo.json [--port 5173]
+    pollen ui --network gnosis-chiado            # deployments/*.json, opened at ?network=gnosis-chiado
 """
 
 from __future__ import annotations
@@ -22,11 +24,19 @@ class UiError(PollenError):
     pass
 
 
-def start_ui(deployment: str | Path, port: int = 5173, timeout: float = 15.0) -> tuple[subprocess.Popen, str]:
-    """Start the UI server process; returns it and the URL it printed."""
+def start_ui(deployment: str | Path | None, port: int = 5173, timeout: float = 15.0,
+             network: str | None = None) -> tuple[subprocess.Popen, str]:
+    """Start the UI server process (for `deployment`, or for the deployments folder opened at
+    `network`); returns it and the URL it printed."""
+    from pollen.networks import canonical, deployments_dir, resolve_deployment
+
     if not (ROOT / "frontend" / "dist" / "index.html").exists():
         raise UiError("the web UI is not built: run `make frontend-build` (make demo does it)")
-    proc = subprocess.Popen(["node", str(SERVE), "--deployment", str(deployment), "--port", str(port)],
+    source = ["--deployment", str(deployment)]
+    if network:
+        resolve_deployment(network)  # the file must exist (a NetworkError names the ones that do)
+        source = ["--deployments", str(deployments_dir()), "--network", canonical(network)]
+    proc = subprocess.Popen(["node", str(SERVE), *source, "--port", str(port)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
     deadline = time.monotonic() + timeout
@@ -42,13 +52,16 @@ def start_ui(deployment: str | Path, port: int = 5173, timeout: float = 15.0) ->
 
 
 @click.command()
-@click.option("--deployment", type=click.Path(exists=True, dir_okay=False), required=True)
+@click.option("--deployment", type=click.Path(exists=True, dir_okay=False), help="one deployment file")
+@click.option("--network", help="or every deployments/*.json, opened at this network")
 @click.option("--port", default=5173, show_default=True)
-def main(deployment: str, port: int) -> None:
-    """Serve the web UI for DEPLOYMENT until Ctrl-C."""
+def main(deployment: str | None, network: str | None, port: int) -> None:
+    """Serve the web UI for a deployment until Ctrl-C."""
+    if bool(deployment) == bool(network):
+        raise click.UsageError("give --deployment FILE or --network NAME")
     try:
-        proc, url = start_ui(deployment, port)
-    except UiError as exc:
+        proc, url = start_ui(deployment, port, network=network)
+    except PollenError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"web UI: {url}  (Ctrl-C stops it)")
     try:

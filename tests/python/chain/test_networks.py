@@ -119,3 +119,25 @@ def test_deploy_and_read_by_network_name_on_a_chain_posing_as_chiado(tmp_path):
         missing = _run("-m", "pollen.cli", "node", "status", "--network", "filecoin", "--operator", operator,
                        env=env)
         assert missing.returncode != 0 and "no deployment file" in missing.stderr and "filecoin.json" in missing.stderr
+
+
+def test_the_ui_serves_every_deployment_opened_at_a_network(tmp_path, monkeypatch):
+    """`pollen ui --network NAME` serves deployments/*.json (the page's picker) at ?network=NAME."""
+    import urllib.request
+
+    from pollen.ui import ROOT as UI_ROOT, start_ui
+
+    if not (UI_ROOT / "frontend" / "dist" / "index.html").exists():
+        pytest.skip("web UI not built (make frontend-build)")
+    monkeypatch.setenv("POLLEN_DEPLOYMENTS", str(tmp_path))
+    (tmp_path / "gnosis-chiado.json").write_text(json.dumps({"network": "gnosis-chiado", "chainId": 10200}))
+    with pytest.raises(NetworkError, match="no deployment file .*filecoin.json.*files here: gnosis-chiado"):
+        start_ui(None, 0, network="filecoin")
+    proc, url = start_ui(None, 0, network="gnosis:chiado:node")
+    try:
+        assert url.endswith("?network=gnosis-chiado")
+        index = json.loads(urllib.request.urlopen(url.split("?")[0] + "deployments/index.json", timeout=10).read())
+        assert [d["name"] for d in index] == ["gnosis-chiado"]
+    finally:
+        proc.terminate()
+        proc.wait(10)
