@@ -12,7 +12,8 @@ queued before it, and paid work is delayed by at most one free task per `paid_bu
 Batched sessions (node/batching.py): once a task is popped, `take` removes queued tasks that can
 run in the same batch, without letting batching reorder tiers beyond these rules: paid tasks may
 always join (they would run first anyway); free tasks join a paid-led batch only when no other paid
-task waits (otherwise free work would run before paid work the scheduler puts first).
+task waits (otherwise free work would run before paid work the scheduler puts first). Paid mates
+count towards `paid_burst` like paid tasks run one by one.
 
 Pure data structure with an injected clock, unit-tested without threads (tests/python/swarm/
 test_scheduler.py); ComputeLoop puts a lock around it.
@@ -89,8 +90,8 @@ class TieredQueue:
         free = []
         if len(paid) < limit and (lead is Tier.FREE or not self._heaps[Tier.PAID]):
             free = self._remove(Tier.FREE, match, limit - len(paid))
-        if free:
-            self._paid_in_a_row = 0  # free work ran
+        # the share bound counts tasks, not runs: paid mates count as paid tasks in a row
+        self._paid_in_a_row = 0 if free else self._paid_in_a_row + len(paid)
         self.served[Tier.PAID] += len(paid)
         self.served[Tier.FREE] += len(free)
         return [(item, Tier.PAID) for item in paid] + [(item, Tier.FREE) for item in free]

@@ -30,8 +30,19 @@ def test_take_paid_mates_oldest_first_up_to_the_limit():
     assert q.pop(10.0)[0] == "a1"
     got = q.take(lambda n: n.startswith("a"), limit=1, lead=Tier.PAID)
     assert got == [("a2", Tier.PAID)]
+    assert q._paid_in_a_row == 2  # the mate counts towards the share bound
     assert [q.pop(10.0)[0] for _ in range(2)] == ["b", "a3"]
     assert q.served == {Tier.PAID: 4, Tier.FREE: 0}
+
+
+def test_paid_batches_count_towards_the_free_tiers_share():
+    q = TieredQueue(SchedulerConfig(max_free_wait_s=100, paid_burst=4))
+    q.put("free", Tier.FREE, now=0.0)
+    for i in range(8):
+        q.put(f"a{i}", Tier.PAID, now=0.0)
+    q.pop(0.0)
+    assert len(q.take(lambda n: n.startswith("a"), 3, Tier.PAID)) == 3  # 4 paid tasks ran
+    assert q.pop(0.0)[0] == "free"
 
 
 def test_free_mates_do_not_jump_ahead_of_other_paid_work():
