@@ -34,8 +34,7 @@ ACTIVE_S = 1.0  # a session that stepped this recently is expected to step again
 
 def step_key(srv, session, request) -> tuple | None:
     """What a step must share with others to run in one batch; None = never batched."""
-    limit = getattr(srv.cfg, "max_batch_sessions", 1)
-    if limit <= 1 or srv.fault is not None or request.HasField("prompts") or not request.HasField("hidden"):
+    if srv.cfg.max_batch_sessions <= 1 or srv.fault is not None or request.HasField("prompts") or not request.HasField("hidden"):
         return None
     shape = tuple(request.hidden.shape)
     if len(shape) != 3:
