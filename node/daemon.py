@@ -109,6 +109,8 @@ class Daemon:
                               torch_threads=self.cfg.torch_threads,
                               max_length=self.cfg.max_length, cache_memory_mb=self.cfg.cache_mb,
                               session_timeout_s=self.cfg.session_timeout_s,
+                              max_batch_sessions=self.cfg.max_batch_sessions,
+                              max_batch_wait_ms=self.cfg.max_batch_wait_ms,
                               chain_id=self.chain.deployment.chain_id, court=self.chain.court.address,
                               signer_key=self.cfg.signer_key(), operator=self.me,
                               version_id=self.cfg.version_id, fault=self.cfg.fault,

@@ -30,6 +30,8 @@ _FLAGS = [
     ("--max-length", int, "longest session (tokens) the server accepts"),
     ("--cache-mb", float, "KV-cache budget for all sessions (MiB)"),
     ("--session-timeout-s", float, "free an idle session's KV cache after this many seconds"),
+    ("--max-batch-sessions", int, "decode steps of up to N sessions run as one batch (1 = never batch)"),
+    ("--max-batch-wait-ms", float, "a step waits at most this long for other active sessions' steps"),
     ("--store", str, "content store folder or Kubo RPC URL"),
     ("--cache-dir", str, "verified shard cache"),
     ("--state-dir", str, "daemon state folder"),

@@ -38,6 +38,8 @@ class DaemonConfig:
     max_length: int = 2048  # longest session (prefix + generated tokens) the server accepts
     cache_mb: float = 512.0  # KV-cache budget shared by all sessions, MiB
     session_timeout_s: float = 300.0  # an idle inference session's KV cache is freed after this
+    max_batch_sessions: int = 8  # concurrent sessions' decode steps run as one batch (1 = never batch)
+    max_batch_wait_ms: float = 2.0  # a step waits at most this for other active sessions' steps
     store: str = ".cache/store"  # content store: a folder (embedded store) or a Kubo RPC URL
     cache_dir: str = ".cache/node"  # verified shard cache (blobs by CID)
     state_dir: str = ""  # daemon state (last block, votes, audits); empty = .cache/node/<operator>
@@ -97,6 +99,8 @@ class DaemonConfig:
             raise ConfigError("price_wei and credit_limit_wei must be >= 0, redeem_interval_s > 0")
         if self.max_length < 1 or self.cache_mb <= 0 or self.session_timeout_s <= 0:
             raise ConfigError("max_length must be >= 1, cache_mb and session_timeout_s > 0")
+        if self.max_batch_sessions < 1 or self.max_batch_wait_ms < 0:
+            raise ConfigError("max_batch_sessions must be >= 1 and max_batch_wait_ms >= 0")
         if not (self.operator_key_file or self.keystore or os.environ.get("POLLEN_OPERATOR_KEY")):
             raise ConfigError("no operator key: set operator_key_file, keystore or env POLLEN_OPERATOR_KEY")
         return self
