@@ -69,7 +69,7 @@ test-python: setup compile
 
 # A local anvil with the contracts deployed and the web UI, nothing else (for UI work, scripts).
 chain: setup compile frontend-build
-	$(PY) -m pollen.tour --port $(ANVIL_PORT)
+	$(PY) -m devstack.tour --port $(ANVIL_PORT)
 
 gas: setup
 	$(PY) benchmarks/gas.py --write-readme

@@ -23,7 +23,7 @@ if str(ROOT) not in sys.path:  # the project root, for `pollen` (after any PYTHO
 
 import click  # noqa: E402
 
-from pollen.anvil import dev_keys, start_anvil  # noqa: E402
+from devstack.anvil import dev_keys, start_anvil  # noqa: E402
 from pollen.chain import Chain  # noqa: E402
 from pollen.deploy import Parameters, deploy_all  # noqa: E402 (anvil preset)
 from pollen.receipts import KIND_INFERENCE, Receipt, sign_receipt  # noqa: E402

@@ -23,7 +23,7 @@ if str(ROOT) not in sys.path:  # the project root, for `pollen` (after any PYTHO
 
 from eth_account import Account  # noqa: E402
 
-from pollen.anvil import dev_keys, start_anvil  # noqa: E402
+from devstack.anvil import dev_keys, start_anvil  # noqa: E402
 from pollen.chain import Chain  # noqa: E402
 from pollen.deploy import Parameters, deploy_all  # noqa: E402
 from pollen.payments import (ClientTab, Escrow, PaymentDomain, Voucher, deploy_escrow, redeem_args,  # noqa: E402

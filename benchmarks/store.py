@@ -95,7 +95,7 @@ def table(rows: dict[str, dict]) -> str:
 def start_chain():
     """anvil + the deployed contracts, or None (with the reason) when they are not available."""
     try:
-        from pollen.anvil import dev_keys, start_anvil
+        from devstack.anvil import dev_keys, start_anvil
         from pollen.chain import Chain
         from pollen.deploy import Parameters, deploy_all
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import click
 
-from demo.procs import ROOT, Stack, start_stack
+from devstack.procs import ROOT, Stack, start_stack
 from pollen.deploy import Parameters
 from pollen.ui import UiError, start_ui
 

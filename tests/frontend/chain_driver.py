@@ -31,7 +31,7 @@ from web3 import Web3
 # Runs as a script from any directory: make the repository's packages importable.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from pollen.anvil import dev_keys
+from devstack.anvil import dev_keys
 from pollen.chain import Chain, Deployment
 from pollen.receipts import KIND_INFERENCE, Receipt, hash_tensor_bytes, sign_receipt
 

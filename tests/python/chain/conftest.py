@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from eth_account import Account
 
-from pollen.anvil import dev_keys, start_anvil
+from devstack.anvil import dev_keys, start_anvil
 from pollen.chain import Chain
 from pollen.deploy import Parameters, deploy_all
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pollen.anvil import dev_keys
+from devstack.anvil import dev_keys
 from pollen.chain import Chain, Deployment
 
 ROOT = Path(__file__).resolve().parents[3]

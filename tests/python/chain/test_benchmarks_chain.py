@@ -186,7 +186,7 @@ def _publish(world, checkpoint: Path, *extra: str):
 
 
 def _owner_key() -> str:
-    from pollen.anvil import dev_keys
+    from devstack.anvil import dev_keys
 
     return dev_keys(1)[0]
 
@@ -382,7 +382,7 @@ def test_exact_match_is_greedy_decoding_and_loglik_is_the_answer_tokens_mean(wor
 
 
 def test_bench_cli_registers_requests_and_lists_scores(roles, world, evaluated):
-    from pollen.anvil import dev_keys
+    from devstack.anvil import dev_keys
 
     keys = dev_keys(6)
     owner_key, requester_key = world["tmp"] / "owner-bench.key", world["tmp"] / "requester.key"

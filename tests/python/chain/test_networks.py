@@ -14,7 +14,7 @@ import pytest
 
 from node.daemon_config import DaemonConfig
 from node.errors import ConfigError
-from pollen.anvil import dev_keys, start_anvil
+from devstack.anvil import dev_keys, start_anvil
 from pollen.deploy import BLOCK_SECONDS, CHAIN_IDS, PRESETS
 from pollen.networks import (NETWORKS, NetworkError, by_chain_id, canonical, deployment_file, network,
                              resolve_deployment)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from pollen import artifacts
-from pollen.anvil import dev_keys, start_anvil
+from devstack.anvil import dev_keys, start_anvil
 from pollen.deploy import CHAIN_IDS, DEPLOYED, Parameters, deploy_all
 from pollen.evm_compat import ANVIL_HARDFORK, EvmCompatError, check_bytecode, post_paris_opcodes
 from test_lifecycle_anvil import *  # noqa: F401,F403 - the lifecycle tests, re-run per target

@@ -9,7 +9,7 @@ from eth_account import Account
 from web3 import Web3
 
 from pollen import artifacts
-from pollen.anvil import dev_keys, start_anvil
+from devstack.anvil import dev_keys, start_anvil
 from pollen.chain import ChainError
 from pollen.deploy import PRESETS, accept_ownership_batch, deploy_all
 

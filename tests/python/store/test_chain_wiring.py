@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from pollen.anvil import dev_keys, start_anvil
+from devstack.anvil import dev_keys, start_anvil
 from pollen.chain import Chain, ChainError
 from pollen.deploy import Parameters, deploy_all
 from pollen.publish import publish_adapter, publish_checkpoint, register_adapter, register_version

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from eth_account import Account
 
-from pollen.anvil import dev_keys, start_anvil
+from devstack.anvil import dev_keys, start_anvil
 from pollen.chain import Chain
 from pollen.chain_membership import ChainMembership, endpoint_address
 from pollen.deploy import Parameters, deploy_all
@@ -65,7 +65,7 @@ def test_publish_cli_registers_a_version(chains, tmp_path):
     import subprocess
     import sys
 
-    from demo.procs import ROOT
+    from devstack.procs import ROOT
     from pollen.model.tiny import make_checkpoint
     from pollen.shards import manifest_cid_of
 

@@ -22,7 +22,7 @@ import torch
 
 from client.errors import RequestRejected
 from client.payer import Payer
-from demo.procs import ROOT
+from devstack.procs import ROOT
 from pollen.payments import Escrow
 from trusthelp import open_client, tiny_stack
 

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from demo.procs import ROOT
+from devstack.procs import ROOT
 from trusthelp import tiny_stack, FAULT, PARAMS, TOLERANCE
 
 

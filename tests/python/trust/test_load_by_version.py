@@ -14,7 +14,7 @@ import torch
 
 from client import AutoDistributedModelForCausalLM
 from client.loading import ModelSourceError
-from demo.procs import ROOT, start_stack
+from devstack.procs import ROOT, start_stack
 from trusthelp import PARAMS, TOLERANCE
 
 IDS = torch.tensor([[5, 17, 42, 9, 101, 7]])

@@ -21,7 +21,7 @@ import torch
 
 from client.disputes import Challenger
 from client.spotcheck import SpotChecker
-from demo.procs import ROOT, start_stack
+from devstack.procs import ROOT, start_stack
 from trusthelp import FAULT, PARAMS, TOLERANCE, open_client, session_via
 
 HONEST = ["--advertise-throughput", "50"]

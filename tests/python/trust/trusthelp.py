@@ -18,7 +18,7 @@ PARAMS = Parameters(draw_delay_blocks=1)
 
 def tiny_stack(tmp_path_factory, name: str, seed: int):
     """anvil + contracts + a tiny random Llama published and registered (no daemons yet)."""
-    from demo.procs import start_stack
+    from devstack.procs import start_stack
     from pollen.model.tiny import make_checkpoint
 
     work = tmp_path_factory.mktemp(name)

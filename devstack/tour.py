@@ -1,7 +1,7 @@
 """`make demo` until the full swarm demo lands: a local anvil with the contracts deployed, the
 addresses, and what to try next. Ctrl-C stops the chain.
 
-    .venv/bin/python -m pollen.tour [--port 8546]
+    .venv/bin/python -m devstack.tour [--port 8546]
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import time
 
 import click
 
-from pollen.anvil import AnvilError, start_anvil
+from devstack.anvil import AnvilError, start_anvil
 from pollen.chain import ChainError
 from pollen.deploy import deploy_all
 from pollen.ui import UiError, start_ui

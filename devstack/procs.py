@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pollen.anvil import Anvil, dev_keys, free_port, start_anvil
+from devstack.anvil import Anvil, dev_keys, free_port, start_anvil
 from pollen.chain import Chain, Deployment
 from pollen.deploy import Parameters, deploy_all
 from pollen.errors import PollenError
