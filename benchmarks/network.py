@@ -177,7 +177,9 @@ def table(args, results: dict) -> list[str]:
 
 
 def goal_lines(args, results) -> list[str]:
-    out = ["", "same tokens: Pollen's row vs Pollen loopback / Petals vs Pollen loopback (greedy)."]
+    first = next(iter(results))
+    out = ["", f"same tokens: the row's Pollen output / Petals' output vs Pollen's in the first row "
+               f"({first}), greedy, token for token."]
     for name, goal in GOALS.items():
         r = results.get(name)
         if not r or "petals" not in r:
