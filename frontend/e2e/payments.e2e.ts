@@ -1,7 +1,7 @@
 // The Payments page in a real headless Chromium against a real anvil and deployment: a server
 // declares a price, the browser's wallet deposits and allocates lanes through the page, the server
 // redeems a voucher the wallet signed, and the lane, earnings, fee and audit pool follow; then a
-// lane is reclaimed after its delay. Also: a deployment without the escrow still loads and says so.
+// lane is reclaimed after its delay; the operator redeems its voucher book from the page. Also: a deployment without the escrow still loads and says so.
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
@@ -10,6 +10,7 @@ import { createPublicClient, createWalletClient, getAddress, http, parseEther, p
 import { privateKeyToAccount } from 'viem/accounts';
 import { PaymentEscrowAbi } from '../src/generated/contracts';
 import { formatAmount } from '../src/format';
+import { VOUCHER_TYPES, voucherDomain } from '../src/vouchers';
 import { ARTIFACTS, FRONTEND, WALLET_KEY, chromiumMissing, startStack, type Stack } from './harness';
 import { TestWallet } from './wallet';
 // @ts-expect-error — plain ESM module without types
@@ -18,6 +19,7 @@ import { serveUi } from '../scripts/serve.mjs';
 // anvil's dev accounts #2 and #3: operators the chain driver registered on version 1 (spans [0,4) and [0,6)).
 const OP2_KEY = '0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a' as const;
 const OP3 = getAddress('0x90f79bf6eb2c4f870365e785982e1f101e93b906');
+const VOUCHER_DOMAIN = (escrow: Address) => voucherDomain(31337, escrow);
 
 const missing = chromiumMissing();
 if (missing) console.warn(`SKIPPING browser tests: ${missing}`);
@@ -157,6 +159,63 @@ describe.skipIf(!!missing)('Payments page in Chromium against anvil', () => {
     await textIs('#stat-audit-pool', formatAmount(fee, 'ETH'));
     await textIs('#stat-redeemed', '0.1 ETH');
     expect(await esc<bigint>('earned', [op2.address])).toBe(cumulative - fee);
+  });
+
+  test('the operator loads its voucher book on the page: a forged voucher is flagged, the rest is redeemed in one batch', async () => {
+    const cumulative = parseEther('0.25'); // 0.1 of it was redeemed above: 0.15 is owed, the lane holds 0.3
+    const voucher = { client: me, server: op2.address, cumulative, receipts: `0x${'cd'.repeat(32)}` as Hex };
+    const forged = { ...voucher, client: OP3 }; // "signed" by the wallet for someone else's lane
+    const sign = (message: typeof voucher) => wallet.account.signTypedData({ domain: VOUCHER_DOMAIN(escrow), types: VOUCHER_TYPES, primaryType: 'Voucher', message });
+    const entry = async (v: typeof voucher) => ({ ...v, cumulative: v.cumulative.toString(), signature: await sign(v) });
+    const book = { server: op2.address, chainId: 31337, escrow, vouchers: { [me]: await entry(voucher), [OP3]: await entry(forged) } };
+    const bookFile = join(stack.workDir, 'vouchers.json');
+    await writeFile(bookFile, JSON.stringify(book));
+
+    const opWallet = new TestWallet({ privateKey: OP2_KEY, rpc: stack.rpc, chainId: 31337 });
+    const opPage = await page.context().browser()!.newPage({ viewport: { width: 1280, height: 900 } });
+    try {
+      await opWallet.install(opPage);
+      await opPage.goto(`${stack.url}#/payments`);
+      await opPage.click('#connect');
+      await opPage.waitForSelector('#redeem-card:not([hidden])', { timeout: 15_000 });
+      // Pasted JSON for another server is refused with both addresses named.
+      await opPage.fill('#voucher-paste', JSON.stringify({ ...book, server: me, vouchers: {} }));
+      await opPage.click('#voucher-load-btn');
+      await opPage.waitForFunction((t) => document.querySelector('#voucher-book-status')?.textContent?.includes(t), `This book is for ${me}, your wallet is ${op2.address}`);
+
+      await opPage.setInputFiles('#voucher-file', bookFile);
+      await opPage.waitForSelector(`#voucher-table tr[data-client="${OP3}"]`, { timeout: 15_000 });
+      expect(await opPage.textContent(`#voucher-table tr[data-client="${OP3}"] .v-note`)).toMatch(/^bad signature: signed by 0x/);
+      const mine = `#voucher-table tr[data-client="${me}"]`;
+      expect(await opPage.textContent(`${mine} .v-cumulative`)).toBe('0.25 ETH');
+      expect(await opPage.textContent(`${mine} .v-redeemed`)).toBe('0.1 ETH');
+      expect(await opPage.textContent(`${mine} .v-redeemable`)).toBe('0.15 ETH');
+      const feeBps = BigInt(await esc<number>('feeBps'));
+      const gross = parseEther('0.15');
+      const fee = gross * feeBps / 10_000n;
+      expect(await opPage.textContent('#redeem-net')).toBe(formatAmount(gross - fee, 'ETH'));
+
+      const earnedBefore = await esc<bigint>('earned', [op2.address]);
+      await opPage.click('#redeem-btn');
+      await opPage.waitForSelector('#redeem-status[data-phase="confirmed"], #redeem-status[data-phase="failed"]', { timeout: 30_000 });
+      expect(await opPage.getAttribute('#redeem-status', 'data-phase')).toBe('confirmed');
+      await opPage.waitForSelector('#redeem-gross', { timeout: 15_000 });
+      expect(await opPage.textContent('#redeem-gross')).toContain('0.15 ETH');
+      expect(await opPage.textContent('#redeem-fee')).toContain(formatAmount(fee, 'ETH'));
+      expect(await esc<bigint>('earned', [op2.address])).toBe(earnedBefore + gross - fee);
+      await opPage.waitForFunction((t) => document.querySelector('#stat-my-earned')?.textContent?.startsWith(t), formatAmount(earnedBefore + gross - fee, 'ETH'), { timeout: 15_000 });
+      await opPage.waitForFunction((s) => document.querySelector(`${s} .v-note`)?.textContent === 'already redeemed', mine, { timeout: 15_000 });
+
+      // Nothing is left to redeem: refused before the wallet.
+      const sent = opWallet.calls.filter((m) => m === 'eth_sendTransaction').length;
+      await opPage.click('#redeem-btn');
+      await opPage.waitForFunction(() => document.querySelector('#redeem-status')?.textContent?.includes('pay nothing more'), null, { timeout: 15_000 });
+      expect(opWallet.calls.filter((m) => m === 'eth_sendTransaction').length).toBe(sent);
+      await opPage.evaluate(() => window.scrollTo(0, 0));
+      await opPage.screenshot({ path: join(ARTIFACTS, 'payments-redeemed.png'), fullPage: true });
+    } finally {
+      await opPage.close();
+    }
   });
 
   test('announce a reclaim, wait out the delay, and take the lane back', async () => {

@@ -1,7 +1,7 @@
 // Payments: every server's declared price, credit limit and earnings next to its span; the
 // protocol fee and the audit pool; and for the connected wallet its deposit and its lanes (one per
 // server it pays), with deposit, allocate, withdraw and reclaim, and for an operator withdrawing,
-// spending and pricing its earnings (PaymentEscrow, AuditFeePayer).
+// spending and pricing its earnings and redeeming its daemon's voucher book (PaymentEscrow, AuditFeePayer).
 import { formatEther, type Address } from 'viem';
 import type { Ctx, View } from '../app';
 import type { ServerInfo } from '../chainData';
@@ -13,6 +13,10 @@ import {
   newLaneIndex, paymentContracts, planAllocation, pricePerToken, readPayments, type Lane, type PayReader, type PaymentBook, type PaymentContracts,
 } from '../payments';
 import { phaseText, type TxEntry, type TxRequest } from '../tx';
+import {
+  checkBookFor, checkPlan, parseVoucherBook, planRedeem, readVoucherRows, redeemArgs, redeemResult, rowProblem,
+  type RedeemResult, type VoucherBook, type VoucherReader, type VoucherRow,
+} from '../vouchers';
 import { addr, badge, empty, stat, you } from './common';
 
 const STATUS_TONE = { Active: 'ok', Inactive: 'warn', Left: 'muted', None: 'muted' } as const;
@@ -202,11 +206,13 @@ class WalletPanel {
   private laneRows = new Map<Address, { state: HTMLElement; actions: HTMLElement; kind: string; input: HTMLInputElement; status: TxStatus }>();
   private send = (req: TxRequest) => this.ctx.tx.send(req);
   private escrow: { address: Address; abi: typeof PaymentEscrowAbi };
+  private redeemCard: RedeemCard;
 
   constructor(private ctx: Ctx, pc: PaymentContracts, private account: Address, private book: () => PaymentBook | null,
     private reread: () => void) {
     this.escrow = { address: pc.escrow, abi: PaymentEscrowAbi };
-    this.el = h('div', { class: 'account-grid' }, this.clientCard(), this.earningsCard());
+    this.redeemCard = new RedeemCard(ctx, pc, account, () => this.book()?.globals.feeBps ?? null, this.sendAndReread);
+    this.el = h('div', { class: 'account-grid' }, this.clientCard(), this.earningsCard(), this.redeemCard.el);
   }
 
   private sendAndReread = async (req: TxRequest): Promise<TxEntry> => {
@@ -336,6 +342,7 @@ class WalletPanel {
     const w = this.wallet();
     const sym = this.ctx.chain.symbol;
     this.renderSelect();
+    this.redeemCard.render();
     if (!w) {
       fill(this.live.stats, h('span', { class: 'muted' }, 'Reading your deposit…'));
       return;
@@ -451,5 +458,127 @@ class WalletPanel {
       case 'open': return [announce];
       default: return [h('span', { class: 'muted' }, 'nothing to reclaim')];
     }
+  }
+}
+
+/** An operator's "Redeem vouchers" card: load its daemon's voucher book (file or pasted JSON), see
+ *  what each client's newest voucher pays now, and redeem every one that pays in one batch. */
+class RedeemCard {
+  el: HTMLElement;
+  private fileIn = h('input', { type: 'file', id: 'voucher-file', accept: '.json,application/json', 'aria-label': 'Voucher book file' });
+  private pasteIn = h('textarea', { id: 'voucher-paste', rows: 3, style: { flex: '1 1 24rem' }, placeholder: 'or paste the voucher book JSON here' });
+  private note = h('p', { class: 'hint', id: 'redeem-note' });
+  private table = h('div', { id: 'voucher-table' });
+  private result = h('div', { id: 'redeem-result' });
+  private loadSt = txStatus('voucher-book-status');
+  private st = txStatus('redeem-status');
+  private voucherBook: VoucherBook | null = null;
+  private rows: VoucherRow[] = [];
+
+  constructor(private ctx: Ctx, private pc: PaymentContracts, private account: Address, private feeBps: () => number | null,
+    private send: (req: TxRequest) => Promise<TxEntry>) {
+    this.fileIn.addEventListener('change', () => void this.loadFile());
+    this.el = h('div', { class: 'card', id: 'redeem-card', hidden: true },
+      h('h2', null, 'Redeem vouchers'),
+      h('p', { class: 'hint' }, 'Your daemon keeps the newest voucher each client signed in its voucher book (a JSON file). Load it to see what each client owes you now, then redeem them all in one transaction.'),
+      h('div', { class: 'row' }, h('label', { for: 'voucher-file' }, 'Voucher book'), this.fileIn),
+      h('div', { class: 'row' }, this.pasteIn, h('button', { id: 'voucher-load-btn', onclick: () => void this.load(this.pasteIn.value) }, 'Check')),
+      this.loadSt.el, this.note, this.table,
+      h('div', { class: 'row' }, h('button', { class: 'primary', id: 'redeem-btn', onclick: () => void this.redeem() }, 'Redeem')),
+      this.st.el, this.result);
+  }
+
+  /** Shown for a registered server; the note says when it is not active (the escrow would refuse it). */
+  render(): void {
+    const s = this.ctx.data.servers.get(this.account);
+    this.el.hidden = !s || s.status === 'None';
+    this.note.textContent = s && s.status !== 'Active' ? `Your server is ${s.status.toLowerCase()}: only an active server can redeem. Re-register under My account first.` : '';
+  }
+
+  private async loadFile(): Promise<void> {
+    const f = this.fileIn.files?.[0];
+    if (f) await this.load(await f.text());
+  }
+
+  /** Parse and check a book, then read what each voucher pays now. */
+  private async load(text: string): Promise<void> {
+    fill(this.result);
+    try {
+      const book = parseVoucherBook(text);
+      checkBookFor(book, this.account, this.ctx.chain.id, this.pc.escrow);
+      this.voucherBook = book;
+      await this.refresh();
+      this.loadSt.say(`Loaded ${book.vouchers.length} voucher${book.vouchers.length === 1 ? '' : 's'} for ${book.server}.`, 'confirmed');
+    } catch (e) {
+      this.voucherBook = null;
+      this.rows = [];
+      fill(this.table);
+      const x = this.ctx.explain(e);
+      this.loadSt.say(x.message);
+    }
+  }
+
+  private async refresh(): Promise<void> {
+    if (!this.voucherBook) return;
+    this.rows = await readVoucherRows(this.ctx.client as unknown as VoucherReader, this.voucherBook);
+    this.renderTable();
+  }
+
+  private renderTable(): void {
+    const sym = this.ctx.chain.symbol;
+    const fee = this.feeBps();
+    const plan = planRedeem(this.rows, fee ?? 0);
+    const rows = this.rows.map((r) => {
+      const problem = rowProblem(r);
+      return h('tr', { 'data-client': r.voucher.client, class: problem ? 'muted' : null },
+        h('td', null, addr(r.voucher.client, this.account)),
+        h('td', { class: 'num v-cumulative' }, formatAmount(r.voucher.cumulative, sym)),
+        h('td', { class: 'num v-redeemed' }, formatAmount(r.redeemed, sym)),
+        h('td', { class: 'num v-redeemable' }, formatAmount(r.redeemable, sym)),
+        h('td', { class: problem?.startsWith('bad') ? 'v-note err' : 'v-note' }, problem ?? 'sent'));
+    });
+    fill(this.table,
+      h('table', { class: 'vouchers' },
+        h('thead', null, h('tr', null, ...['Client', 'Cumulative', 'Already redeemed', 'Redeemable now', ''].map((t) => h('th', null, t)))),
+        h('tbody', null, rows)),
+      h('p', { id: 'redeem-total' }, `Redeemable now: ${formatAmount(plan.gross, sym)}; after the ${fee === null ? '…' : formatBps(fee)} fee you earn `,
+        h('strong', { id: 'redeem-net' }, formatAmount(plan.net, sym)), plan.left ? ` (${plan.left} voucher${plan.left === 1 ? '' : 's'} left out)` : ''));
+  }
+
+  /** Re-read the lanes, then send one batch of the vouchers that pay, at most at the current fee. */
+  private async redeem(): Promise<void> {
+    const fee = this.feeBps();
+    if (!this.voucherBook) return this.st.say('Load your voucher book first (file or pasted JSON above).');
+    if (fee === null) return this.st.say('Still reading the protocol fee from the chain; try again in a moment.');
+    try {
+      await this.refresh();
+    } catch (e) {
+      return this.st.say(`Cannot read the lanes: ${this.ctx.explain(e).message}`);
+    }
+    let plan;
+    try {
+      plan = checkPlan(planRedeem(this.rows, fee), this.rows);
+    } catch (e) {
+      return this.st.say(this.ctx.explain(e).message);
+    }
+    const sym = this.ctx.chain.symbol;
+    const r = await this.send({
+      title: `Redeem ${plan.vouchers.length} voucher${plan.vouchers.length === 1 ? '' : 's'} (${formatAmount(plan.gross, sym)})`,
+      address: this.pc.escrow, abi: PaymentEscrowAbi, functionName: 'redeem', args: redeemArgs(plan, fee), onUpdate: this.st.show,
+    });
+    if (r.phase !== 'confirmed' || !r.hash) return;
+    const receipt = await this.ctx.client.getTransactionReceipt({ hash: r.hash });
+    this.showResult(redeemResult(receipt.logs));
+    await this.refresh().catch(() => {});
+  }
+
+  private showResult(res: RedeemResult | null): void {
+    const sym = this.ctx.chain.symbol;
+    if (!res) return fill(this.result, h('p', { class: 'muted' }, 'Redeemed, but the transaction has no BatchRedeemed event to read the amounts from.'));
+    fill(this.result, h('div', { class: 'stats' },
+      stat('vouchers redeemed', String(res.vouchers), 'redeem-count'),
+      stat('gross', formatAmount(res.gross, sym), 'redeem-gross'),
+      stat('fee to the audit pool', formatAmount(res.fee, sym), 'redeem-fee'),
+      stat('net, added to your earnings', formatAmount(res.net, sym), 'redeem-net-result')));
   }
 }
