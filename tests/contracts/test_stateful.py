@@ -3,7 +3,10 @@ withdraw, join, leave; receipts issued and disputed (commit, then reveal), the s
 session disputed again, openings copied by someone else or revealed too late, receipts signed
 after the server left; draws (after servers joined or left since the opening), draws past the
 blockhash window (lapses); commits, reveals, silence, abstentions; resolutions, appeals; time
-travel. Honest audits (every drawn auditor votes the truth) mix with random votes.
+travel. Honest audits (every drawn auditor votes the truth) mix with random votes. Payments run
+in the same sequences (stateful_payments.py): vouchers redeemed in batches by servers that may
+have been slashed or left, auditors paid from the audit pool, reclaims, withdrawals; their
+books and per-account earnings are checked after every step too.
 
 Checked after every step: the vault's books balance and escrow holds exactly the open disputes'
 bonds and appeal bonds. Checked on every transaction, against a model kept from the events and
@@ -41,6 +44,8 @@ from hypothesis.stateful import (
 
 from conftest import CID, ETHER, EVIDENCE, PARAMS, fingerprint, fresh_accounts, params_with
 from pollen import artifacts
+from pollen.payments import PaymentDomain
+from stateful_payments import PayEnv, PaymentRules, deploy_payments
 from pollen.receipts import Receipt, ReceiptDomain, sign_receipt
 
 STEPS = int(os.environ.get("POLLEN_STATEFUL_STEPS", "30"))
@@ -123,12 +128,17 @@ def test_random_sequences_keep_books_and_slash_only_faulty(project, chain, owner
     # Deployed once; every example starts from this snapshot (restoring consumes a snapshot, so
     # each example takes the next one right after restoring).
     vault, registry, court = deploy(project, owner, ops, keys)
+    payers = [challenger, stranger]  # clients paying every server (the challenger also disputes)
+    escrow, fees = deploy_payments(project, owner, registry, court, ops, payers)
+    ev = Views(w3, escrow, "PaymentEscrow", owner.address)
     vv = Views(w3, vault, "StakeVault", owner.address)
     rv = Views(w3, registry, "ServerRegistry", owner.address)
     cv = Views(w3, court, "DisputeCourt", owner.address)
     snapshot = [chain.snapshot()]
 
-    class Machine(RuleBasedStateMachine):
+    class Machine(PaymentRules):
+        OK, fail, count = OK, staticmethod(fail), staticmethod(count)  # for the payment rules
+
         @initialize(appeal=st.sampled_from([0, 600]), min_age=st.sampled_from([0, 120]), k=st.sampled_from([3, 3, 4]))
         def start(self, appeal, min_age, k):
             chain.restore(snapshot[0])
@@ -140,6 +150,8 @@ def test_random_sequences_keep_books_and_slash_only_faulty(project, chain, owner
             books = self.books()
             assert books == {k: getattr(self.vv, k)() for k in BOOK_SLOTS} and books["totalStaked"] > 0
             self.domain = ReceiptDomain(chain_id=chain.chain_id, court=self.court.address)
+            self.pay = PayEnv(escrow, fees, ev, payers, ops, PaymentDomain(chain_id=chain.chain_id,
+                              escrow=escrow.address), w3, by_addr)
             self.receipts = []  # openings revealed: {"r", "sig", "by", "block", "salt", "faulty", ...}
             self.d = {}  # dispute id -> model
             self.slashed = {}  # incident -> the dispute that slashed it
@@ -361,6 +373,7 @@ def test_random_sequences_keep_books_and_slash_only_faulty(project, chain, owner
             open_bonds = sum(m["bond"] + m["appeal_bond"] for m in self.d.values() if m["stage"] != RESOLVED)
             if books["escrow"] != open_bonds:
                 fail(f"escrow {books['escrow']} != open bonds {open_bonds}")
+            self.check_payment_books()
             count("steps")
 
         def teardown(self):
@@ -674,6 +687,7 @@ def test_random_sequences_keep_books_and_slash_only_faulty(project, chain, owner
     print("stateful:", executed)
     if EXAMPLES * STEPS >= 300:  # a full run must have exercised the main paths
         for key in ("opened", "panels drawn", "accused slashed", "silent penalised", "honest audits ruled", "appeals",
-                    "lapses", f"outcome {NO_QUORUM}", f"outcome {HONEST}"):
+                    "lapses", f"outcome {NO_QUORUM}", f"outcome {HONEST}", "redeemed", "auditors paid",
+                    "redeem refused (PaymentEscrow_NotActiveServer)", "earnings withdrawn"):
             if not executed.get(key):
                 fail(f"no {key!r} in {EXAMPLES} examples: {executed}")
