@@ -8,7 +8,7 @@ key), register (or update the endpoint after a restart). Then watch the chain (n
     ServerDeactivated(me)  -> stop serving; re-stake + re-register if `restake`, else leave, exit
     Slashed(me)            -> report it (deactivation follows from the registry)
     DisputeOpened(me)      -> report that we are accused
-    AuditorsDrawn(me in)   -> queue an audit; the tick fetches evidence, recomputes, commits, reveals
+    AuditorsDrawn(me in)   -> queue an audit; each tick node.audits.AuditDuty fetches evidence, recomputes, commits, reveals
     DisputeResolved        -> record the outcome of our audits
     VersionDeprecated      -> announce it (moving to the successor is left to the operator)
     SIGTERM / SIGINT       -> leave the registry and request unstake (configurable), exit cleanly
@@ -26,19 +26,17 @@ import sys
 import threading
 import time
 
-from node import auditor as aud
+from node.audits import AuditDuty
 from node.daemon_config import DaemonConfig, parse_blocks
 from node.runtime import ComputeLoop, direct
-from node.state import COMMITTED, DECIDED, DONE, DRAWN, REVEALED, StateStore, emit
+from node.state import DONE, StateStore, emit
 from node.watcher import Watcher
-from pollen.chain import Chain, ChainError, ContractReverted, Deployment
-from pollen.disputes import RULINGS, can_draw, can_rule, can_settle, outcome_name
-from pollen.errors import PollenError
+from pollen.chain import Chain, ChainError, Deployment
+from pollen.disputes import RULINGS, outcome_name
 from pollen.receipts import Receipt
 
 log = logging.getLogger("pollen.node.daemon")
 WEI = 10**18
-VOTE_COMMITTED, VOTE_REVEALED = 2, 3  # DisputeCourt.VoteState: >= these mean done
 
 
 class CountingSigner:
@@ -78,6 +76,7 @@ class Daemon:
         from node.earnings import Earnings
 
         self.earnings = Earnings.from_deployment(self.chain, self.me, cfg, self.states.folder)
+        self.audits = AuditDuty(self.chain, self.store, cfg, self.tolerance, self.own_span, self.save)
 
     # ---- start-up ---------------------------------------------------------------------------
     def ensure_stake(self) -> None:
@@ -269,134 +268,9 @@ class Daemon:
         self.record_stats()
         if self.earnings is not None:
             self.earnings.tick()
-        self.push_draws()
+        self.audits.push_draws(self.state.draws)
         self.maybe_rebalance()
-        for audit in list(self.state.audits.values()):
-            if audit.stage != DONE:
-                try:
-                    self.advance(audit)
-                except ContractReverted as exc:
-                    log.warning("dispute %d: %s", audit.dispute_id, exc)
-                    self.reconcile(audit)
-                except PollenError as exc:  # chain/store trouble: the next tick tries again
-                    log.warning("dispute %d: %s (will retry)", audit.dispute_id, exc)
-                self.save()
-
-    def advance(self, audit) -> None:
-        d = self.chain.dispute(audit.dispute_id)
-        if d["stage"] == "resolved":
-            audit.stage, audit.outcome = DONE, d["outcome"]
-            return
-        now = self.chain.w3.eth.get_block("latest")["timestamp"]
-        if audit.stage == DRAWN:
-            self.decide(audit, d)
-        if audit.stage == DECIDED and now <= d["commit_deadline"]:
-            self.commit(audit)
-        if audit.stage == COMMITTED and self.reveal_open(d, now):
-            self.reveal(audit)
-        if audit.stage in (DECIDED, DRAWN) and now > d["commit_deadline"]:
-            audit.stage, audit.note = DONE, audit.note + " (commit window missed)"
-        if audit.stage == REVEALED:
-            self.push_resolve(audit, self.chain.dispute(audit.dispute_id), now)
-
-    def push_draws(self) -> None:
-        """Draw auditors for disputes whose draw block is mined (staggered so helpers rarely race)."""
-        block = self.chain.w3.eth.block_number
-        for dispute_id in list(self.state.draws):
-            d = self.chain.dispute(dispute_id)
-            if d["stage"] != "awaiting_draw":
-                self.state.draws.remove(dispute_id)
-            elif can_draw(d, block - int(self.me, 16) % 3):  # staggered by address
-                try:
-                    self.chain.draw_auditors(dispute_id)
-                except ChainError as exc:  # someone else drew first
-                    log.info("draw %d: %s", dispute_id, exc)
-
-    def decide(self, audit, d) -> None:
-        opened = self.opened_event(audit.dispute_id)
-        receipt = receipt_of(opened["receipt"])
-        # Auditors are drawn from every version's servers: judge with the disputed version's
-        # weights and tolerance (our own span only when it is that version's, in float32).
-        same = receipt.version_id == self.cfg.version_id
-        tolerance = self.tolerance if same else self.chain.version(receipt.version_id)["tolerance_micros"] / 1e6
-        spans = aud.SpanProvider(self.chain, self.store, receipt.version_id, self.cfg.cache_dir,
-                                 self.own_span() if same else None)
-        # All of it on the watcher thread, never the compute loop that serves sessions: fetching
-        # (network, disk) and the recomputation (read-only use of the weights, its own buffers;
-        # it competes for cores but no session waits on it).
-        ready = aud.prepare(self.store, d, opened["evidenceCid"], receipt, spans)
-        verdict = ready if isinstance(ready, aud.Verdict) else aud.judge(ready, spans, tolerance)
-        audit.faulty, audit.error, audit.note = verdict.faulty, verdict.error, verdict.note
-        audit.verdict, audit.fingerprint, audit.bad_block = verdict.verdict, verdict.fingerprint.hex(), verdict.bad_block
-        audit.salt = os.urandom(32).hex()
-        audit.stage = DECIDED
-        self.save()  # the salt is on disk before the commitment can reach the chain
-        emit("audited", operator=self.me, dispute_id=audit.dispute_id, faulty=verdict.faulty,
-             verdict=verdict.verdict, block=verdict.bad_block, error=verdict.error, note=verdict.note)
-
-    def settled_nonce(self, timeout_s: float = 60.0) -> None:
-        """Wait until none of our transactions is in flight (e.g. one sent just before a crash),
-        so the vote state read next is final and nothing is sent twice."""
-        deadline = time.monotonic() + timeout_s
-        eth = self.chain.w3.eth
-        while eth.get_transaction_count(self.me, "pending") > eth.get_transaction_count(self.me, "latest"):
-            if time.monotonic() > deadline:
-                raise ChainError(f"a transaction from {self.me} is still pending after {timeout_s:.0f} s")
-            time.sleep(0.2)
-
-    def commit(self, audit) -> None:
-        self.settled_nonce()
-        if self.vote_state(audit.dispute_id) < VOTE_COMMITTED:
-            self.chain.commit_vote(audit.dispute_id, audit.verdict, bytes.fromhex(audit.fingerprint),
-                                   bytes.fromhex(audit.salt))
-        audit.stage = COMMITTED
-        emit("committed", operator=self.me, dispute_id=audit.dispute_id)
-
-    def reveal(self, audit) -> None:
-        self.settled_nonce()
-        if self.vote_state(audit.dispute_id) < VOTE_REVEALED:
-            self.chain.reveal_vote(audit.dispute_id, audit.verdict, bytes.fromhex(audit.fingerprint),
-                                   bytes.fromhex(audit.salt))
-        audit.stage = REVEALED
-        emit("revealed", operator=self.me, dispute_id=audit.dispute_id, faulty=audit.faulty, verdict=audit.verdict)
-
-    def push_resolve(self, audit, d, now: int) -> None:
-        """Rule the round once every vote is in (or the reveal deadline passed); settle once the
-        appeal window (if any) closed. Done only when settled: an appeal may draw a new panel."""
-        if not (can_rule(d, now) or can_settle(d, now)):
-            return
-        try:
-            outcome = self.chain.resolve(audit.dispute_id)
-        except ChainError as exc:  # someone else pushed it first
-            log.info("resolve %d: %s", audit.dispute_id, exc)
-            return
-        if outcome == "appealable":
-            emit("ruled", dispute_id=audit.dispute_id, ruling=self.chain.dispute(audit.dispute_id)["first_ruling"])
-            return
-        audit.stage, audit.outcome = DONE, outcome
-        emit("resolved", dispute_id=audit.dispute_id, outcome=outcome, by=self.me)
-
-    def reconcile(self, audit) -> None:
-        """After a revert: align the local stage with what the chain says happened."""
-        state = self.vote_state(audit.dispute_id)
-        if state >= VOTE_REVEALED:
-            audit.stage = max(audit.stage, REVEALED, key=_STAGES.index)
-        elif state == VOTE_COMMITTED and audit.stage in (DRAWN, DECIDED):
-            audit.stage = COMMITTED
-
-    @staticmethod
-    def reveal_open(d, now: int) -> bool:
-        return (d["committed_count"] >= d["drawn_count"] or now > d["commit_deadline"]) and now <= d["reveal_deadline"]
-
-    def vote_state(self, dispute_id: int) -> int:
-        return int(self.chain.court.functions.voteOf(dispute_id, self.me).call()[1])
-
-    def opened_event(self, dispute_id: int):
-        logs = self.chain.court.events.DisputeOpened().get_logs(
-            from_block=self.chain.deployment.deployed_at_block, argument_filters={"disputeId": dispute_id})
-        if not logs:
-            raise ChainError(f"no DisputeOpened event for dispute {dispute_id}")
-        return logs[0]["args"]
+        self.audits.tick(self.state.audits)
 
     def own_span(self):
         """Our served span as the float32 reference for audits, unless it is not one: another
@@ -488,18 +362,6 @@ class Daemon:
             log.warning("%s failed: %s", what, exc)
 
 
-_STAGES = [DRAWN, DECIDED, COMMITTED, REVEALED, DONE]
-
-
-def receipt_of(struct) -> Receipt:
-    """The Receipt from a DisputeOpened event's struct (a dict or a tuple in ABI order)."""
-    names = ["server", "versionId", "firstBlock", "lastBlock", "term", "kind", "sessionId", "step",
-             "inputHash", "outputHash", "blocksRoot", "issuedAt"]
-    v = [struct[n] for n in names] if hasattr(struct, "keys") else list(struct)
-    return Receipt(server=v[0], version_id=int(v[1]), first_block=int(v[2]), last_block=int(v[3]),
-                   term=int(v[4]), kind=int(v[5]), session_id=bytes(v[6]), step=int(v[7]),
-                   input_hash=bytes(v[8]), output_hash=bytes(v[9]), blocks_root=bytes(v[10]),
-                   issued_at=int(v[11]))
 
 
 EXIT_DEACTIVATED = 3  # the process status when the daemon stopped because it was slashed/deactivated
