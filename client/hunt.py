@@ -14,6 +14,7 @@ import click
 import torch
 
 from client.spotcheck import SpotChecker
+from pollen.networks import deployment_options
 
 log = logging.getLogger("pollen.client.hunt")
 
