@@ -134,11 +134,23 @@ def _new_token_budget(config, prompt_len: int) -> int:
     return budget
 
 
-def _check_mask(attention_mask) -> None:
-    if attention_mask is not None and not bool(torch.as_tensor(attention_mask).bool().all()):
-        raise GenerationConfigError(
-            "attention_mask has padding (zeros): the swarm serves unpadded batches; generate "
-            "prompts of equal length together, or one at a time")
+def padded_rows(attention_mask) -> list[int] | None:
+    """Per row, how many left pads the mask has; None when nothing is padded. Right padding or
+    holes raise (a decoder-only model continues after the last token, as transformers warns)."""
+    if attention_mask is None:
+        return None
+    mask = torch.as_tensor(attention_mask).bool()  # (B, T)
+    if bool(mask.all()):
+        return None
+    pads = (~mask).int().cumprod(dim=1).sum(dim=1)  # (B,) leading zeros
+    for row, n in enumerate(pads.tolist()):
+        if n == mask.shape[1]:
+            raise GenerationConfigError(f"attention_mask row {row} is all padding: nothing to continue")
+        if not bool(mask[row, n:].all()):
+            raise GenerationConfigError(
+                f"attention_mask row {row} has padding after its first token: pad on the left for "
+                "generation (tokenizer.padding_side = 'left')")
+    return pads.tolist()
 
 
 class _CallableStreamer:
@@ -156,39 +168,86 @@ class _CallableStreamer:
         pass
 
 
-def generate(model, input_ids: torch.Tensor, generation_config=None, *, session=None, streamer=None,
-             generator=None, attention_mask=None, tokenizer=None, **kwargs) -> torch.Tensor:
-    """(B, T) prompt -> (B·n, T + new) ids, n = num_return_sequences. With `session`, continues
-    where it left off. `streamer` follows transformers' protocol: `put(prompt)`, `put(tokens)` per
-    step, `end()`; a plain callable gets each new (B,) batch of tokens."""
+def generate(model, inputs: torch.Tensor | None = None, generation_config=None, *, session=None, streamer=None,
+             generator=None, attention_mask=None, tokenizer=None, input_ids=None, **kwargs) -> torch.Tensor:
+    """(B, T) prompt -> (B·n, T + new) ids, n = num_return_sequences. In a session (`session=`, or
+    the one a `with model.inference_session(...)` block opened) it continues where the last call
+    left off, as Petals does: the previous calls' tokens condition the processors (repetition
+    penalty, n-grams), only this call's tokens are returned, and `inputs=None` just goes on.
+    A left-padded batch (`attention_mask` with leading zeros) runs each row alone and pads the
+    results like transformers. `streamer` follows transformers' protocol: `put(prompt)`,
+    `put(tokens)` per step, `end()`; a plain callable gets each new (B,) batch of tokens."""
+    inputs = inputs if inputs is not None else input_ids
     config = resolve_config(model, generation_config, **kwargs)
-    _check_mask(attention_mask)
-    eos = _as_list(config.eos_token_id)
-    pad = config.pad_token_id if config.pad_token_id is not None else (eos[0] if eos else 0)
-    if (config.num_return_sequences or 1) > 1:
-        input_ids = input_ids.repeat_interleave(config.num_return_sequences, dim=0)
-    prompt_len, budget = input_ids.shape[1], _new_token_budget(config, input_ids.shape[1])
-    procs = build_processors(config, prompt_len, eos)
-    stops = [config.stop_strings] if isinstance(config.stop_strings, str) else list(config.stop_strings or [])
+    session = session if session is not None else getattr(model, "active_session", None)
+    pads = padded_rows(attention_mask)
+    if pads is not None:
+        return _generate_padded(model, inputs, pads, config, session, streamer, generator, tokenizer)
+    if inputs is None and session is None:
+        raise GenerationConfigError("generate() needs input ids (inputs= / input_ids=) unless it continues "
+                                    "an inference session")
     if streamer is not None and not hasattr(streamer, "put"):
         streamer = _CallableStreamer(streamer)
-    own = session is None
-    if own:
-        session = model.inference_session(prompt_len + budget, input_ids.shape[0])
-    try:
-        return _decode(model, session, input_ids, budget, config, procs, eos, pad, stops, streamer,
-                       generator, tokenizer or model.tokenizer)
-    finally:
-        if own:
-            session.close()
+    if session is not None:
+        return _continue(model, session, inputs, config, streamer, generator, tokenizer)
+    if (config.num_return_sequences or 1) > 1:
+        inputs = inputs.repeat_interleave(config.num_return_sequences, dim=0)
+    budget = _new_token_budget(config, inputs.shape[1])
+    with model.inference_session(inputs.shape[1] + budget, inputs.shape[0]) as own:
+        return _continue(model, own, inputs, config, streamer, generator, tokenizer)
 
 
-def _decode(model, session, input_ids, budget, config, procs, eos, pad, stops, streamer, generator, tokenizer):
-    ids = input_ids  # (B, T)
-    to_send = input_ids if session.pending_ids is None else torch.cat([session.pending_ids, input_ids], 1)
-    done = torch.zeros(ids.shape[0], dtype=torch.bool)
+def _continue(model, session, inputs, config, streamer, generator, tokenizer) -> torch.Tensor:
+    """One generate() call in `session`: (B, t) new inputs (or None) -> (B, t + new)."""
+    history = getattr(session, "output_ids", None)  # (B, n_prev) tokens of earlier calls
+    if inputs is None and session.pending_ids is None:
+        raise GenerationConfigError("generate(None) continues a session, but this one has no tokens yet: "
+                                    "pass input ids")
+    if inputs is None:
+        inputs = torch.empty(session.pending_ids.shape[0], 0, dtype=torch.long)
+    n_prev = 0 if history is None else history.shape[1]
+    ids = inputs if history is None else torch.cat([history, inputs], dim=1)  # (B, n_prev + t)
+    eos = _as_list(config.eos_token_id)
+    pad = config.pad_token_id if config.pad_token_id is not None else (eos[0] if eos else 0)
+    budget = _new_token_budget(config, ids.shape[1])
+    procs = build_processors(config, ids.shape[1], eos)
+    stops = [config.stop_strings] if isinstance(config.stop_strings, str) else list(config.stop_strings or [])
+    ids = _decode(model, session, ids, inputs, budget, config, procs, eos, pad, stops, streamer, generator,
+                  tokenizer or model.tokenizer)
+    session.output_ids = ids
+    return ids[:, n_prev:]
+
+
+def _generate_padded(model, inputs, pads, config, session, streamer, generator, tokenizer) -> torch.Tensor:
+    """A left-padded batch, row by row: each row's unpadded prompt generated alone (exactly the
+    tokens it gets alone), then laid out as transformers does: left pads kept, rows that stopped
+    early filled with the pad token on the right."""
+    if session is not None:
+        raise GenerationConfigError("a left-padded batch cannot continue an inference session: open one "
+                                    "session per prompt, or pass prompts of equal length")
     if streamer is not None:
-        streamer.put(input_ids)
+        raise GenerationConfigError("streamers take one sequence: stream prompts one at a time")
+    eos = _as_list(config.eos_token_id)
+    pad = config.pad_token_id if config.pad_token_id is not None else (eos[0] if eos else 0)
+    n, width = config.num_return_sequences or 1, inputs.shape[1]
+    rows = []
+    for row, n_pad in enumerate(pads):
+        row_config = copy.deepcopy(config)
+        if config.max_new_tokens is None:  # max_length counts the pads, as in transformers
+            row_config.max_new_tokens = _new_token_budget(config, width)
+        out = generate(model, inputs[row:row + 1, n_pad:], row_config, generator=generator,
+                       tokenizer=tokenizer)  # (n, T_row + new_row)
+        rows += [torch.cat([inputs[row:row + 1, :n_pad].expand(n, -1), out], dim=1)]
+    longest = max(r.shape[1] for r in rows)
+    return torch.cat([torch.nn.functional.pad(r, (0, longest - r.shape[1]), value=pad) for r in rows])
+
+
+def _decode(model, session, ids, inputs, budget, config, procs, eos, pad, stops, streamer, generator, tokenizer):
+    """ids (B, T): the session's tokens so far and this call's inputs (B, t) -> (B, T + new)."""
+    to_send = inputs if session.pending_ids is None else torch.cat([session.pending_ids, inputs], 1)
+    start, done = ids.shape[1], torch.zeros(ids.shape[0], dtype=torch.bool)
+    if streamer is not None:
+        streamer.put(ids)
     for _ in range(budget):
         h = session.step(model.parts.embed(to_send))  # (B, t, H)
         scores = procs(ids, model.parts.head(h[:, -1]).float())  # (B, V)
@@ -202,7 +261,7 @@ def _decode(model, session, input_ids, budget, config, procs, eos, pad, stops, s
             streamer.put(nxt)
         if eos:
             done |= torch.isin(nxt, torch.tensor(eos, dtype=nxt.dtype))
-        if done.all() or _hit_stop(tokenizer, ids[:, input_ids.shape[1]:], stops):
+        if done.all() or _hit_stop(tokenizer, ids[:, start:], stops):
             break
     session.pending_ids = to_send
     if streamer is not None:

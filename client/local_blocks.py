@@ -81,6 +81,8 @@ class LocalSession:
         self.local, self.remote, self.max_length = local, remote, max_length
         self.head_cache, self.tail_cache = local.new_caches(batch_size, max_length)
         self.pending_ids = None  # sampled but not yet sent (generate)
+        self.output_ids = None  # (B, n) tokens of earlier generate() calls
+        self.on_context = None  # fn(session | None) on entering / leaving a `with` block
 
     def step(self, hidden: torch.Tensor, prompts: torch.Tensor | None = None) -> torch.Tensor:
         """hidden (B, T, C) embeddings -> (B, T, C) after all blocks."""
@@ -99,9 +101,13 @@ class LocalSession:
         self.remote.close()
 
     def __enter__(self):
+        if self.on_context is not None:
+            self.on_context(self)
         return self
 
     def __exit__(self, *exc):
+        if self.on_context is not None:
+            self.on_context(None)
         self.close()
 
     def __getattr__(self, name):  # only called for attributes not found on the wrapper

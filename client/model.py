@@ -33,6 +33,7 @@ token embeddings.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import torch
@@ -75,6 +76,7 @@ class DistributedModelForCausalLM(nn.Module):
         self.lora = LoraWeights(self.block_template(), n_blocks, tuning) if mode == "lora" else None
         self.score = self._make_head(num_labels)
         self.local: LocalBlocks | None = None  # blocks run in this process (local_blocks=)
+        self._active = threading.local()  # per thread: the session of its `with model.inference_session()`
         if tuning.tuning_mode is not None:  # only the client-owned tuning parameters train
             self.parts.requires_grad_(False)
 
@@ -155,7 +157,21 @@ class DistributedModelForCausalLM(nn.Module):
 
     def inference_session(self, max_length: int, batch_size: int = 1) -> InferenceSession:
         """With prompts, their N positions are added to max_length and sent before the first step
-        (deep prompts with it). Client LoRA cannot run in inference streams yet (TuningError)."""
+        (deep prompts with it). Client LoRA cannot run in inference streams yet (TuningError).
+        Inside `with model.inference_session(...)`, generate() uses it without `session=` (Petals)."""
+        session = self._new_session(max_length, batch_size)
+        session.on_context = self._set_active
+        return session
+
+    @property
+    def active_session(self):
+        """The session this thread's enclosing `with model.inference_session(...)` opened, or None."""
+        return getattr(self._active, "session", None)
+
+    def _set_active(self, session) -> None:
+        self._active.session = session
+
+    def _new_session(self, max_length: int, batch_size: int):
         if self.lora is not None:
             raise TuningError("inference sessions / generate() with client-owned LoRA are not built: inference "
                               "streams carry no LoRA weights; use model(ids).logits (Forward) instead")
@@ -186,11 +202,11 @@ class DistributedModelForCausalLM(nn.Module):
         self.payer = self.runner.payer = payer
 
     @torch.no_grad()
-    def generate(self, input_ids: torch.Tensor, generation_config=None, **kwargs) -> torch.Tensor:
+    def generate(self, inputs: torch.Tensor | None = None, generation_config=None, **kwargs) -> torch.Tensor:
         """transformers-style generation (client/generation.py): GenerationConfig fields as keywords."""
         from client.generation import generate
 
-        return generate(self, input_ids, generation_config, **kwargs)
+        return generate(self, inputs, generation_config, **kwargs)
 
     # ---- fine-tuning -----------------------------------------------------------------------
     def trainable_parameters(self) -> list[nn.Parameter]:

@@ -77,6 +77,8 @@ class InferenceSession:
         self.incidents: list[NonFiniteOutput] = []  # signed non-finite outputs (disputable)
         self.failovers = 0
         self.pending_ids: torch.Tensor | None = None  # sampled but not yet sent (generate)
+        self.output_ids: torch.Tensor | None = None  # (B, n) tokens of earlier generate() calls
+        self.on_context = None  # fn(session | None) on entering / leaving a `with` block (active session)
         self._hops: list[HopSession] | None = None
         self._closed = False
         self.prompts: torch.Tensor | None = None  # (end - start, B, P, C), set by the first step
@@ -121,9 +123,13 @@ class InferenceSession:
         self._closed = True
 
     def __enter__(self):
+        if self.on_context is not None:
+            self.on_context(self)
         return self
 
     def __exit__(self, *exc):
+        if self.on_context is not None:
+            self.on_context(None)
         self.close()
 
     # ---- internals -------------------------------------------------------------------------

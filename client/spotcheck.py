@@ -78,7 +78,7 @@ class RecordingSession(InferenceSession):
 class CheckedModel(DistributedModelForCausalLM):
     """The distributed model whose inference sessions record what spot checks need."""
 
-    def inference_session(self, max_length: int, batch_size: int = 1) -> RecordingSession:
+    def _new_session(self, max_length: int, batch_size: int = 1) -> RecordingSession:
         session = RecordingSession(self.swarm, self.verifier, max_length, batch_size, self.compress,
                                    adapter=self.active_adapter)
         session.payer = self.payer

@@ -80,7 +80,7 @@ def test_hf_streamers_receive_every_token(llama, smollm2):
     ({"num_beams": 2}, "num_beams=2: beam search"),
     ({"max_new_token": 5}, "unknown keyword.*max_new_token"),
     ({"return_dict_in_generate": True}, "return_dict_in_generate"),
-    ({"attention_mask": torch.tensor([[0, 1, 1, 1, 1, 1]])}, "attention_mask has padding"),
+    ({"attention_mask": torch.tensor([[1, 1, 1, 1, 1, 0]])}, "padding after its first token: pad on the left"),
     ({"max_length": 3}, "max_length=3 leaves no room"),
 ])
 def test_unsupported_settings_raise_naming_the_field(llama, kwargs, message):
