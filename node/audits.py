@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from typing import Callable
 
 from node import auditor as aud
@@ -19,6 +18,7 @@ from pollen.chain import ChainError, ContractReverted
 from pollen.disputes import can_draw, can_rule, can_settle
 from pollen.errors import PollenError
 from pollen.receipts import Receipt
+from pollen.retry import wait_until
 
 log = logging.getLogger("pollen.node.audits")
 VOTE_COMMITTED, VOTE_REVEALED = 2, 3  # DisputeCourt.VoteState: >= these mean done
@@ -103,12 +103,9 @@ class AuditDuty:
     def settled_nonce(self, timeout_s: float = 60.0) -> None:
         """Wait until none of our transactions is in flight (e.g. one sent just before a crash),
         so the vote state read next is final and nothing is sent twice."""
-        deadline = time.monotonic() + timeout_s
         eth = self.chain.w3.eth
-        while eth.get_transaction_count(self.me, "pending") > eth.get_transaction_count(self.me, "latest"):
-            if time.monotonic() > deadline:
-                raise ChainError(f"a transaction from {self.me} is still pending after {timeout_s:.0f} s")
-            time.sleep(0.2)
+        wait_until(lambda: eth.get_transaction_count(self.me, "pending") <= eth.get_transaction_count(self.me, "latest"),
+                   timeout_s, lambda: ChainError(f"a transaction from {self.me} is still pending after {timeout_s:.0f} s"))
 
     def commit(self, audit) -> None:
         self.settled_nonce()

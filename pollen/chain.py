@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -30,7 +29,7 @@ from pollen import artifacts
 from pollen.disputes import outcome_name, stage_name
 from pollen.errors import PollenError
 from pollen.receipts import Receipt, ReceiptDomain
-from pollen.retry import retry
+from pollen.retry import retry, wait_until
 
 
 class ChainError(PollenError):
@@ -358,13 +357,11 @@ class Chain:
         """Return once a block after the latest one is mined (commit-reveal needs two blocks; a
         call or gas estimate runs in the latest block's context). A local dev chain that mines
         only on transactions (anvil's automine) is asked to mine one."""
-        start, deadline = self.w3.eth.block_number, time.monotonic() + timeout_s
+        start = self.w3.eth.block_number
         if self._dev_node():
             self.w3.provider.make_request("evm_mine", [])
-        while self.w3.eth.block_number <= start:
-            if time.monotonic() > deadline:
-                raise ChainError(f"no new block within {timeout_s:.0f} s after {start}: is the chain producing blocks?")
-            time.sleep(0.2)
+        wait_until(lambda: self.w3.eth.block_number > start, timeout_s, lambda: ChainError(
+            f"no new block within {timeout_s:.0f} s after {start}: is the chain producing blocks?"))
 
     def appeal(self, dispute_id: int, value: int | None = None) -> Any:
         """Appeal a first-round ruling, posting the court's `appealPrice` unless `value`."""

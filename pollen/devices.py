@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import torch
 
+from pollen.dtypes import NAMES
 from pollen.errors import PollenError
 
-DTYPES = ("float32", "bfloat16", "float16")
+DTYPES = NAMES
 
 
 class DeviceError(PollenError):

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import torch
 
-from pollen import judgment
+from pollen import dtypes, judgment
 from pollen.errors import PollenError
 from pollen.model.lora import Lora
 from pollen.receipts import (KIND_BACKWARD, KIND_FORWARD, ZERO_HASH, Receipt, ReceiptError, chain_input_hash,
@@ -178,7 +178,7 @@ def receipt_from_json(data: dict, where: str) -> Receipt:
         raise EvidenceError(where, f"bad receipt ({exc})") from exc
 
 
-_ST_DTYPES = {torch.float32: "F32", torch.bfloat16: "BF16", torch.float16: "F16"}
+_ST_DTYPES = {dtypes.torch_dtype(name): code for name, code in dtypes.SAFETENSORS.items()}
 
 
 def to_bytes(ev: Evidence) -> bytes:

@@ -22,11 +22,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pollen.errors import PollenError
 from pollen.store.base import ContentStore
 from pollen.store.cid import parse_cid
+from pollen.dtypes import NAMES
 from pollen.store.errors import CidError
 
 SCHEMA = "pollen.manifest/1"
 ADAPTER_SCHEMA = "pollen.adapter/1"
-DTYPES = ("float32", "bfloat16", "float16")
+DTYPES = NAMES
 MAX_MANIFEST_BYTES = 16 << 20
 
 

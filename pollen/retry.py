@@ -1,4 +1,5 @@
-"""The one retry-with-backoff helper Pollen uses for flaky I/O (RPC nodes, peers, IPFS)."""
+"""The one retry-with-backoff helper Pollen uses for flaky I/O (RPC nodes, peers, IPFS), and the
+one poll-until helper for waiting on a chain or a process (`wait_until`)."""
 
 from __future__ import annotations
 
@@ -34,3 +35,15 @@ def retry(
                 on_retry(attempt, exc, delay)
             sleep(delay)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def wait_until(done: Callable[[], bool], timeout_s: float, timed_out: Callable[[], BaseException], *,
+               poll_s: float = 0.2, sleep: Callable[[float], None] = time.sleep,
+               clock: Callable[[], float] = time.monotonic) -> None:
+    """Poll `done()` every `poll_s` until it is true; past `timeout_s` raise `timed_out()`
+    (an error that says what did not happen and what to check)."""
+    deadline = clock() + timeout_s
+    while not done():
+        if clock() > deadline:
+            raise timed_out()
+        sleep(poll_s)

@@ -24,6 +24,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pollen import dtypes
 from pollen.errors import PollenError
 from pollen.manifest import FileRef, Manifest, block_filename, load, to_bytes
 from pollen.store.base import ContentStore, Progress
@@ -38,7 +39,6 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_ma
                    "chat_template.jinja", "generation_config.json")
 _LAYER_KEYS = ("num_hidden_layers", "n_layer", "num_layers", "n_layers")
 _INDEXED = re.compile(r"^(.*?\.)(\d+)\.")
-_DTYPE_NAMES = {"F32": "float32", "BF16": "bfloat16", "F16": "float16"}
 
 
 class ShardError(PollenError):
@@ -135,10 +135,10 @@ def _dtype_of(files: list[Path], block_keys: set[str]) -> str:
         for key, info in header.items():
             if key in block_keys:
                 counts[info["dtype"]] += 1
-    dtype = counts.most_common(1)[0][0]
-    if dtype not in _DTYPE_NAMES:
-        raise ShardError(f"block dtype {dtype} is not one of {sorted(_DTYPE_NAMES.values())}")
-    return _DTYPE_NAMES[dtype]
+    try:
+        return dtypes.from_safetensors(counts.most_common(1)[0][0])
+    except ValueError as exc:
+        raise ShardError(f"block {exc}") from None
 
 
 def split_checkpoint(checkpoint: str | Path, out_dir: str | Path) -> Split:

@@ -1,4 +1,4 @@
-"""Read a checkpoint's span or client parts, and split a checkpoint into per-block shards.
+"""Read a checkpoint's span or client parts (pollen/shards.py owns the split format and writes it).
 
 Two on-disk layouts are understood:
   * a transformers checkpoint dir (config.json + model.safetensors or a sharded index);
@@ -10,20 +10,16 @@ Only the tensors a caller needs are read (safetensors opens lazily).
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
 
+from pollen import dtypes
 from pollen.model.family import Family, ModelError, family_of
 from pollen.model.span import SpanModel
+from pollen.shards import SPLIT_INDEX
 
-SPLIT_INDEX = "pollen_split.json"
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-                   "chat_template.jinja", "generation_config.json", "vocab.json", "merges.txt")
 
 
 def load_config(model_dir: str | Path):
@@ -36,9 +32,10 @@ def load_config(model_dir: str | Path):
 
 
 def parse_dtype(name: str) -> torch.dtype:
-    if name not in DTYPES:
-        raise ModelError(f"unknown dtype {name!r} (choose from {sorted(DTYPES)})")
-    return DTYPES[name]
+    try:
+        return dtypes.torch_dtype(name)
+    except ValueError as exc:
+        raise ModelError(str(exc)) from None
 
 
 def _files_for(model_dir: Path, family: Family, blocks: range | None, client: bool) -> list[Path]:
@@ -115,28 +112,3 @@ def load_client(model_dir: str | Path, dtype: str = "float32", device: str | tor
     if [m for m in missing if not (tied and m == "lm_head.weight")] or unexpected:
         raise ModelError(f"client weights do not match: missing {missing}, unexpected {unexpected}")
     return config, family, client.to(device=device, dtype=parse_dtype(dtype)).eval()
-
-
-def split_checkpoint(model_dir: str | Path, out_dir: str | Path) -> Path:
-    """Write one safetensors file per block plus client.safetensors; returns out_dir."""
-    model_dir, out_dir = Path(model_dir), Path(out_dir)
-    config = load_config(model_dir)
-    family = family_of(config)
-    n = family.num_blocks(config)
-    (out_dir / "blocks").mkdir(parents=True, exist_ok=True)
-    files = _files_for(model_dir, family, range(n), client=True)
-    index = {"family": family.name, "num_blocks": n, "blocks": [], "client": "client.safetensors"}
-    for i in range(n):
-        prefix = f"{family.block_prefix}{i}."
-        name = f"blocks/block_{i:05d}.safetensors"
-        save_file({k: v.contiguous() for k, v in read_tensors(files, lambda k: k.startswith(prefix)).items()},
-                  str(out_dir / name))
-        index["blocks"].append(name)
-    client_prefixes = tuple(p for p, _ in family.client_prefixes)
-    client = read_tensors(files, lambda k: k.startswith(client_prefixes))
-    save_file({k: v.contiguous() for k, v in client.items()}, str(out_dir / "client.safetensors"))
-    for name in ("config.json",) + TOKENIZER_FILES:
-        if (model_dir / name).is_file():
-            shutil.copy(model_dir / name, out_dir / name)
-    (out_dir / SPLIT_INDEX).write_text(json.dumps(index, indent=1))
-    return out_dir

@@ -59,7 +59,7 @@ def test_prefill_then_decode_matches_transformers(tiny_llama):
 
 
 def test_split_checkpoint_loads_same_weights(tiny_bloom, tmp_path):
-    out = split_checkpoint(tiny_bloom, tmp_path / "split")
+    out = split_checkpoint(tiny_bloom, tmp_path / "split").folder
     assert len(list((out / "blocks").glob("*.safetensors"))) == 6
     a, b = load_span(tiny_bloom, 1, 4), load_span(out, 1, 4)
     for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items()):
