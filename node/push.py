@@ -19,6 +19,13 @@ Fallback: as soon as the client has the previous hop's output it may send its ow
 that gets neither within `wait_ms` is answered with `push_error` (nothing ran) so the client
 can send the input itself.
 
+Where a server pushes: only to a Pollen block server. A client could name any host:port as the
+"next hop" to turn servers into senders of hidden-state-sized traffic at a third party, so the
+first push to an address asks it for `Info` (small) and pushes only if it answers as a block
+server that accepts pushes; the verdict is cached (`TARGET_OK_S` when it is one, `TARGET_BAD_S`
+when not), so a victim that is no Pollen server gets one Info call per address and window, and
+the pushes it was named for are dropped (the client falls back to relaying).
+
 Pieces: `StreamInbox` (one Inference stream: the client's messages, read by a thread, and the
 push for the step it waits on), `PushBoard` (session id -> inbox, for the Push rpc) and
 `Pusher` (sends pushes in the background, one channel per next hop).
@@ -43,6 +50,8 @@ from pollen.proto import swarm_pb2_grpc as pb_grpc
 log = logging.getLogger("pollen.node")
 
 MAX_WAIT_S = 60.0  # longest a pushed step / a push may wait for the other side
+TARGET_OK_S = 600.0  # how long an address that answered Info as a push-accepting server stays trusted
+TARGET_BAD_S = 60.0  # how long an address that did not is refused without asking again
 TOKEN_BYTES = 32
 
 
@@ -237,8 +246,10 @@ class Pusher:
 
     MAX_CHANNELS = 64
 
-    def __init__(self, max_message_bytes: int, workers: int = 8):
+    def __init__(self, max_message_bytes: int, workers: int = 8, clock: Callable[[], float] = time.monotonic):
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="push")
+        self._targets: dict[str, tuple[bool, float]] = {}  # address -> (is a push-accepting server, until)
+        self._clock = clock
         self._options = [("grpc.max_receive_message_length", max_message_bytes),
                          ("grpc.max_send_message_length", max_message_bytes), ("grpc.enable_retries", 0)]
         self._channels: OrderedDict[str, tuple[grpc.Channel, pb_grpc.BlockServerStub]] = OrderedDict()
@@ -261,7 +272,29 @@ class Pusher:
                 self._channels.popitem(last=False)[1][0].close()
             return self._channels[address][1]
 
+    def is_server(self, address: str) -> bool:
+        """Whether `address` answers Info as a block server that accepts pushes (cached)."""
+        now = self._clock()
+        with self._lock:
+            known = self._targets.get(address)
+        if known is not None and known[1] > now:
+            return known[0]
+        try:
+            ok = bool(self._stub(address).Info(pb.InfoRequest(), timeout=2.0).push)
+        except grpc.RpcError:
+            ok = False
+        if not ok:
+            log.warning("not pushing to %s: it is no Pollen block server accepting pushes", address)
+        with self._lock:
+            if len(self._targets) > 4 * self.MAX_CHANNELS:
+                self._targets.clear()
+            self._targets[address] = (ok, now + (TARGET_OK_S if ok else TARGET_BAD_S))
+        return ok
+
     def _send(self, address: str, request: pb.PushRequest) -> bool:
+        if not self.is_server(address):
+            self.failures += 1
+            return False
         try:
             self._stub(address).Push(request, timeout=wait_s(request.wait_ms) + 10.0)
             return True

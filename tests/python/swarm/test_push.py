@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import os
 import queue
+import time
 
 import grpc
 import pytest
@@ -125,6 +126,78 @@ def test_forged_pushes_refused_server_keeps_serving(swarm_llama, tiny_llama):
         push()
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "already ran" in err.value.details()
     stream.close()
+
+
+class _Victim(grpc.GenericRpcHandler):
+    """A gRPC service that is no Pollen server (the third party a client names as the next hop):
+    records every call and its request bytes, answers UNIMPLEMENTED."""
+
+    def __init__(self):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.calls: list[tuple[str, int]] = []
+        self.server = grpc.server(ThreadPoolExecutor(4), handlers=[self])
+        self.address = f"127.0.0.1:{self.server.add_insecure_port('127.0.0.1:0')}"
+        self.server.start()
+
+    def service(self, details):
+        method = details.method
+
+        def unary(request: bytes, context):
+            self.calls.append((method, len(request)))
+            context.abort(grpc.StatusCode.UNIMPLEMENTED, "no such service here")
+
+        return grpc.unary_unary_rpc_method_handler(unary)  # no deserializer: the raw bytes
+
+    @property
+    def received(self) -> int:
+        return sum(n for _, n in self.calls)
+
+    def close(self):
+        self.server.stop(0)
+
+
+def test_servers_do_not_push_hidden_states_at_a_host_that_is_no_server(swarm_llama):
+    """The attack: a client names a third party's host:port as every step's "next hop", to make
+    servers send it hidden-state-sized traffic. The server first asks it for Info; it is no
+    Pollen server, so it gets that small probe once and none of the 8 pushed outputs (each
+    8 or 64 tokens x 64 floats, 2-16 KiB); the client's own steps are served as usual."""
+    _, by = swarm_llama
+    victim = _Victim()
+    blocks = by["head"].blocks
+    stream = _stream(by["head"].address)
+    opened = pb.SessionOpen(session_id=os.urandom(32), start=blocks[0], end=blocks[1], max_length=128, batch_size=1)
+    x = torch.randn(1, 64, 64)
+    for step in range(8):
+        target = pb.PushTo(address=victim.address, session_id=os.urandom(32), step=step, token=os.urandom(32),
+                           wait_ms=100)
+        request = pb.InferenceRequest(step=step, hidden=wire.encode(x if step == 0 else x[:, :8]), push=target)
+        if step == 0:
+            request.open.CopyFrom(opened)
+        response = stream.send(request)
+        assert response.receipt.step == step  # served as usual
+    stream.close()
+    time.sleep(3)  # the pushes run in the background
+    victim.close()
+    assert [m for m, _ in victim.calls] == ["/pollen.swarm.BlockServer/Info"] and victim.received == 0, victim.calls
+
+
+def test_the_push_target_check_trusts_real_servers_and_caches_verdicts(swarm_llama):
+    from node.push import TARGET_BAD_S, Pusher
+
+    _, by = swarm_llama
+    now = [0.0]
+    pusher = Pusher(1 << 24, clock=lambda: now[0])
+    victim = _Victim()
+    try:
+        assert pusher.is_server(by["tail"].address)
+        assert not pusher.is_server(victim.address) and not pusher.is_server(victim.address)
+        assert len(victim.calls) == 1  # the verdict is cached
+        now[0] += TARGET_BAD_S + 1  # asked again only after the window
+        assert not pusher.is_server(victim.address) and len(victim.calls) == 2
+    finally:
+        pusher.close()
+        victim.close()
 
 
 @pytest.fixture()
