@@ -26,8 +26,9 @@ from eth_account import Account  # noqa: E402
 from devstack.anvil import dev_keys, start_anvil  # noqa: E402
 from pollen.chain import Chain  # noqa: E402
 from pollen.deploy import Parameters, deploy_all  # noqa: E402
-from pollen.payments import (ClientTab, Escrow, PaymentDomain, Voucher, deploy_escrow, redeem_args,  # noqa: E402
-                             recover_voucher_signer, sign_voucher)
+from pollen.escrow import Escrow, deploy_escrow  # noqa: E402
+from pollen.payments import (ClientTab, PaymentDomain, Voucher, recover_voucher_signer, redeem_args,  # noqa: E402
+                             sign_voucher)
 
 ETHER = 10**18
 CID = "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi"

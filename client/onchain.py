@@ -60,7 +60,7 @@ def payer_for(chain, state_file=None, lane_wei: int = 0):
     before the first session with that server (client.payer.LaneFunder)."""
     from client.errors import ClientError
     from client.payer import Payer
-    from pollen.payments import Escrow
+    from pollen.escrow import Escrow
 
     address = chain.deployment.contracts.get("PaymentEscrow")
     if not address:

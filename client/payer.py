@@ -134,7 +134,7 @@ class Payer:
 class LaneFunder:
     """Keeps a lane for every server the client pays: before the first session with a server,
     if the lane holds less than half of `lane_wei`, top it up to `lane_wei` (from the unallocated
-    deposit first, sending only the rest). `escrow` is a pollen.payments.Escrow."""
+    deposit first, sending only the rest). `escrow` is a pollen.escrow.Escrow."""
 
     def __init__(self, escrow, client: str, lane_wei: int, log=None):
         if lane_wei <= 0:

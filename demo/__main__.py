@@ -203,7 +203,7 @@ def story(stack: Stack, args) -> None:
 def fund_and_pay(chain, model, operators: list[str]) -> None:
     """Deposit and set aside a lane per server in PaymentEscrow; pay every verified step."""
     from client.onchain import payer_for
-    from pollen.payments import Escrow
+    from pollen.escrow import Escrow
 
     escrow = Escrow(chain, chain.deployment.contracts["PaymentEscrow"])
     escrow.allocate({op: LANE_WEI for op in operators}, value=LANE_WEI * len(operators))
@@ -215,7 +215,7 @@ def fund_and_pay(chain, model, operators: list[str]) -> None:
 
 def earnings(stack: Stack, chain, payer, names: dict) -> None:
     """Who paid and who earned: vouchers signed, redeemed on chain, earnings (gwei)."""
-    from pollen.payments import Escrow
+    from pollen.escrow import Escrow
 
     escrow = Escrow(chain, chain.deployment.contracts["PaymentEscrow"])
     time.sleep(3.0)  # the daemons redeem every 2 s

@@ -144,7 +144,7 @@ def withdraw(deployment, rpc, operator_key_file, keystore):
 
 def _withdraw_earnings(chain) -> int:
     """Service and audit-fee earnings held in the deployment's PaymentEscrow, withdrawn."""
-    from pollen.payments import Escrow
+    from pollen.escrow import Escrow
 
     address = chain.deployment.contracts.get("PaymentEscrow")
     if not address:

@@ -43,7 +43,8 @@ def collect(deployment: str, operator: str = "", state_dir: str = "") -> dict:
 
 def _earnings(chain, operator: str, folder: Path) -> dict:
     """Price, earnings and vouchers held but not redeemed (PaymentEscrow deployments only)."""
-    from pollen.payments import Escrow, VoucherBook
+    from pollen.payments import VoucherBook
+    from pollen.escrow import Escrow
 
     address = chain.deployment.contracts.get("PaymentEscrow")
     if not address:

@@ -20,7 +20,8 @@ from pathlib import Path
 from node.billing import Billing, CachedEscrowState, Terms, min_credit_limit
 from node.state import emit
 from pollen.errors import PollenError
-from pollen.payments import Escrow, VoucherBook
+from pollen.escrow import Escrow
+from pollen.payments import VoucherBook
 
 log = logging.getLogger("pollen.node")
 MAX_BATCH = 50  # vouchers per redeem transaction (gas: see benchmarks/gas_payments.py)

@@ -290,7 +290,7 @@ def _with_benchmarks(deployment: Deployment, private_key: str, network: str, log
 def _deploy_escrow(w3: Web3, account, registry: str, network: str, log) -> str:
     """PaymentEscrow (pay-per-use, pollen/payments.py) over the registry; reclaim delay by
     network. The deployer owns it until the governance owner accepts (like the vault and court)."""
-    from pollen.payments import RECLAIM_DELAYS, deploy_escrow
+    from pollen.escrow import RECLAIM_DELAYS, deploy_escrow
 
     delay = RECLAIM_DELAYS.get(network, max(RECLAIM_DELAYS.values()))
     escrow = deploy_escrow(w3, account, registry, reclaim_delay=delay)

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pollen import artifacts  # noqa: E402
 from pollen.evm_compat import check_bytecode  # noqa: E402
 from pollen.deploy import AUDIT_FEE_WEI, CHAIN_IDS, PRESETS, check_production, preset  # noqa: E402
-from pollen.payments import DEFAULT_FEE_BPS, RECLAIM_DELAYS  # noqa: E402
+from pollen.escrow import DEFAULT_FEE_BPS, RECLAIM_DELAYS  # noqa: E402
 
 DEPLOYED = ("StakeVault", "ModelVersionRegistry", "ServerRegistry", "DisputeCourt", "PaymentEscrow", "AuditFeePayer")
 from pollen.chain import ChainError  # noqa: E402

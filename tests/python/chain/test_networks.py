@@ -18,7 +18,7 @@ from devstack.anvil import dev_keys, start_anvil
 from pollen.deploy import BLOCK_SECONDS, CHAIN_IDS, PRESETS
 from pollen.networks import (NETWORKS, NetworkError, by_chain_id, canonical, deployment_file, network,
                              resolve_deployment)
-from pollen.payments import RECLAIM_DELAYS
+from pollen.escrow import RECLAIM_DELAYS
 
 ROOT = Path(__file__).resolve().parents[3]
 APE = {"gnosis-chiado": ("gnosis", "chiado"), "gnosis": ("gnosis", "mainnet"),

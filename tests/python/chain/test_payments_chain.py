@@ -9,8 +9,8 @@ import pytest
 from eth_account import Account
 
 from pollen.chain import Chain, ContractReverted
-from pollen.payments import (RECLAIM_DELAYS, ClientTab, Escrow, SignedVoucher, Voucher, VoucherBook,
-                             VoucherError, deploy_escrow, sign_voucher)
+from pollen.escrow import RECLAIM_DELAYS, Escrow, deploy_escrow
+from pollen.payments import ClientTab, SignedVoucher, Voucher, VoucherBook, VoucherError, sign_voucher
 
 from chainhelp import advance
 

@@ -58,7 +58,10 @@ def test_every_imported_distribution_is_declared():
 def test_core_install_leaves_ape_out():
     core = {_name(r) for r in _project()["dependencies"]}
     assert not core & {"eth-ape", "ape-solidity", "ape-foundry", "pytest", "hypothesis"}, core
-    assert "eth-ape" in {_name(r) for r in _project()["optional-dependencies"]["contracts"]}
+    extras = _project()["optional-dependencies"]
+    assert "eth-ape" in {_name(r) for r in extras["contracts"]}
+    assert extras["client"] == [] and extras["node"] == []  # the plain install is both: no Ape in either
+    assert extras["dev"] == ["pollen[contracts,test,smollm2]"]
 
 
 @pytest.mark.skipif(not (ROOT / "pollen" / "abi" / "contracts.json").exists(),

@@ -23,7 +23,7 @@ import torch
 from client.errors import RequestRejected
 from client.payer import Payer
 from devstack.procs import ROOT
-from pollen.payments import Escrow
+from pollen.escrow import Escrow
 from trusthelp import open_client, tiny_stack
 
 P1_PRICE, P2_PRICE, P4_PRICE = 1000, 2000, 1500
