@@ -85,6 +85,18 @@ def test_wheel_carries_abis_found_outside_the_checkout(tmp_path):
     version = subprocess.run([sys.executable, "-m", "pollen.cli", "--version"], cwd=tmp_path,
                              env=env, check=True, capture_output=True, text=True).stdout
     assert version.strip() == f"pollen {_project()['version']}"
+    # the installed client, node and CLI work where Ape (and pytest, hypothesis) cannot be imported
+    blocker = ("import sys, importlib.abc\n"
+               "class NoDev(importlib.abc.MetaPathFinder):\n"
+               "    def find_spec(self, name, path=None, target=None):\n"
+               f"        if name.split('.')[0] in {sorted(DEV_ONLY)!r}: raise ImportError('dev-only: ' + name)\n"
+               "sys.meta_path.insert(0, NoDev())\n")
+    probe = blocker + ("from client import AutoDistributedModelForCausalLM; import client.onchain, node.server, "
+                       "node.daemon, pollen.chain, pollen.escrow; from pollen.cli import main\n"
+                       "import client; print(client.__file__)")
+    where = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, check=True, capture_output=True,
+                           text=True).stdout.strip()
+    assert where.startswith(str(tmp_path / "site")), where
 
 
 def test_missing_artifacts_say_what_to_do(tmp_path, monkeypatch):
