@@ -249,8 +249,8 @@ def _decode(model, session, ids, inputs, budget, config, procs, eos, pad, stops,
     if streamer is not None:
         streamer.put(ids)
     for _ in range(budget):
-        h = session.step(model.parts.embed(to_send))  # (B, t, H)
-        scores = procs(ids, model.parts.head(h[:, -1]).float())  # (B, V)
+        h = session.step(model.embed(to_send))  # (B, t, H), on the host (the wire's side)
+        scores = procs(ids, model.logits(h[:, -1]).float().cpu())  # (B, V)
         if config.do_sample:
             nxt = torch.multinomial(torch.softmax(scores, -1), 1, generator=generator).squeeze(1)
         else:

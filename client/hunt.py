@@ -34,7 +34,7 @@ def fresh_ids(model, rng: random.Random) -> torch.Tensor:
 def probe_input(model, start: int, rng: random.Random) -> torch.Tensor:
     """Hidden states entering block `start` for a fresh prompt (prefix blocks run by others)."""
     with torch.no_grad():
-        x = model.parts.embed(fresh_ids(model, rng))
+        x = model.embed(fresh_ids(model, rng))
         if start > 0:
             x, _ = model.runner.forward(x, 0, start)
     return x

@@ -90,7 +90,8 @@ class DistributedModelForCausalLM(nn.Module):
                         lora_rank: int = 8, lora_alpha: float = 16.0, lora_targets=("q_proj", "v_proj"),
                         active_adapter: str = "", torch_dtype=None, allowed_servers=None, blocked_servers=None,
                         local_blocks=None, store=None, chain=None, deployment=None, rpc: str | None = None,
-                        cache_dir: str | Path | None = None, progress: bool = True, push: bool | None = None):
+                        cache_dir: str | Path | None = None, progress: bool = True, push: bool | None = None,
+                        device: str = "cpu"):
         """`terms` (client.verify.TermBook over the registry) makes every accepted receipt one
         the court accepts; without it the servers' own Info is trusted (local dev swarms).
         `tuning_mode="ptune", pre_seq_len=N`: N trainable prompt embeddings; `adapter`: a dir
@@ -102,7 +103,10 @@ class DistributedModelForCausalLM(nn.Module):
         `cache_dir`: see client/loading.py;
         `allowed_servers`, `blocked_servers`, `local_blocks`: the module doc's Privacy.
         `push`: servers push hidden states straight to the next hop within a decode step (None:
-        between hops that support it, False: every hop relayed by the client; client/session.py)."""
+        between hops that support it, False: every hop relayed by the client; client/session.py).
+        `device`: where the client parts (embeddings, final norm, LM head) compute: cpu, cuda[:N]
+        or auto; hidden states cross to the host for the wire (fine-tuning modes and local
+        blocks run on the CPU only, for now)."""
         tuning = TuningConfig(tuning_mode, pre_seq_len, prompt_init_text, lora_rank=lora_rank, lora_alpha=lora_alpha,
                               lora_targets=tuple(lora_targets))
         if adapter is not None and tuning_mode is None:
@@ -112,7 +116,8 @@ class DistributedModelForCausalLM(nn.Module):
         source = open_source(model_path, store, chain, deployment, rpc, cache_dir,
                              progress=progress)
         dtype = _dtype_name(torch_dtype if torch_dtype is not None else dtype)
-        config, family, parts = load_client(source.folder, dtype)
+        device = _client_device(device, tuning_mode, local_blocks)
+        config, family, parts = load_client(source.folder, dtype, device)
         local = _local_blocks(source, family.num_blocks(config), local_blocks, tuning, dtype)
         if source.chain is not None:
             from client.onchain import chain_options
@@ -151,8 +156,8 @@ class DistributedModelForCausalLM(nn.Module):
         """.logits (B, T, V) for whole sequences (prompts stripped); .loss with `labels` (B, T):
         shifted cross-entropy, -100 ignored. Autograd flows through the servers."""
         h = self._remote_hidden(input_ids, attention_mask, inputs_embeds)
-        logits = self.parts.head(h)
-        loss = causal_lm_loss(logits, labels) if labels is not None else None
+        logits = self.logits(h)
+        loss = causal_lm_loss(logits, labels.to(logits.device)) if labels is not None else None
         return _output(loss, logits)
 
     def inference_session(self, max_length: int, batch_size: int = 1) -> InferenceSession:
@@ -196,6 +201,19 @@ class DistributedModelForCausalLM(nn.Module):
                                   start=start, end=end, adapter=self.active_adapter)
         remote.payer, remote.push = self.payer, self.push
         return LocalSession(self.local, remote, max_length, batch_size)
+
+    @property
+    def device(self) -> torch.device:
+        """Where the client parts compute (`device=` of from_pretrained)."""
+        return next(self.parts.parameters()).device
+
+    def embed(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """(B, T) ids -> (B, T, C) embeddings, computed on the parts' device, returned on the host."""
+        return self.parts.embed(input_ids.to(self.device)).cpu()
+
+    def logits(self, h: torch.Tensor) -> torch.Tensor:
+        """(B, T, C) hidden states after the last block -> (B, T, V) logits on the parts' device."""
+        return self.parts.head(h.to(self.device))
 
     def use_payer(self, payer) -> None:
         """Pay the servers for every verified step (client.payer.Payer); None: free tier."""
@@ -241,7 +259,7 @@ class DistributedModelForCausalLM(nn.Module):
     def _remote_hidden(self, input_ids, attention_mask, inputs_embeds) -> torch.Tensor:
         """(B, T) ids or (B, T, C) embeds -> (B, T, C) after all remote blocks, prompts stripped."""
         check_right_padded(attention_mask)
-        h = self.parts.embed(input_ids) if inputs_embeds is None else inputs_embeds
+        h = self.embed(input_ids) if inputs_embeds is None else inputs_embeds.cpu()
         n = 0
         if self.prompts is not None:
             h, n = self.prompts.prepend(h), self.prompts.length  # (B, N + T, C)
@@ -292,6 +310,21 @@ def _local_blocks(source, num_blocks: int, local_blocks, tuning: TuningConfig, d
     source.fetch_blocks(0, k_first)
     source.fetch_blocks(num_blocks - k_last, num_blocks)
     return LocalBlocks.load(source.folder, num_blocks, k_first, k_last, dtype)
+
+
+def _client_device(spec: str, tuning_mode, local_blocks) -> torch.device:
+    """The client parts' device; ClientError for what runs on the CPU only so far."""
+    from client.errors import ClientError
+    from pollen.devices import DeviceError, resolve_device
+
+    try:
+        device = resolve_device(spec)
+    except DeviceError as exc:
+        raise ClientError(str(exc)) from None
+    if device.type != "cpu" and (tuning_mode is not None or local_blocks):
+        raise ClientError(f"device={spec!r}: fine-tuning modes and local_blocks run the client on the CPU only "
+                          "so far; leave device='cpu'")
+    return device
 
 
 def _tokenizer(model_path):

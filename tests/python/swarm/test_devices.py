@@ -68,3 +68,35 @@ def test_asking_for_a_gpu_that_is_not_there_is_a_clear_error(tiny_llama):
     out = subprocess.run([sys.executable, "-m", "pollen.cli", "serve", "--model", str(tiny_llama), "--blocks", "0:6",
                           "--device", "cuda"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode != 0 and "no CUDA GPU is visible" in out.stderr, out.stderr[-2000:]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_the_clients_parts_on_the_device_match_transformers(swarm_llama, tiny_llama, hf_models, device):
+    model = AutoDistributedModelForCausalLM.from_pretrained(tiny_llama, initial_peers=swarm_llama[0][2], device=device)
+    ids = torch.tensor([[5, 17, 42, 9, 101, 7]])
+    try:
+        assert model.device.type == device
+        out = model.generate(ids, max_new_tokens=6, repetition_penalty=1.2)
+        with torch.no_grad():
+            result = model(ids, labels=ids)
+    finally:
+        model.close()
+    hf = hf_models(tiny_llama)
+    assert out.tolist() == hf.generate(ids, max_new_tokens=6, do_sample=False, repetition_penalty=1.2).tolist()
+    assert result.logits.device.type == device
+    torch.testing.assert_close(result.loss.cpu(), hf(ids, labels=ids).loss, atol=1e-4, rtol=1e-4)
+
+
+def test_client_device_errors_name_the_problem(swarm_llama, tiny_llama):
+    from client.errors import ClientError
+
+    peers = swarm_llama[0][2]
+    with pytest.raises(ClientError, match="expected auto, cpu, cuda"):
+        AutoDistributedModelForCausalLM.from_pretrained(tiny_llama, initial_peers=peers, device="tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ClientError, match="no CUDA GPU is visible"):
+            AutoDistributedModelForCausalLM.from_pretrained(tiny_llama, initial_peers=peers, device="cuda")
+    else:
+        with pytest.raises(ClientError, match="CPU only so far"):
+            AutoDistributedModelForCausalLM.from_pretrained(tiny_llama, initial_peers=peers, device="cuda",
+                                                            local_blocks=1)
