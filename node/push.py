@@ -26,8 +26,8 @@ server that accepts pushes; the verdict is cached (`TARGET_OK_S` when it is one,
 when not), so a victim that is no Pollen server gets one Info call per address and window, and
 the pushes it was named for are dropped (the client falls back to relaying).
 
-Pieces: `StreamInbox` (one Inference stream: the client's messages, read by a thread, and the
-push for the step it waits on), `PushBoard` (session id -> inbox, for the Push rpc) and
+Pieces: `StreamInbox` (one Inference stream: the client's messages, read on the handler's
+thread until a step waits for a push, then by a thread; and the push for the step it waits on), `PushBoard` (session id -> inbox, for the Push rpc) and
 `Pusher` (sends pushes in the background, one channel per next hop).
 """
 
@@ -93,8 +93,10 @@ def check_target(target: pb.PushTo) -> None:
 
 
 class StreamInbox:
-    """Messages of one Inference stream: the client's requests (a reader thread queues them)
-    and, while a `pushed` step waits, the push or the client's fallback copy for it."""
+    """Messages of one Inference stream: the client's requests (read directly by the handler's
+    thread, which saves a thread wake-up per step, until the first `pushed` step starts a reader
+    thread that queues them) and, while a `pushed` step waits, the push or the client's fallback
+    copy for it."""
 
     def __init__(self, request_iterator):
         self._cond = threading.Condition()
@@ -104,7 +106,15 @@ class StreamInbox:
         self.check: Callable[[pb.Tensor], None] | None = None  # a pushed tensor's checks (raises)
         self._awaiting: tuple[int, bytes] | None = None  # (step, token hash) of the waiting step
         self._input: pb.Tensor | None = None
-        threading.Thread(target=self._read, args=(request_iterator,), daemon=True, name="inbox").start()
+        self._source = request_iterator  # read on the handler's thread until a reader is needed
+        self._reader: threading.Thread | None = None
+
+    def _start_reader(self) -> None:
+        """From now on a thread queues the client's requests (so a waiting step sees fallbacks).
+        Called on the handler's thread only, so the iterator never has two readers."""
+        if self._reader is None:
+            self._reader = threading.Thread(target=self._read, args=(self._source,), daemon=True, name="inbox")
+            self._reader.start()
 
     def _read(self, request_iterator) -> None:
         try:
@@ -124,6 +134,8 @@ class StreamInbox:
 
     def __next__(self) -> pb.InferenceRequest:
         """The next client request; fallback copies outside a wait (stale) are dropped."""
+        if self._reader is None:
+            return self._next_direct()
         with self._cond:
             while True:
                 while not self._requests and not self._ended:
@@ -133,6 +145,21 @@ class StreamInbox:
                 request = self._requests.popleft()
                 if not request.fallback:
                     return request
+
+    def _next_direct(self) -> pb.InferenceRequest:
+        """The next request read on the calling (handler) thread: no thread hand-off per step
+        while the stream has had no pushed step. Ends like the reader: on end or breakage."""
+        while not self._ended:
+            try:
+                request = next(self._source)
+            except Exception:  # noqa: BLE001 - StopIteration, cancelled / broken stream: it ends
+                break
+            if not request.fallback:
+                return request
+        with self._cond:
+            self._ended = True
+            self._cond.notify_all()
+        raise StopIteration
 
     def ran(self, step: int) -> None:
         with self._cond:
@@ -148,6 +175,7 @@ class StreamInbox:
     def await_input(self, step: int, token_h: bytes, timeout: float) -> tuple[pb.Tensor, bool] | None:
         """(input tensor message, came by push) for `step`, or None after `timeout` / stream end."""
         deadline = time.monotonic() + timeout
+        self._start_reader()  # the client's fallback copy may come while this step waits
         with self._cond:
             self._awaiting, self._input = (step, token_h), None
             self._cond.notify_all()  # pushes that came before the announcement
