@@ -48,15 +48,22 @@ class ServerConnection:
 
 class InferenceStream:
     """Send requests, wait for their responses (in order); errors become ServerFailure /
-    RequestRejected. A reader thread queues responses, so `receive` can wait with a timeout
-    (a pushed step's fallback, client/push.py) and `send` may run ahead of them."""
+    RequestRejected. Responses are read on the caller's thread (no thread hand-off per step)
+    until the first `receive` with a timeout (a pushed step's fallback, client/session.py); from
+    then on a reader thread queues them, so that wait can time out. `send` may run ahead."""
 
     def __init__(self, conn: ServerConnection, timeout: float | None):
         self.address = conn.address
         self._requests: queue.SimpleQueue = queue.SimpleQueue()
         self._responses = conn.stub.Inference(iter(self._requests.get, None), timeout=timeout)
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
-        threading.Thread(target=self._read, daemon=True, name=f"stream-{conn.address}").start()
+        self._reader: threading.Thread | None = None
+        self._failed: Exception | None = None  # set once the stream broke (direct reads)
+
+    def _start_reader(self) -> None:
+        if self._reader is None:
+            self._reader = threading.Thread(target=self._read, daemon=True, name=f"stream-{self.address}")
+            self._reader.start()
 
     def _read(self) -> None:
         try:
@@ -66,11 +73,27 @@ class InferenceStream:
         except grpc.RpcError as err:
             self._inbox.put(translate(self.address, err))
 
+    def _next_direct(self) -> pb.InferenceResponse:
+        """The next response read on this thread; a broken stream stays failed for later calls."""
+        if self._failed is None:
+            try:
+                return next(self._responses)
+            except StopIteration:
+                self._failed = ServerFailure(self.address, "stream ended unexpectedly")
+            except grpc.RpcError as err:
+                self._failed = translate(self.address, err)
+        raise self._failed
+
     def send(self, request: pb.InferenceRequest) -> None:
         self._requests.put(request)
 
     def receive(self, timeout: float | None = None) -> pb.InferenceResponse | None:
         """The next response; None if `timeout` (seconds) passed first."""
+        if timeout is None and self._reader is None:
+            return self._next_direct()
+        if self._failed is not None:
+            raise self._failed
+        self._start_reader()
         try:
             item = self._inbox.get(timeout=timeout)
         except queue.Empty:
