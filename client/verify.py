@@ -17,6 +17,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from eth_utils import keccak
 
@@ -183,10 +184,25 @@ def check_output(address: str, record: ReceiptRecord, y: torch.Tensor, sketches:
                  exact: bool) -> None:
     """Raise NonFiniteOutput for NaN/inf (the signed receipt is kept for a dispute), and
     ServerFailure when an uncompressed (`exact`) output contradicts its own last-block sketch."""
-    if not wire.all_finite(y) or not bool(torch.isfinite(sketches).all()):
+    if not wire.all_finite(y) or not wire.all_finite(sketches):
         raise NonFiniteOutput(address, record, y, sketches)
     if exact:
-        err = judgment.max_error(judgment.sketch(y), sketches[-1])
+        err = _self_sketch_error(judgment.sketch(y), sketches[-1])
         if err > SELF_SKETCH_TOLERANCE:
             raise ServerFailure(address, f"returned output contradicts its own last-block sketch "
                                          f"(error {err:.3g})")
+
+
+def _self_sketch_error(mine: torch.Tensor, claimed: torch.Tensor) -> float:
+    """judgment.max_error(mine, claimed) for finite CPU float32 sketches (B, T, K), in numpy
+    (~5x cheaper than torch on one token); judgment.max_error itself whenever a norm is not
+    finite or the shapes differ, so the result never differs beyond float rounding."""
+    if mine.shape != claimed.shape or mine.dtype != torch.float32 or claimed.dtype != torch.float32:
+        return judgment.max_error(mine, claimed)
+    a, b = mine.numpy(), claimed.numpy()  # (B, T, K) each
+    with np.errstate(over="ignore"):  # an overflowing norm is inf: judgment.max_error decides then
+        den = np.linalg.norm(b, axis=-1)  # (B, T)
+    if not den.size or not np.isfinite(den).all():
+        return judgment.max_error(mine, claimed)
+    floor = max(float(den.mean()), 1e-12) * 1e-6
+    return float((np.linalg.norm(a - b, axis=-1) / np.maximum(den, floor)).max())
