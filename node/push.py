@@ -277,6 +277,7 @@ class Pusher:
     def __init__(self, max_message_bytes: int, workers: int = 8, clock: Callable[[], float] = time.monotonic):
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="push")
         self._targets: dict[str, tuple[bool, float]] = {}  # address -> (is a push-accepting server, until)
+        self._probes: dict[str, threading.Lock] = {}  # address -> held while its Info probe runs
         self._clock = clock
         self._options = [("grpc.max_receive_message_length", max_message_bytes),
                          ("grpc.max_send_message_length", max_message_bytes), ("grpc.enable_retries", 0)]
@@ -301,23 +302,32 @@ class Pusher:
             return self._channels[address][1]
 
     def is_server(self, address: str) -> bool:
-        """Whether `address` answers Info as a block server that accepts pushes (cached)."""
-        now = self._clock()
+        """Whether `address` answers Info as a block server that accepts pushes (cached). Pushes to
+        one address that start together share one probe: the target gets a single Info call."""
+        with self._lock:
+            probe = self._probes.setdefault(address, threading.Lock())
+        with probe:  # a second caller waits here, then reads the first one's verdict
+            known = self._known(address)
+            if known is not None:
+                return known
+            now = self._clock()
+            try:
+                ok = bool(self._stub(address).Info(pb.InfoRequest(), timeout=2.0).push)
+            except grpc.RpcError:
+                ok = False
+            if not ok:
+                log.warning("not pushing to %s: it is no Pollen block server accepting pushes", address)
+            with self._lock:
+                if len(self._targets) > 4 * self.MAX_CHANNELS:
+                    self._targets.clear()
+                    self._probes = {address: probe}
+                self._targets[address] = (ok, now + (TARGET_OK_S if ok else TARGET_BAD_S))
+            return ok
+
+    def _known(self, address: str) -> bool | None:
         with self._lock:
             known = self._targets.get(address)
-        if known is not None and known[1] > now:
-            return known[0]
-        try:
-            ok = bool(self._stub(address).Info(pb.InfoRequest(), timeout=2.0).push)
-        except grpc.RpcError:
-            ok = False
-        if not ok:
-            log.warning("not pushing to %s: it is no Pollen block server accepting pushes", address)
-        with self._lock:
-            if len(self._targets) > 4 * self.MAX_CHANNELS:
-                self._targets.clear()
-            self._targets[address] = (ok, now + (TARGET_OK_S if ok else TARGET_BAD_S))
-        return ok
+        return known[0] if known is not None and known[1] > self._clock() else None
 
     def _send(self, address: str, request: pb.PushRequest) -> bool:
         if not self.is_server(address):

@@ -132,9 +132,10 @@ class _Victim(grpc.GenericRpcHandler):
     """A gRPC service that is no Pollen server (the third party a client names as the next hop):
     records every call and its request bytes, answers UNIMPLEMENTED."""
 
-    def __init__(self):
+    def __init__(self, delay_s: float = 0.0):
         from concurrent.futures import ThreadPoolExecutor
 
+        self.delay_s = delay_s  # how long each answer takes (a slow host: probes overlap)
         self.calls: list[tuple[str, int]] = []
         self.server = grpc.server(ThreadPoolExecutor(4), handlers=[self])
         self.address = f"127.0.0.1:{self.server.add_insecure_port('127.0.0.1:0')}"
@@ -145,6 +146,7 @@ class _Victim(grpc.GenericRpcHandler):
 
         def unary(request: bytes, context):
             self.calls.append((method, len(request)))
+            time.sleep(self.delay_s)
             context.abort(grpc.StatusCode.UNIMPLEMENTED, "no such service here")
 
         return grpc.unary_unary_rpc_method_handler(unary)  # no deserializer: the raw bytes
@@ -262,3 +264,21 @@ class _stream:
 
 def _open(blocks) -> pb.SessionOpen:
     return pb.SessionOpen(session_id=os.urandom(32), start=blocks[0], end=blocks[1], max_length=16, batch_size=1)
+
+
+def test_pushes_that_start_together_probe_their_target_once():
+    """Eight pushes to one slow non-server start at once (the race that let two probes through
+    before): they share one Info call and all refuse."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from node.push import Pusher
+
+    pusher = Pusher(1 << 24)
+    victim = _Victim(delay_s=0.5)
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            verdicts = list(pool.map(lambda _: pusher.is_server(victim.address), range(8)))
+        assert verdicts == [False] * 8 and [m for m, _ in victim.calls] == ["/pollen.swarm.BlockServer/Info"]
+    finally:
+        pusher.close()
+        victim.close()
