@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import grpc
 import torch
 
-from node import batching, push
+from node import batching, forward_batching, push
 from node.billing import FREE, Billing
 from node.config import ServerConfig
 from node.errors import BadRequest, NodeError, SessionLimit, SessionProtocolError, SpanMismatch
@@ -102,6 +102,19 @@ def guarded(method):
         except Exception as exc:  # noqa: BLE001
             _abort(context, exc)
     return unary
+
+
+@dataclass
+class ForwardInputs:
+    """A Forward request after its checks: local blocks, session id, input and tuning tensors."""
+
+    first: int
+    last: int
+    session_id: bytes
+    x: torch.Tensor  # (B, T, C) on the span's device
+    prompts: torch.Tensor | None
+    lora: object | None  # client LoRA of this request
+    named: object | None  # a published adapter the request names
 
 
 class BlockServicer(pb_grpc.BlockServerServicer):
@@ -270,34 +283,44 @@ class BlockServicer(pb_grpc.BlockServerServicer):
 
     @guarded
     def Forward(self, request, context):
-        return self._billed(request, lambda: self._forward(request))
+        return self._billed(request, lambda: self._forward(request), forward_batching.batchable(self, request))
 
     @guarded
     def Backward(self, request, context):
         return self._billed(request, lambda: self._backward(request))
 
-    def _billed(self, request, work):
-        """Admit by payment (tier or PaymentRequired), compute, then charge the payer."""
+    def _billed(self, request, work, batch=None):
+        """Admit by payment (tier or PaymentRequired), compute (maybe batched), then charge the payer."""
         payment = request.payment if request.HasField("payment") else None
         payer, tier = self.billing.admit(payment, request.session_id)
-        response = self.compute(work, tier)
+        response = self.compute(work, tier, batch)
         self.billing.charge(payer, request.end - request.start, _tokens(request.hidden))
         return response
 
     def _forward(self, request) -> pb.ForwardResponse:
+        inputs = self._forward_inputs(request)
+        trace: list[torch.Tensor] = []
+        y = self._no_grad(inputs.x, None, inputs.first, inputs.last, trace, inputs.prompts, inputs.lora or inputs.named)
+        return self._forward_response(request, inputs, y, trace)
+
+    def _forward_inputs(self, request, batch: int = 1) -> "ForwardInputs":
+        """A Forward's checked inputs (BadRequest naming what is wrong); `batch` for the trace."""
         first, last = self._local_span(request.start, request.end)
         session_id = self._session_id(request.session_id)
         x = self._hidden(request.hidden)
         prompts = self._prompts(request, x, last - first)
         lora, named = self._request_lora(request, first, last)
-        self._trace("Forward", request.hidden, x, start=request.start, end=request.end)
-        trace: list[torch.Tensor] = []
-        y = self._no_grad(x, None, first, last, trace, prompts, lora or named)
+        self._trace("Forward", request.hidden, x, start=request.start, end=request.end, batch=batch)
+        return ForwardInputs(first, last, session_id, x, prompts, lora, named)
+
+    def _forward_response(self, request, inputs: "ForwardInputs", y: torch.Tensor, trace) -> pb.ForwardResponse:
+        """Encode y (B, T, C), sketch its blocks' trace, sign the receipt over exactly these bytes."""
         msg = wire.encode(y, request.compress_output)
-        sketches, root = self._traced(first, trace)
-        input_hash = fold_prompts(chain_input_hash(ZERO_HASH, wire.message_hash(request.hidden)), prompts)
-        input_hash = fold_adapter(fold_lora(input_hash, lora), request.adapter)
-        receipt = self._receipt(KIND_FORWARD, session_id, first, last, 0, input_hash, wire.message_hash(msg), root)
+        sketches, root = self._traced(inputs.first, trace)
+        input_hash = fold_prompts(chain_input_hash(ZERO_HASH, wire.message_hash(request.hidden)), inputs.prompts)
+        input_hash = fold_adapter(fold_lora(input_hash, inputs.lora), request.adapter)
+        receipt = self._receipt(KIND_FORWARD, inputs.session_id, inputs.first, inputs.last, 0, input_hash,
+                                wire.message_hash(msg), root)
         return pb.ForwardResponse(hidden=msg, receipt=receipt, sketches=sketches)
 
     def _backward(self, request) -> pb.BackwardResponse:

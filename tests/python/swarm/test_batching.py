@@ -4,6 +4,7 @@ only its own session, and a lone session is not slowed down by the batching mach
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import statistics
@@ -108,7 +109,7 @@ def test_a_bad_step_in_a_batch_fails_only_its_session(servers):
             for s, sid, p in zip(streams, sids, prefill):
                 _open(s, sid, 1, 16, p)
             outcomes = _queued_behind_a_prefill(stub_b, g, [
-                (s, bad(x) if i == 0 else pb.InferenceRequest(hidden=wire.encode(x), step=1))
+                functools.partial(s.send, bad(x) if i == 0 else pb.InferenceRequest(hidden=wire.encode(x), step=1))
                 for i, (s, x) in enumerate(zip(streams, steps))])
             assert isinstance(outcomes[0], grpc.RpcError), f"{kind}: the bad step was served"
             assert outcomes[0].code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION)
@@ -128,21 +129,50 @@ def test_a_bad_step_in_a_batch_fails_only_its_session(servers):
         assert shared, "the bad step never shared a batch with the good ones: nothing was tested"
 
 
+def test_parallel_forwards_run_as_one_pass_each_with_its_alone_output(servers):
+    """Five Forwards of different batch sizes queue behind a long prefill, one of them bad (NaN):
+    the four good ones run as one stacked pass (the trace says so), each output and receipt
+    input hash equal to what the non-batching server gives alone, sketches of its own rows;
+    the bad one gets INVALID_ARGUMENT alone."""
+    batched, trace = servers["batched"]
+    alone, _ = servers["alone"]
+    g = torch.Generator().manual_seed(11)
+    xs = [torch.randn(b, 12, HIDDEN, generator=g) for b in (1, 2, 1, 3, 1)]
+    xs[2] = xs[2] * float("nan")
+    requests = [pb.ForwardRequest(session_id=os.urandom(32), start=0, end=6, hidden=wire.encode(x)) for x in xs]
+    big = [("grpc.max_receive_message_length", 64 << 20)]
+    with grpc.insecure_channel(batched.address, big) as ch_b, grpc.insecure_channel(alone.address) as ch_a:
+        stub_b, stub_a = pb_grpc.BlockServerStub(ch_b), pb_grpc.BlockServerStub(ch_a)
+        outcomes = _queued_behind_a_prefill(stub_b, g, [functools.partial(stub_b.Forward, r, timeout=60)
+                                                        for r in requests])
+        assert isinstance(outcomes[2], grpc.RpcError) and outcomes[2].code() == grpc.StatusCode.INVALID_ARGUMENT
+        for i in (0, 1, 3, 4):
+            got, ref = outcomes[i], stub_a.Forward(requests[i], timeout=60)
+            assert isinstance(got, pb.ForwardResponse), f"good Forward {i} failed: {got}"
+            assert judgment.max_error(wire.decode(got.hidden), wire.decode(ref.hidden)) < 1e-5
+            assert got.receipt.input_hash == ref.receipt.input_hash
+            assert tuple(wire.decode(got.sketches).shape[:2]) == (6, xs[i].shape[0])  # its own rows only
+            assert judgment.max_error(wire.decode(got.sketches), wire.decode(ref.sketches)) < 1e-4
+        assert stub_b.Forward(requests[0], timeout=60).receipt.input_hash == outcomes[0].receipt.input_hash
+    lines = [json.loads(x) for x in trace.read_text().splitlines()]
+    assert max(x.get("batch", 1) for x in lines if x["rpc"] == "Forward") >= 4, "no Forward was batched"
+
+
 def _queued_behind_a_prefill(stub, g, sends) -> list:
-    """Occupy the compute loop with a long prefill, then send each (stream, request) from its own
-    thread so they queue together; each outcome is the response or the gRPC error."""
+    """Occupy the compute loop with a long prefill, then call each send() from its own thread so
+    the requests queue together; each outcome is the response or the gRPC error."""
     blocker = procs.Stream(stub)
     long = torch.randn(8, 1000, HIDDEN, generator=g)
     t_block = threading.Thread(target=_open, args=(blocker, os.urandom(32), 8, 1000, long))
     outcomes: list = [None] * len(sends)
 
-    def send(i, stream, request):
+    def send(i, fn):
         try:
-            outcomes[i] = stream.send(request)
+            outcomes[i] = fn()
         except grpc.RpcError as err:
             outcomes[i] = err
 
-    threads = [threading.Thread(target=send, args=(i, s, r)) for i, (s, r) in enumerate(sends)]
+    threads = [threading.Thread(target=send, args=(i, fn)) for i, fn in enumerate(sends)]
     t_block.start()
     time.sleep(0.05)  # the prefill has reached the loop
     for t in threads:
