@@ -240,6 +240,7 @@ def main():
     ap.add_argument("--steps", type=int, default=50, help="decode steps per round (one session each)")
     ap.add_argument("--reps", type=int, default=2000, help="calls per breakdown stage")
     ap.add_argument("--threads", type=int, default=1, help="torch threads in the server and this process")
+    ap.add_argument("--server-args", default="", help="extra `pollen serve` options, e.g. '--max-batch-sessions 1'")
     ap.add_argument("--label", default="", help="text appended to the setup line (e.g. 'before')")
     ap.add_argument("--out", default=str(OUT), help="markdown file written ('' = none)")
     args = ap.parse_args()
@@ -249,7 +250,7 @@ def main():
     import procs
 
     path = one_block_model(args.hidden)
-    servers = procs.start(path, [(0, 1)], threads=args.threads)
+    servers = procs.start(path, [(0, 1)], *args.server_args.split(), threads=args.threads)
     try:
         e2e = end_to_end(path, servers[0].address, args.hidden, args.rounds, args.steps)
     finally:
