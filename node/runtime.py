@@ -34,14 +34,17 @@ T = TypeVar("T")
 class Batchable:
     """What lets a task share a run with queued tasks of the same `key`: run_many(items) gets the
     `item` of each task in the batch (the popped one first) and returns one outcome per item, a
-    result or an exception (delivered to that task only). At most `limit` tasks in a batch; when
-    fewer than `expect` mates are queued, the loop waits up to `wait_s` for the others."""
+    result or an exception (delivered to that task only). At most `limit` tasks in a batch, and
+    with a `budget`, at most that much summed `cost` (a lead over budget runs alone); when fewer
+    than `expect` mates are queued, the loop waits up to `wait_s` for the others."""
     key: Hashable
     item: Any
     run_many: Callable[[list], list]
     limit: int = 8
     expect: int = 0
     wait_s: float = 0.0
+    cost: int = 1  # this task's share of a batch's work (e.g. tokens)
+    budget: int = 0  # most summed cost in one batch (0 = no bound but `limit`)
 
 
 @dataclass
@@ -90,13 +93,28 @@ class ComputeLoop:
         want, mates = min(batch.expect, batch.limit - 1), []
         deadline = time.monotonic() + batch.wait_s
         while True:
-            got = self._queue.take(lambda t: t.batch is not None and t.batch.key == batch.key,
-                                   batch.limit - 1 - len(mates), tier)
-            mates += [task for task, _ in got]
+            room = batch.budget - batch.cost - sum(m.batch.cost for m in mates) if batch.budget else None
+            mates += self._take(batch, tier, batch.limit - 1 - len(mates), room)
             left = deadline - time.monotonic()
             if len(mates) >= want or left <= 0:
                 return mates
             self._ready.wait(left)
+
+    def _take(self, batch: Batchable, tier: Tier, n: int, room: int | None) -> list[_Task]:
+        """Up to n queued tasks of batch.key, oldest first, whose costs fit in `room` (None = any)."""
+        def same(t: _Task) -> bool:
+            return t.batch is not None and t.batch.key == batch.key
+
+        if room is None:
+            return [task for task, _ in self._queue.take(same, n, tier)]
+        got: list[_Task] = []
+        while len(got) < n:
+            one = self._queue.take(lambda t: same(t) and t.batch.cost <= room, 1, tier)
+            if not one:
+                return got
+            got.append(one[0][0])
+            room -= got[-1].batch.cost
+        return got
 
     def run(self, stop: threading.Event, housekeeping: Callable[[], object], period_s: float = 0.5) -> None:
         """Execute tasks until `stop` is set; call `housekeeping` about every period_s."""

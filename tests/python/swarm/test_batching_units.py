@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import Future
 
 import pytest
 import torch
 
-from node.runtime import Batchable, ComputeLoop
+from node.runtime import Batchable, ComputeLoop, _Task
 from node.scheduler import SchedulerConfig, Tier, TieredQueue
 from pollen import judgment, wire
 
@@ -102,6 +103,19 @@ def test_loop_runs_queued_compatible_tasks_as_one_batch():
     assert results[4] == ("alone", 4)
     assert [results[i] for i in (0, 1, 3)] == [0, 10, 30]
     assert isinstance(results[2], ValueError)  # only that task failed
+
+
+def test_a_batch_takes_the_oldest_mates_that_fit_its_budget():
+    """Costs 100 (lead), 200, 100, 50, 300 under a budget of 256: the lead takes the 100 and the
+    50 (the 200 does not fit beside it); the 200 then runs alone, and so does the 300, which is
+    over budget by itself."""
+    loop = ComputeLoop()
+    for i, cost in enumerate((100, 200, 100, 50, 300)):
+        batch = Batchable("k", i, lambda items: items, limit=8, cost=cost, budget=256)
+        loop._queue.put(_Task(lambda: None, Future(), batch), Tier.FREE, float(i))
+    runs = [[t.batch.item for t in loop._next(0.0)] for _ in range(3)]
+    assert runs == [[0, 2, 3], [1], [4]]
+    assert loop._next(0.0) == []
 
 
 def test_a_lone_task_runs_alone_through_its_own_fn():
