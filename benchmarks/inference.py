@@ -25,6 +25,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "python" / "swarm"))
 
+from pollen.threads import quiet_idle_threads  # noqa: E402
+
+quiet_idle_threads()  # every worker (transformers and client alike) spins as `pollen serve` does
+
 import torch  # noqa: E402
 
 PROMPT = "<|im_start|>user\nWrite a short story about a bee.<|im_end|>\n<|im_start|>assistant\n"
@@ -176,10 +180,7 @@ def measure(name, args, workers, n_fwd) -> list[str]:
     hops = [f"{n} servers: {(1 / tps[f'swarm, {n} server' + 's' * (n > 1)] - local_step) / n * 1e3:.2f} ms"
             for n in args.servers]
     out.append("\nper-hop overhead (swarm step - same blocks in one process) / hops: " + ", ".join(hops))
-    rc = receipt_cost(576 if name == "smollm2" else 512)
-    step = 1 / tps[f"swarm, {n_fwd} servers"]
-    out.append(f"receipts per hop per step (server hash + sign, client hash + verify): {rc * 1e3:.3f} ms "
-               f"= {100 * n_fwd * rc / step:.1f}% of a {n_fwd}-server decode step")
+    out.append("(what each hop's overhead is made of: benchmarks/hop_overhead.py)")
     out += forward_table(workers, args, n_fwd)
     return out
 
@@ -203,35 +204,6 @@ def forward_table(workers, args, n_fwd) -> list[str]:
                 f"top-1 agreement {100 * (a.argmax(-1) == b.argmax(-1)).float().mean().item():.1f}% "
                 f"(128 random tokens)")
     return rows
-
-
-def receipt_cost(hidden: int, n: int = 300) -> float:
-    """Seconds per hop per decode step for receipts: server hash+sign, client hash+verify."""
-    from client.verify import Expected, ReceiptVerifier
-    from node.signing import ReceiptSigner
-    from pollen.proto import swarm_pb2 as pb
-    from pollen.receipts import ZERO_HASH, Receipt, ReceiptDomain, chain_input_hash, hash_tensor
-
-    domain = ReceiptDomain(31337, "0x000000000000000000000000000000000000c0de")
-    signer, verifier = ReceiptSigner(None, domain), ReceiptVerifier(domain)
-    x, y, sid = torch.randn(1, 1, hidden), torch.randn(1, 1, hidden), os.urandom(32)
-
-    def one():
-        ih = chain_input_hash(ZERO_HASH, hash_tensor(x))
-        r = Receipt(signer.address, 0, 0, 1, sid, 0, ih, hash_tensor(y), int(time.time()))
-        msg = pb.Receipt(server=r.server, version_id="0", first_block=0, last_block=1, session_id=sid,
-                         step=0, input_hash=ih, output_hash=r.output_hash, issued_at=r.issued_at,
-                         signature=signer.sign(r))
-        exp = Expected(signer.address, signer.address, sid, 0, 0, 1, chain_input_hash(ZERO_HASH, hash_tensor(x)))
-        verifier.check("bench", msg, exp, y)
-
-    one()
-    times = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        one()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def hop_overhead(args, steps: int = 400) -> str:

@@ -10,6 +10,10 @@ from importlib.metadata import entry_points
 
 import click
 
+from pollen.threads import quiet_idle_threads
+
+quiet_idle_threads()  # before any subcommand imports torch (pollen/threads.py)
+
 GROUP = "pollen.commands"
 
 
