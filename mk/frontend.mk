@@ -53,4 +53,5 @@ DEPLOYMENTS ?= deployments
 ui: frontend-build
 	@test -n "$(NETWORK)$(DEPLOYMENT)" || { echo "usage: make ui NETWORK=<name> (a file in $(DEPLOYMENTS)/: anvil, gnosis-chiado, gnosis, filecoin-calibration, filecoin, demo) or make ui DEPLOYMENT=deployments/<name>.json [UI_PORT=$(UI_PORT)]"; exit 2; }
 	node $(FRONTEND)/scripts/serve.mjs $(if $(DEPLOYMENT),--deployment $(DEPLOYMENT)) \
-	  $(if $(NETWORK)$(wildcard $(DEPLOYMENTS)/*.json),--deployments $(DEPLOYMENTS)) $(if $(NETWORK),--network $(NETWORK)) --port $(UI_PORT)
+	  $(if $(NETWORK)$(wildcard $(DEPLOYMENTS)/*.json),--deployments $(DEPLOYMENTS)) $(if $(NETWORK),--network $(NETWORK)) --port $(UI_PORT) \
+	  --health-cmd '["$(PY)", "-m", "pollen.cli", "health"]'

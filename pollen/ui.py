@@ -1,5 +1,6 @@
 """Serve the built web UI (frontend/dist) for one deployment file, or every deployment under
-deployments/ opened at one network (the page's network picker offers the others).
+deployments/ opened at one network (the page's network picker offers the others). The Swarm
+page's "Probe servers live" runs `pollen health` in this Python through the UI server.
 
     pollen ui --deployment deployments/demo.json [--port 5173]
     pollen ui --network gnosis-chiado            # deployments/*.json, opened at ?network=gnosis-chiado
@@ -7,8 +8,10 @@ deployments/ opened at one network (the page's network picker offers the others)
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -18,6 +21,7 @@ from pollen.errors import PollenError
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVE = ROOT / "frontend" / "scripts" / "serve.mjs"
+HEALTH_CMD = [sys.executable, "-m", "pollen.cli", "health"]  # what GET /api/health runs
 
 
 class UiError(PollenError):
@@ -36,7 +40,7 @@ def start_ui(deployment: str | Path | None, port: int = 5173, timeout: float = 1
     if network:
         resolve_deployment(network)  # the file must exist (a NetworkError names the ones that do)
         source = ["--deployments", str(deployments_dir()), "--network", canonical(network)]
-    proc = subprocess.Popen(["node", str(SERVE), *source, "--port", str(port)],
+    proc = subprocess.Popen(["node", str(SERVE), *source, "--port", str(port), "--health-cmd", json.dumps(HEALTH_CMD)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
     deadline = time.monotonic() + timeout

@@ -200,6 +200,24 @@ describe.skipIf(!!missing)('Pollen dApp in Chromium against anvil', () => {
     await page.waitForFunction(() => Array.from(document.querySelectorAll('[data-version="1"] svg.coverage .block .count')).map((e) => e.textContent).join('') === '22333433');
   });
 
+  test('probe the registered servers live: none runs here, so each is down and no block is served live', async () => {
+    await go('swarm');
+    await page.click('#probe-1');
+    await page.waitForSelector('#live-1 table.live-servers, #live-1 .live-error', { timeout: 90_000 });
+    const live = await page.textContent('#live-1');
+    expect(live).not.toMatch(/Live probe failed/);
+    const rows = await page.$$eval('#live-1 tr[data-address]', (els) => els.map((e) => [e.getAttribute('data-address'), e.className, e.textContent]));
+    expect(rows.length).toBeGreaterThanOrEqual(3);
+    expect(rows.some(([address]) => address?.includes('127.0.0.1:41000'))).toBe(true); // the wallet's own server
+    for (const [, cls, text] of rows) {
+      expect(cls).toBe('down');
+      expect(text).toMatch(/unreachable/);
+    }
+    expect(live).toMatch(/blocks 0–7 not served live/);
+    expect(live).toMatch(/0 of \d+ up/);
+    await shot('swarm-live');
+  });
+
   test('open a dispute from a receipt file and watch its timeline advance as another process votes', async () => {
     const receiptFile = join(stack.workDir, 'receipt.json');
     await driver('receipt', stack.deploymentFile, '--server-index', '2', '--out', receiptFile);

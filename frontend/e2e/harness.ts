@@ -133,7 +133,9 @@ export async function startStack(): Promise<Stack> {
     // The same deployment also as deployments/demo.json, for ?network=demo and the network picker.
     mkdirSync(join(workDir, 'deployments'));
     copyFileSync(deploymentFile, join(workDir, 'deployments', 'demo.json'));
-    const server = await serveUi({ dist: join(FRONTEND, 'dist'), deployment: deploymentFile, deployments: join(workDir, 'deployments') });
+    // /api/health runs the real `pollen health` against this anvil (the Swarm page's live probe)
+    const server = await serveUi({ dist: join(FRONTEND, 'dist'), deployment: deploymentFile, deployments: join(workDir, 'deployments'),
+      healthCmd: [PYTHON, '-m', 'pollen.cli', 'health'], healthTimeoutMs: 60_000 });
     cleanups.push(() => server.close());
     const browser = await chromium.launch({
       executablePath: CHROMIUM,

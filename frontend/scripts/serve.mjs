@@ -4,12 +4,16 @@
 //   GET /deployment.json            the --deployment FILE (the page's default)
 //   GET /deployments/NAME.json      DIR/NAME.json from --deployments DIR (the page's ?network=NAME)
 //   GET /deployments/index.json     [{ name, network, chainId }] for every *.json in DIR (the network picker)
+//   GET /api/health?version=N[&network=NAME]   live probe of that version's servers (--health-cmd;
+//                                   scripts/health-endpoint.mjs)
 //   node scripts/serve.mjs --deployment deployments/anvil.json [--port 5173] [--host 127.0.0.1]
 //   node scripts/serve.mjs --deployments deployments [--network gnosis-chiado] [--port 5173]
+//     [--health-cmd '[".venv/bin/python", "-m", "pollen.cli", "health"]'] [--health-timeout-ms 20000]
 import { createServer } from 'node:http';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { basename, extname, join, normalize, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { healthEndpoint } from './health-endpoint.mjs';
 
 const TYPES = {
   '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8',
@@ -56,8 +60,9 @@ async function deploymentBody(path, deploymentPath, deploymentsDir) {
 }
 
 /** Start serving; resolves to { url, close } once listening. Port 0 picks a free port.
- *  deployment: the file for /deployment.json; deployments: the folder for /deployments/ (either or both). */
-export async function serveUi({ dist, deployment, deployments, network, port = 0, host = '127.0.0.1' }) {
+ *  deployment: the file for /deployment.json; deployments: the folder for /deployments/ (either or both);
+ *  healthCmd: argv prefix of `pollen health` for /api/health (none: it answers 501). */
+export async function serveUi({ dist, deployment, deployments, network, port = 0, host = '127.0.0.1', healthCmd, healthTimeoutMs }) {
   const root = resolve(dist);
   await stat(join(root, 'index.html')).catch(() => {
     throw new Error(`No built UI in ${root}: run \`npm run build\` in frontend/ (make ui does it).`);
@@ -65,9 +70,17 @@ export async function serveUi({ dist, deployment, deployments, network, port = 0
   await checkSources(deployment, deployments, network);
   const deploymentPath = deployment && resolve(deployment);
   const deploymentsDir = deployments && resolve(deployments);
+  const health = healthEndpoint({ cmd: healthCmd, deployment: deploymentPath, deploymentsDir, timeoutMs: healthTimeoutMs });
   const server = createServer(async (req, res) => {
-    const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
+    const url = new URL(req.url ?? '/', 'http://x');
+    const path = decodeURIComponent(url.pathname);
     try {
+      if (path === '/api/health') {
+        const { status, type, body } = await health(url.searchParams);
+        res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' });
+        res.end(body);
+        return;
+      }
       const deploymentJson = await deploymentBody(path, deploymentPath, deploymentsDir);
       if (deploymentJson !== null) {
         res.writeHead(200, { 'content-type': TYPES['.json'], 'cache-control': 'no-store' });
@@ -88,6 +101,21 @@ export async function serveUi({ dist, deployment, deployments, network, port = 0
   await new Promise((ok, fail) => { server.once('error', fail); server.listen(port, host, ok); });
   const url = `http://${host}:${server.address().port}/`;
   return { url, close: () => new Promise((ok) => server.close(ok)) };
+}
+
+/** --health-cmd's JSON argv prefix, checked; undefined when not given. */
+export function parseHealthCmd(raw) {
+  if (raw === undefined || raw === '') return undefined;
+  let cmd;
+  try {
+    cmd = JSON.parse(raw);
+  } catch {
+    throw new Error(`--health-cmd takes a JSON list of strings, e.g. '[".venv/bin/python", "-m", "pollen.cli", "health"]', not ${raw}`);
+  }
+  if (!Array.isArray(cmd) || !cmd.length || !cmd.every((a) => typeof a === 'string' && a)) {
+    throw new Error(`--health-cmd takes a non-empty JSON list of strings, not ${raw}`);
+  }
+  return cmd;
 }
 
 function arg(name, fallback) {
@@ -119,8 +147,16 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
     console.error('serve: --network NAME picks a file in --deployments DIR: pass --deployments deployments too');
     process.exit(2);
   }
+  let healthCmd;
   try {
-    const { url } = await serveUi({ dist: arg('dist', join(here, '..', 'dist')), deployment, deployments, network, port: Number(arg('port', process.env.UI_PORT ?? 5173)), host: arg('host', '127.0.0.1') });
+    healthCmd = parseHealthCmd(arg('health-cmd', process.env.HEALTH_CMD));
+  } catch (err) {
+    console.error(`serve: ${err.message}`);
+    process.exit(2);
+  }
+  try {
+    const { url } = await serveUi({ dist: arg('dist', join(here, '..', 'dist')), deployment, deployments, network, port: Number(arg('port', process.env.UI_PORT ?? 5173)), host: arg('host', '127.0.0.1'),
+      healthCmd, healthTimeoutMs: Number(arg('health-timeout-ms', 20000)) });
     console.log(await describe(url, deployment, deployments, network));
   } catch (err) {
     console.error(`serve: ${err.code === 'EADDRINUSE' ? 'that port is taken: pass UI_PORT=<free port>' : err.message}`);

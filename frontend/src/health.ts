@@ -99,3 +99,24 @@ export function matchLive<R extends RegistryRow>(rows: R[], h: LiveHealth): Arra
     return { row, live: byAddr ?? byOp ?? null };
   });
 }
+
+/** The UI server's probe URL for a version, for a page opened with `search`; throws when the page
+ *  reads a deployment from elsewhere (?deployment=URL), which the UI server cannot probe for. */
+export function healthUrl(versionId: bigint, source: { url: string; network?: string }): string {
+  if (source.network) return `./api/health?version=${versionId}&network=${encodeURIComponent(source.network)}`;
+  if (source.url === './deployment.json') return `./api/health?version=${versionId}`;
+  throw new Error('Live probes run through the UI server for its own deployments: open the page with ?network=NAME, or serve this deployment with `pollen ui`.');
+}
+
+/** The probe's answer for a version, parsed; throws an Error that says what to do. */
+export async function fetchHealth(url: string, fetcher: typeof fetch = fetch): Promise<LiveHealth> {
+  let response: Response;
+  try {
+    response = await fetcher(url, { cache: 'no-store' });
+  } catch {
+    throw new Error('Cannot reach the UI server for a live probe: is `pollen ui` (or make ui) still running?');
+  }
+  const text = await response.text();
+  if (!response.ok) throw new Error(`Live probe failed (HTTP ${response.status}): ${text.slice(0, 400)}`);
+  return parseHealth(text);
+}

@@ -1,5 +1,5 @@
 import { expect, test } from 'vitest';
-import { liveGaps, matchLive, parseHealth } from '../src/health';
+import { fetchHealth, healthUrl, liveGaps, matchLive, parseHealth } from '../src/health';
 
 const body = JSON.stringify({
   servers: [
@@ -41,4 +41,18 @@ test('matchLive pairs registry rows with probes by endpoint, then operator', () 
   const h = parseHealth(body);
   const m = matchLive([{ endpoint: '127.0.0.1:5001', operator: '0x1' }, { endpoint: 'x:1', operator: '0xBB' }, { endpoint: 'y:1', operator: '0xcc' }], h);
   expect(m.map((x) => x.live?.address ?? null)).toEqual(['127.0.0.1:5001', '127.0.0.1:5002', null]);
+});
+
+test('healthUrl names the page network, or the default deployment; a foreign deployment cannot be probed', () => {
+  expect(healthUrl(3n, { url: './deployments/demo.json', network: 'demo' })).toBe('./api/health?version=3&network=demo');
+  expect(healthUrl(1n, { url: './deployment.json' })).toBe('./api/health?version=1');
+  expect(() => healthUrl(1n, { url: 'https://elsewhere/d.json' })).toThrow(/\?network=NAME/);
+});
+
+test('fetchHealth passes the server error text on and parses a good answer', async () => {
+  const answer = (status: number, text: string) => (async () => new Response(text, { status })) as unknown as typeof fetch;
+  await expect(fetchHealth('./api/health?version=1', answer(501, 'live health is off: start ...'))).rejects.toThrow(/HTTP 501\): live health is off/);
+  expect((await fetchHealth('./api/health?version=1', answer(200, body))).numBlocks).toBe(8);
+  const down = (async () => { throw new TypeError('fetch failed'); }) as unknown as typeof fetch;
+  await expect(fetchHealth('./x', down)).rejects.toThrow(/still running/);
 });

@@ -2,8 +2,10 @@
 import type { Ctx, View } from '../app';
 import type { ServerInfo, VersionInfo } from '../chainData';
 import { computeCoverage, thicknessClass, type Coverage } from '../coverage';
+import { deploymentSource } from '../deployment';
 import { fill, h, svg } from '../dom';
 import { formatAmount, formatSpan, shortAddress } from '../format';
+import { fetchHealth, healthUrl, liveGaps, type LiveHealth } from '../health';
 import { addr, badge, empty, stat, you } from './common';
 
 const STATUS_TONE = { Active: 'ok', Inactive: 'warn', Left: 'muted', None: 'muted' } as const;
@@ -61,7 +63,62 @@ function versionSection(ctx: Ctx, v: VersionInfo, servers: ServerInfo[]): HTMLEl
       h('h2', null, model?.name ?? `Model ${v.modelId}`, h('span', { class: 'muted' }, ` · version ${v.id}`)),
       h('span', { class: 'muted' }, `${v.numBlocks} blocks`), summary, v.deprecated ? badge('deprecated', 'warn') : null),
     coveragePicture(cov, ctx),
-    serverTable(ctx, servers));
+    serverTable(ctx, servers),
+    livePanel(v.id));
+}
+
+// ---- live probes: the UI server runs `pollen health` (GET /api/health) -------------------------
+type LiveState = { kind: 'probing' } | { kind: 'done'; health: LiveHealth; at: Date } | { kind: 'error'; message: string };
+const liveStates = new Map<bigint, LiveState>(); // kept across re-renders of the page
+
+/** "Probe servers live" and what the last probe of this version found. */
+function livePanel(versionId: bigint): HTMLElement {
+  const box = h('div', { class: 'live', id: `live-${versionId}` });
+  const draw = () => {
+    const st = liveStates.get(versionId);
+    const button = h('button', { id: `probe-${versionId}`, disabled: st?.kind === 'probing', onclick: () => void probe() },
+      st?.kind === 'probing' ? 'Probing…' : st ? 'Probe again' : 'Probe servers live');
+    fill(box, h('div', { class: 'card-head' }, h('h3', null, 'Live'), button,
+      h('span', { class: 'muted' }, 'asks every registered server for its span, load and latency; a gap here is a gap a client would hit')),
+    st ? liveResult(st) : null);
+  };
+  const probe = async () => {
+    liveStates.set(versionId, { kind: 'probing' });
+    draw();
+    try {
+      const health = await fetchHealth(healthUrl(versionId, deploymentSource(location.search)));
+      liveStates.set(versionId, { kind: 'done', health, at: new Date() });
+    } catch (e) {
+      liveStates.set(versionId, { kind: 'error', message: e instanceof Error ? e.message : String(e) });
+    }
+    draw();
+  };
+  draw();
+  return box;
+}
+
+function liveResult(st: LiveState): HTMLElement | null {
+  if (st.kind === 'probing') return null;
+  if (st.kind === 'error') return h('div', { class: 'banner bad live-error' }, st.message);
+  const { health, at } = st;
+  const gaps = liveGaps(health);
+  const up = health.servers.filter((s) => s.up).length;
+  const summary = !health.servers.length ? badge('no active server registered', 'bad')
+    : gaps.length ? badge(`${gaps.map(([a, b]) => formatSpan(a, b)).join(', ')} not served live`, 'bad')
+    : badge('every block served live', 'ok');
+  const rows = health.servers.map((s) => h('tr', { class: s.up ? 'up' : 'down', 'data-address': s.address },
+    h('td', { class: 'mono small' }, s.address),
+    h('td', null, s.operator ? addr(s.operator) : h('span', { class: 'muted' }, '—')),
+    h('td', null, s.span ? formatSpan(s.span[0], s.span[1]) : '—'),
+    h('td', { class: 'num' }, s.rttMs === null ? '—' : `${s.rttMs.toFixed(1)} ms`),
+    h('td', { class: 'num' }, s.rttMs === null ? '—' : s.load.toFixed(2)),
+    h('td', { class: 'num' }, s.rttMs === null ? '—' : String(s.sessions)),
+    h('td', null, s.up ? badge('up', 'ok') : badge('down', 'bad'), s.problems.length ? h('div', { class: 'small muted' }, s.problems.join('; ')) : null)));
+  return h('div', null,
+    h('p', null, summary, h('span', { class: 'muted' }, ` ${up} of ${health.servers.length} up · probed ${at.toLocaleTimeString()}`)),
+    rows.length ? h('table', { class: 'servers live-servers' },
+      h('thead', null, h('tr', null, ...['Server', 'Operator', 'Span (its own)', 'Latency', 'Load', 'Sessions', 'Status'].map((t) => h('th', null, t)))),
+      h('tbody', null, rows)) : null);
 }
 
 /** The picture: a heat strip (servers per block) over one lane per non-overlapping set of spans. */
