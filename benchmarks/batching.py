@@ -14,10 +14,11 @@ goes to the server. Each repetition measures every (server, N) back to back; num
     .venv/bin/python benchmarks/batching.py                 # SmolLM2-135M, 32 tokens, 3 reps, 1 thread
     .venv/bin/python benchmarks/batching.py --model bench --quick
     .venv/bin/python benchmarks/batching.py --forward --seq 16   # parallel Forward requests instead
+    .venv/bin/python benchmarks/batching.py --backward --seq 16  # parallel Backward requests
 
-With --forward each client thread sends `--tokens` Forward requests (batch 1, `--seq` tokens,
-no KV cache) back to back; tok/s counts seq tokens per request; the batching server stacks
-queued Forwards into one pass (node/forward_batching.py).
+With --forward (--backward) each client thread sends `--tokens` Forward (Backward) requests
+(batch 1, `--seq` tokens, no KV cache) back to back; tok/s counts seq tokens per request; the
+batching server stacks queued requests of one kind into one pass (node/request_batching.py).
 """
 
 from __future__ import annotations
@@ -69,27 +70,32 @@ def session(stub, n_blocks: int, hidden: int, prompt: int, tokens: int, seed: in
 
 
 def forwards(stub, n_blocks: int, hidden: int, seq: int, count: int, seed: int, start: threading.Barrier,
-             out: dict, key: int) -> None:
-    """`count` Forward requests of (1, seq) tokens back to back; records (t_first, t_end)."""
+             out: dict, key: int, backward: bool = False) -> None:
+    """`count` Forward (or Backward) requests of (1, seq) tokens back to back; records (t_first, t_end)."""
     g = torch.Generator().manual_seed(seed)
     msgs = [wire.encode(torch.randn(1, seq, hidden, generator=g)) for _ in range(count)]
+    grad = wire.encode(torch.randn(1, seq, hidden, generator=g))
     start.wait()
     t0 = time.perf_counter()
     for msg in msgs:
-        stub.Forward(pb.ForwardRequest(session_id=os.urandom(32), start=0, end=n_blocks, hidden=msg), timeout=600)
+        if backward:
+            stub.Backward(pb.BackwardRequest(session_id=os.urandom(32), start=0, end=n_blocks, hidden=msg,
+                                             grad_output=grad), timeout=600)
+        else:
+            stub.Forward(pb.ForwardRequest(session_id=os.urandom(32), start=0, end=n_blocks, hidden=msg), timeout=600)
     out[key] = (t0, time.perf_counter())
 
 
 def measure(address: str, n: int, n_blocks: int, hidden: int, tokens: int, rep: int,
-            seq: int = 0) -> tuple[float, float]:
+            seq: int = 0, backward: bool = False) -> tuple[float, float]:
     """(aggregate tok/s, median per-client tok/s) of n concurrent sessions (seq = 0) or of n
-    clients sending Forwards of seq tokens (tokens = requests per client)."""
+    clients sending Forwards (Backwards) of seq tokens (tokens = requests per client)."""
     out: dict = {}
     start = threading.Barrier(n)
     with grpc.insecure_channel(address, [("grpc.max_receive_message_length", 256 << 20)]) as channel:
         stub = pb_grpc.BlockServerStub(channel)
         threads = [threading.Thread(target=forwards, args=(stub, n_blocks, hidden, seq, tokens, 1000 * rep + i,
-                                                           start, out, i)) if seq else
+                                                           start, out, i, backward)) if seq else
                    threading.Thread(target=session, args=(stub, n_blocks, hidden, 8 + 5 * i, tokens,
                                                           1000 * rep + i, start, out, i)) for i in range(n)]
         for t in threads:
@@ -112,8 +118,10 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="the server's torch threads")
     ap.add_argument("--quick", action="store_true", help="16 tokens, 2 repetitions")
     ap.add_argument("--forward", action="store_true", help="parallel Forward requests instead of sessions")
-    ap.add_argument("--seq", type=int, default=16, help="with --forward: tokens per Forward request")
+    ap.add_argument("--backward", action="store_true", help="parallel Backward requests instead of sessions")
+    ap.add_argument("--seq", type=int, default=16, help="with --forward / --backward: tokens per request")
     args = ap.parse_args()
+    rpc = "Backward" if args.backward else "Forward" if args.forward else "Inference"
     if args.quick:
         args.tokens, args.reps = 16, 2
     path = model_path("smollm2" if args.model == "smollm2" else "bench")
@@ -129,41 +137,43 @@ def main() -> None:
                "off": procs.spawn(path, (0, n_blocks), "--max-batch-sessions", "1", log_dir=log_dir,
                                   threads=args.threads)}
     results: dict = {(k, n): [] for k in servers for n in COUNTS}
-    seq = args.seq if args.forward else 0
+    seq = args.seq if rpc != "Inference" else 0
     batches: dict = {n: [] for n in COUNTS}  # batch sizes of the batching server's decode steps
     try:
         procs.wait_ready(list(servers.values()), timeout=300)
         for k, s in servers.items():  # warm-up
-            measure(s.address, 2, n_blocks, hidden, 4, rep=99, seq=seq)
+            measure(s.address, 2, n_blocks, hidden, 4, rep=99, seq=seq, backward=args.backward)
         for rep in range(args.reps):
             for n in COUNTS:
                 for k, s in servers.items():
-                    seen = len(_batch_sizes(trace, "Forward" if seq else "Inference"))
-                    results[(k, n)].append(measure(s.address, n, n_blocks, hidden, args.tokens, rep, seq))
+                    seen = len(_batch_sizes(trace, rpc))
+                    results[(k, n)].append(measure(s.address, n, n_blocks, hidden, args.tokens, rep, seq,
+                                                   args.backward))
                     if k == "on":
-                        batches[n] += _batch_sizes(trace, "Forward" if seq else "Inference")[seen:]
+                        batches[n] += _batch_sizes(trace, rpc)[seen:]
                     print(f"rep {rep} batching {k} n={n}: {results[(k, n)][-1][0]:.1f} tok/s", file=sys.stderr)
     finally:
         procs.stop_all(list(servers.values()))
-    report(results, batches, args, n_blocks)
+    report(results, batches, args, n_blocks, rpc)
 
 
 def _batch_sizes(trace: Path, rpc: str = "Inference") -> list[int]:
-    """Batch size of every decode step (T = 1), or of every Forward, the batching server recorded."""
+    """Batch size of every decode step (T = 1), or of every Forward / Backward, the batching server recorded."""
     if not trace.exists():
         return []
     lines = [json.loads(x) for x in trace.read_text().splitlines() if x.strip()]
-    return [x.get("batch", 1) for x in lines if x["rpc"] == rpc and (rpc == "Forward" or x["shape"][1] == 1)]
+    return [x.get("batch", 1) for x in lines if x["rpc"] == rpc and (rpc != "Inference" or x["shape"][1] == 1)]
 
 
-def report(results: dict, batches: dict, args, n_blocks: int) -> None:
+def report(results: dict, batches: dict, args, n_blocks: int, rpc: str) -> None:
     med = {key: (statistics.median(a for a, _ in v), statistics.median(p for _, p in v)) for key, v in results.items()}
-    what = (f"{args.tokens} Forward requests of {args.seq} tokens per client" if args.forward else
+    requests = rpc != "Inference"
+    what = (f"{args.tokens} {rpc} requests of {args.seq} tokens per client" if requests else
             f"{args.tokens} decode tokens per session")
     print(f"\nModel: {args.model} ({n_blocks} blocks on one server), {what}, "
           f"{args.reps} repetitions (medians), server torch threads {args.threads}; "
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}\n")
-    print(f"| {'clients' if args.forward else 'sessions'} | batching | aggregate tok/s | per-client tok/s | "
+    print(f"| {'clients' if requests else 'sessions'} | batching | aggregate tok/s | per-client tok/s | "
           f"aggregate / 1 | mean batch |")
     print("|---:|---|---:|---:|---:|---:|")
     for n in COUNTS:
@@ -172,12 +182,12 @@ def report(results: dict, batches: dict, args, n_blocks: int) -> None:
             mean = f"{statistics.mean(batches[n]):.2f}" if k == "on" and batches[n] else "1"
             print(f"| {n} | {k} | {agg:.1f} | {per:.1f} | {agg / med[(k, 1)][0]:.2f}x | {mean} |")
     ratio = med[("on", 8)][0] / med[("on", 1)][0]
-    what = "clients" if args.forward else "sessions"
-    goal = "" if args.forward else f" (goal >= 4x: {'met' if ratio >= 4 else 'MISSED'})"  # the issue's goal is for sessions
+    what = "clients" if requests else "sessions"
+    goal = "" if requests else f" (goal >= 4x: {'met' if ratio >= 4 else 'MISSED'})"  # the issue's goal is for sessions
     print(f"\n8 {what} / 1 with batching: {ratio:.2f}x{goal}; "
           f"batching on / off at 8 {what}: {med[('on', 8)][0] / med[('off', 8)][0]:.2f}x")
     print(f"\nCommand: .venv/bin/python benchmarks/batching.py --model {args.model} --tokens {args.tokens} "
-          f"--reps {args.reps} --threads {args.threads}" + (f" --forward --seq {args.seq}" if args.forward else ""))
+          f"--reps {args.reps} --threads {args.threads}" + (f" --{rpc.lower()} --seq {args.seq}" if requests else ""))
 
 
 if __name__ == "__main__":

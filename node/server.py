@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import grpc
 import torch
 
-from node import batching, forward_batching, push
+from node import batching, push, request_batching
 from node.billing import FREE, Billing
 from node.config import ServerConfig
 from node.errors import BadRequest, NodeError, SessionLimit, SessionProtocolError, SpanMismatch
@@ -105,8 +105,8 @@ def guarded(method):
 
 
 @dataclass
-class ForwardInputs:
-    """A Forward request after its checks: local blocks, session id, input and tuning tensors."""
+class SpanInputs:
+    """A Forward or Backward request after its checks: local blocks, session id, input and tuning tensors."""
 
     first: int
     last: int
@@ -115,6 +115,7 @@ class ForwardInputs:
     prompts: torch.Tensor | None
     lora: object | None  # client LoRA of this request
     named: object | None  # a published adapter the request names
+    g: torch.Tensor | None = None  # Backward: dL/dy (B, T, C)
 
 
 class BlockServicer(pb_grpc.BlockServerServicer):
@@ -283,11 +284,11 @@ class BlockServicer(pb_grpc.BlockServerServicer):
 
     @guarded
     def Forward(self, request, context):
-        return self._billed(request, lambda: self._forward(request), forward_batching.batchable(self, request))
+        return self._billed(request, lambda: self._forward(request), request_batching.batchable_forward(self, request))
 
     @guarded
     def Backward(self, request, context):
-        return self._billed(request, lambda: self._backward(request))
+        return self._billed(request, lambda: self._backward(request), request_batching.batchable_backward(self, request))
 
     def _billed(self, request, work, batch=None):
         """Admit by payment (tier or PaymentRequired), compute (maybe batched), then charge the payer."""
@@ -303,7 +304,7 @@ class BlockServicer(pb_grpc.BlockServerServicer):
         y = self._no_grad(inputs.x, None, inputs.first, inputs.last, trace, inputs.prompts, inputs.lora or inputs.named)
         return self._forward_response(request, inputs, y, trace)
 
-    def _forward_inputs(self, request, batch: int = 1) -> "ForwardInputs":
+    def _forward_inputs(self, request, batch: int = 1) -> "SpanInputs":
         """A Forward's checked inputs (BadRequest naming what is wrong); `batch` for the trace."""
         first, last = self._local_span(request.start, request.end)
         session_id = self._session_id(request.session_id)
@@ -311,9 +312,9 @@ class BlockServicer(pb_grpc.BlockServerServicer):
         prompts = self._prompts(request, x, last - first)
         lora, named = self._request_lora(request, first, last)
         self._trace("Forward", request.hidden, x, start=request.start, end=request.end, batch=batch)
-        return ForwardInputs(first, last, session_id, x, prompts, lora, named)
+        return SpanInputs(first, last, session_id, x, prompts, lora, named)
 
-    def _forward_response(self, request, inputs: "ForwardInputs", y: torch.Tensor, trace) -> pb.ForwardResponse:
+    def _forward_response(self, request, inputs: "SpanInputs", y: torch.Tensor, trace) -> pb.ForwardResponse:
         """Encode y (B, T, C), sketch its blocks' trace, sign the receipt over exactly these bytes."""
         msg = wire.encode(y, request.compress_output)
         sketches, root = self._traced(inputs.first, trace)
@@ -324,6 +325,14 @@ class BlockServicer(pb_grpc.BlockServerServicer):
         return pb.ForwardResponse(hidden=msg, receipt=receipt, sketches=sketches)
 
     def _backward(self, request) -> pb.BackwardResponse:
+        inputs = self._backward_inputs(request)
+        trace: list[torch.Tensor] = []
+        grads = self._input_grad(inputs.x, inputs.g, inputs.first, inputs.last, trace, inputs.prompts, inputs.lora,
+                                 inputs.named)
+        return self._backward_response(request, inputs, *grads, trace)
+
+    def _backward_inputs(self, request, batch: int = 1) -> "SpanInputs":
+        """A Backward's checked inputs (BadRequest naming what is wrong); `batch` for the trace."""
         first, last = self._local_span(request.start, request.end)
         session_id = self._session_id(request.session_id)
         x = self._hidden(request.hidden)
@@ -332,17 +341,21 @@ class BlockServicer(pb_grpc.BlockServerServicer):
             raise BadRequest(f"grad_output shape {tuple(g.shape)} != hidden shape {tuple(x.shape)}")
         prompts = self._prompts(request, x, last - first)
         lora, named = self._request_lora(request, first, last)
-        self._trace("Backward", request.hidden, x, start=request.start, end=request.end)
-        trace: list[torch.Tensor] = []
-        grad, grad_prompts, grad_lora = self._input_grad(x, g, first, last, trace, prompts, lora, named)
-        input_hash = chain_input_hash(chain_input_hash(ZERO_HASH, hash_tensor(x)), hash_tensor(g))
-        input_hash = fold_adapter(fold_lora(fold_prompts(input_hash, prompts), lora), request.adapter)
+        self._trace("Backward", request.hidden, x, start=request.start, end=request.end, batch=batch)
+        return SpanInputs(first, last, session_id, x, prompts, lora, named, g)
+
+    def _backward_response(self, request, inputs: "SpanInputs", grad: torch.Tensor, grad_prompts, grad_lora,
+                           trace) -> pb.BackwardResponse:
+        """Encode dL/dx (and the prompts' / LoRA's gradients), sketch the trace, sign the receipt."""
+        input_hash = chain_input_hash(chain_input_hash(ZERO_HASH, hash_tensor(inputs.x)), hash_tensor(inputs.g))
+        input_hash = fold_adapter(fold_lora(fold_prompts(input_hash, inputs.prompts), inputs.lora), request.adapter)
         msg = wire.encode(grad)
-        sketches, root = self._traced(first, trace)
+        sketches, root = self._traced(inputs.first, trace)
         gp_msg = None if grad_prompts is None else wire.encode(grad_prompts)
         gl_msg = None if grad_lora is None else lora_mod.to_proto(grad_lora)
         output_hash = fold_lora_grads(fold_grads(wire.message_hash(msg), grad_prompts), grad_lora)
-        receipt = self._receipt(KIND_BACKWARD, session_id, first, last, 0, input_hash, output_hash, root)
+        receipt = self._receipt(KIND_BACKWARD, inputs.session_id, inputs.first, inputs.last, 0, input_hash,
+                                output_hash, root)
         return pb.BackwardResponse(grad_input=msg, receipt=receipt, sketches=sketches, grad_prompts=gp_msg,
                                    grad_lora=gl_msg)
 

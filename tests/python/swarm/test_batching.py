@@ -1,6 +1,7 @@
 """Batched sessions on real `pollen serve` processes (node/batching.py): concurrent sessions of
 different prompt lengths each get exactly their alone tokens, a bad step inside a batch fails
-only its own session, and a lone session is not slowed down by the batching machinery."""
+only its own session, and a lone session is not slowed down by the batching machinery; parallel
+Forwards and Backwards (node/request_batching.py) each get their alone outputs."""
 
 from __future__ import annotations
 
@@ -156,6 +157,52 @@ def test_parallel_forwards_run_as_one_pass_each_with_its_alone_output(servers):
         assert stub_b.Forward(requests[0], timeout=60).receipt.input_hash == outcomes[0].receipt.input_hash
     lines = [json.loads(x) for x in trace.read_text().splitlines()]
     assert max(x.get("batch", 1) for x in lines if x["rpc"] == "Forward") >= 4, "no Forward was batched"
+
+
+def test_parallel_backwards_run_as_one_pass_each_with_its_alone_gradient(servers):
+    """Four Backwards of different batch sizes queue behind a long prefill, one of them bad (its
+    grad_output has the wrong shape): the three good ones run as one stacked pass, each input
+    gradient, sketches and receipt input hash equal to what the non-batching server gives alone;
+    the bad one gets INVALID_ARGUMENT alone."""
+    batched, trace = servers["batched"]
+    alone, _ = servers["alone"]
+    g = torch.Generator().manual_seed(12)
+    xs = [torch.randn(b, 10, HIDDEN, generator=g) for b in (2, 1, 1, 3)]
+    gs = [torch.randn(x.shape, generator=g) for x in xs]
+    gs[1] = torch.randn(1, 9, HIDDEN, generator=g)  # does not match its hidden states
+    requests = [pb.BackwardRequest(session_id=os.urandom(32), start=0, end=6, hidden=wire.encode(x),
+                                   grad_output=wire.encode(dy)) for x, dy in zip(xs, gs)]
+    seen = len(trace.read_text().splitlines()) if trace.exists() else 0
+    with grpc.insecure_channel(batched.address) as ch_b, grpc.insecure_channel(alone.address) as ch_a:
+        stub_b, stub_a = pb_grpc.BlockServerStub(ch_b), pb_grpc.BlockServerStub(ch_a)
+        outcomes = _queued_behind_a_prefill(stub_b, g, [functools.partial(stub_b.Backward, r, timeout=60)
+                                                        for r in requests])
+        assert isinstance(outcomes[1], grpc.RpcError) and outcomes[1].code() == grpc.StatusCode.INVALID_ARGUMENT
+        for i in (0, 2, 3):
+            got, ref = outcomes[i], stub_a.Backward(requests[i], timeout=60)
+            assert isinstance(got, pb.BackwardResponse), f"good Backward {i} failed: {got}"
+            assert judgment.max_error(wire.decode(got.grad_input), wire.decode(ref.grad_input)) < 1e-5
+            assert got.receipt.input_hash == ref.receipt.input_hash
+            assert tuple(wire.decode(got.sketches).shape[:2]) == (6, xs[i].shape[0])  # its own rows only
+            assert judgment.max_error(wire.decode(got.sketches), wire.decode(ref.sketches)) < 1e-4
+    lines = [json.loads(x) for x in trace.read_text().splitlines()[seen:]]
+    assert max(x.get("batch", 1) for x in lines if x["rpc"] == "Backward") >= 3, "no Backward was batched"
+
+
+def test_requests_too_big_to_share_a_pass_run_alone(servers):
+    """Forwards of 8 x 40 tokens (320 > PASS_TOKENS) queued together each run alone: a batched
+    pass never grows past the bound, so a paid step that arrives mid-pass waits for one request."""
+    batched, trace = servers["batched"]
+    g = torch.Generator().manual_seed(13)
+    requests = [pb.ForwardRequest(session_id=os.urandom(32), start=0, end=6,
+                                  hidden=wire.encode(torch.randn(8, 40, HIDDEN, generator=g))) for _ in range(3)]
+    seen = len(trace.read_text().splitlines()) if trace.exists() else 0
+    with grpc.insecure_channel(batched.address, [("grpc.max_receive_message_length", 64 << 20)]) as ch:
+        stub = pb_grpc.BlockServerStub(ch)
+        outcomes = _queued_behind_a_prefill(stub, g, [functools.partial(stub.Forward, r, timeout=60) for r in requests])
+    assert all(isinstance(o, pb.ForwardResponse) for o in outcomes), outcomes
+    lines = [json.loads(x) for x in trace.read_text().splitlines()[seen:]]
+    assert [x["batch"] for x in lines if x["rpc"] == "Forward"] == [1, 1, 1]
 
 
 def _queued_behind_a_prefill(stub, g, sends) -> list:
