@@ -36,9 +36,14 @@ chromium:
 	  echo "!! no chromium at $(CHROMIUM) and not root: the browser tests will be skipped (apt-get install chromium)"; \
 	fi
 
-# ABIs -> src/generated/contracts.ts, type-check, bundle into frontend/dist/.
+# ABIs -> src/generated/contracts.ts, type-check, bundle into frontend/dist/, and the copy an
+# installed package serves (pollen/webui/, package data).
 frontend-build: setup frontend-install compile
 	cd $(FRONTEND) && npm run --silent build
+	@$(PY) -c 'import pollen.ui as u; u.export()'
+
+# the Python suites serve the UI too (pollen ui, the packaged copy)
+test-python: frontend-build
 
 test-frontend: setup frontend-build chromium
 	cd $(FRONTEND) && npx tsc --noEmit -p tsconfig.e2e.json

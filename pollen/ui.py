@@ -4,12 +4,17 @@ page's "Probe servers live" runs `pollen health` in this Python through the UI s
 
     pollen ui --deployment deployments/demo.json [--port 5173]
     pollen ui --network gnosis-chiado            # deployments/*.json, opened at ?network=gnosis-chiado
+
+The UI comes from the source checkout's frontend/ when it is built there, else from the copy an
+installed package carries: `make frontend-build` exports the bundle and its server scripts to
+pollen/webui/ (package data, git-ignored) with `export()`.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -20,12 +25,36 @@ import click
 from pollen.errors import PollenError
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVE = ROOT / "frontend" / "scripts" / "serve.mjs"
+CHECKOUT_UI = ROOT / "frontend"  # scripts/serve.mjs and dist/ of a source checkout
+PACKAGED_UI = Path(__file__).resolve().parent / "webui"  # the same layout, shipped in the wheel
+SCRIPTS = ("serve.mjs", "health-endpoint.mjs")  # what the UI server needs beside the bundle
 HEALTH_CMD = [sys.executable, "-m", "pollen.cli", "health"]  # what GET /api/health runs
 
 
 class UiError(PollenError):
     pass
+
+
+def ui_dir() -> Path:
+    """Where the built UI and its server are: the checkout's frontend/, else the packaged copy."""
+    for where in (CHECKOUT_UI, PACKAGED_UI):
+        if (where / "dist" / "index.html").exists() and (where / "scripts" / "serve.mjs").exists():
+            return where
+    raise UiError("the web UI is not built: run `make frontend-build` in the checkout (make demo does it); "
+                  "an installed package carries it only when its wheel was built after that")
+
+
+def export(source: Path = CHECKOUT_UI, target: Path = PACKAGED_UI) -> Path:
+    """Copy the built bundle and the UI server's scripts to `target` (the packaged copy)."""
+    if not (source / "dist" / "index.html").exists():
+        raise UiError(f"no built UI in {source / 'dist'}: run `npm run build` in {source} first")
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(source / "dist", target / "dist")
+    (target / "scripts").mkdir()
+    for name in SCRIPTS:
+        shutil.copy2(source / "scripts" / name, target / "scripts" / name)
+    return target
 
 
 def start_ui(deployment: str | Path | None, port: int = 5173, timeout: float = 15.0,
@@ -34,13 +63,12 @@ def start_ui(deployment: str | Path | None, port: int = 5173, timeout: float = 1
     `network`); returns it and the URL it printed."""
     from pollen.networks import canonical, deployments_dir, resolve_deployment
 
-    if not (ROOT / "frontend" / "dist" / "index.html").exists():
-        raise UiError("the web UI is not built: run `make frontend-build` (make demo does it)")
+    serve = ui_dir() / "scripts" / "serve.mjs"
     source = ["--deployment", str(deployment)]
     if network:
         resolve_deployment(network)  # the file must exist (a NetworkError names the ones that do)
         source = ["--deployments", str(deployments_dir()), "--network", canonical(network)]
-    proc = subprocess.Popen(["node", str(SERVE), *source, "--port", str(port), "--health-cmd", json.dumps(HEALTH_CMD)],
+    proc = subprocess.Popen(["node", str(serve), *source, "--port", str(port), "--health-cmd", json.dumps(HEALTH_CMD)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
     deadline = time.monotonic() + timeout

@@ -125,10 +125,12 @@ def test_the_ui_serves_every_deployment_opened_at_a_network(tmp_path, monkeypatc
     """`pollen ui --network NAME` serves deployments/*.json (the page's picker) at ?network=NAME."""
     import urllib.request
 
-    from pollen.ui import ROOT as UI_ROOT, start_ui
+    from pollen.ui import UiError, start_ui, ui_dir
 
-    if not (UI_ROOT / "frontend" / "dist" / "index.html").exists():
-        pytest.skip("web UI not built (make frontend-build)")
+    try:
+        ui_dir()
+    except UiError:
+        pytest.skip("web UI not built (make frontend-build; make test builds it first)")
     monkeypatch.setenv("POLLEN_DEPLOYMENTS", str(tmp_path))
     (tmp_path / "gnosis-chiado.json").write_text(json.dumps({"network": "gnosis-chiado", "chainId": 10200}))
     with pytest.raises(NetworkError, match="no deployment file .*filecoin.json.*files here: gnosis-chiado"):

@@ -1,10 +1,12 @@
 """What `pip install pollen` gives a user: every imported distribution declared, no Ape in the
-core, the contract ABIs inside the wheel and found from an install outside the checkout."""
+core, the contract ABIs and the web UI inside the wheel and found from an install outside the
+checkout."""
 
 from __future__ import annotations
 
 import ast
 import importlib.metadata
+import json
 import os
 import re
 import subprocess
@@ -64,23 +66,30 @@ def test_core_install_leaves_ape_out():
     assert extras["dev"] == ["pollen[contracts,test,smollm2]"]
 
 
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory) -> Path:
+    """A wheel of the checkout, installed (no dependencies) into a folder of its own: its site dir."""
+    tmp = tmp_path_factory.mktemp("wheel")
+    pip = [sys.executable, "-m", "pip", "-q", "--disable-pip-version-check"]
+    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp / "w"),
+                    str(ROOT)], check=True, capture_output=True)
+    wheel = next((tmp / "w").glob("pollen-*.whl"))
+    subprocess.run([*pip, "install", "--no-deps", "--target", str(tmp / "site"), str(wheel)],
+                   check=True, capture_output=True)
+    return tmp / "site"
+
+
 @pytest.mark.skipif(not (ROOT / "pollen" / "abi" / "contracts.json").exists(),
                     reason="run `make compile` first: it exports the packaged ABIs")
-def test_wheel_carries_abis_found_outside_the_checkout(tmp_path):
-    pip = [sys.executable, "-m", "pip", "-q", "--disable-pip-version-check"]
-    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "w"),
-                    str(ROOT)], check=True, capture_output=True)
-    wheel = next((tmp_path / "w").glob("pollen-*.whl"))
-    subprocess.run([*pip, "install", "--no-deps", "--target", str(tmp_path / "site"), str(wheel)],
-                   check=True, capture_output=True)
-    env = {**os.environ, "PYTHONPATH": str(tmp_path / "site")}
+def test_wheel_carries_abis_found_outside_the_checkout(installed, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(installed)}
     env.pop("POLLEN_ARTIFACTS", None)
     probe = ("import pollen, pollen.artifacts as a; print(pollen.__file__); "
              "print(a.default_manifest()); print(len(a.abi('DisputeCourt')))")
     out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, check=True,
                          capture_output=True, text=True).stdout.split()
-    assert out[0].startswith(str(tmp_path / "site")), out  # the installed copy, not the checkout
-    assert out[1] == str(tmp_path / "site" / "pollen" / "abi" / "contracts.json")
+    assert out[0].startswith(str(installed)), out  # the installed copy, not the checkout
+    assert out[1] == str(installed / "pollen" / "abi" / "contracts.json")
     assert int(out[2]) > 10
     version = subprocess.run([sys.executable, "-m", "pollen.cli", "--version"], cwd=tmp_path,
                              env=env, check=True, capture_output=True, text=True).stdout
@@ -96,7 +105,29 @@ def test_wheel_carries_abis_found_outside_the_checkout(tmp_path):
                        "import client; print(client.__file__)")
     where = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, check=True, capture_output=True,
                            text=True).stdout.strip()
-    assert where.startswith(str(tmp_path / "site")), where
+    assert where.startswith(str(installed)), where
+
+
+@pytest.mark.skipif(not (ROOT / "pollen" / "webui" / "dist" / "index.html").exists(),
+                    reason="run `make frontend-build` first: it exports the packaged web UI")
+def test_wheel_carries_the_web_ui_and_serves_it_outside_the_checkout(installed, tmp_path):
+    """`pollen ui` from the installed package: its own copy of the bundle and the UI server, the
+    deployment file served beside it, and the live health endpoint wired to this Python."""
+    deployment = tmp_path / "d.json"
+    deployment.write_text(json.dumps({"network": "anvil", "chainId": 31337, "rpc": "http://127.0.0.1:1"}))
+    probe = ("import sys, urllib.request, pollen.ui as u\n"
+             "print(u.ui_dir())\n"
+             f"proc, url = u.start_ui({str(deployment)!r}, 0)\n"
+             "try:\n"
+             "    print(b'<html' in urllib.request.urlopen(url, timeout=10).read().lower())\n"
+             "    print(urllib.request.urlopen(url + 'deployment.json', timeout=10).read().decode())\n"
+             "finally:\n"
+             "    proc.terminate(); proc.wait(10)\n")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(installed)},
+                         check=True, capture_output=True, text=True, timeout=60).stdout.splitlines()
+    assert out[0] == str(installed / "pollen" / "webui"), out  # not the checkout's frontend/
+    assert out[1] == "True"
+    assert json.loads(out[2])["chainId"] == 31337
 
 
 def test_missing_artifacts_say_what_to_do(tmp_path, monkeypatch):
