@@ -6,9 +6,11 @@
 //   400  a bad version id or network name, or a network the server does not offer
 //   501  the UI server was started without --health-cmd
 //   502  the probe failed (its stderr's last lines say why)
+//   503  maxProbes probes are already running (for other versions)
 //   504  the probe ran past the timeout
 // Answers are cached for cacheMs per (deployment, version), and one probe runs per key at a time:
-// a page full of reloads starts one probe, not one each.
+// a page full of reloads starts one probe, not one each; a burst of requests for many versions
+// starts at most maxProbes processes.
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -17,9 +19,10 @@ const NAME = /^[a-z0-9][a-z0-9._-]*$/i;
 const VERSION = /^\d{1,18}$/;
 
 /** { status, body } for a request's query, or a thrown Error for the server's own failures. */
-export function healthEndpoint({ cmd, deployment, deploymentsDir, timeoutMs = 20_000, cacheMs = 5_000 }) {
+export function healthEndpoint({ cmd, deployment, deploymentsDir, timeoutMs = 20_000, cacheMs = 5_000, maxProbes = 2 }) {
   if (!(timeoutMs > 0)) throw new Error(`--health-timeout-ms must be a positive number of milliseconds, not ${timeoutMs}`);
   const cache = new Map(); // key -> { at, promise }
+  let running = 0;
   return async function answer(query) {
     if (!cmd) return text(501, 'live health is off: start the UI server with --health-cmd \'["python", "-m", "pollen.cli", "health"]\' (pollen ui does it)');
     const version = query.get('version') ?? '';
@@ -29,9 +32,15 @@ export function healthEndpoint({ cmd, deployment, deploymentsDir, timeoutMs = 20
     const key = `${file.path}\n${version}`;
     const hit = cache.get(key);
     if (hit && Date.now() - hit.at < cacheMs) return hit.promise;
+    if (running >= maxProbes) return text(503, `${running} health probes are running; try again in a few seconds`);
+    for (const [k, v] of cache) if (Date.now() - v.at >= cacheMs) cache.delete(k); // old answers go
+    running += 1;
     const promise = probe(cmd, file.path, version, timeoutMs);
-    cache.set(key, { at: Date.now(), promise });
-    promise.then(() => cache.set(key, { at: Date.now(), promise })); // the cache window starts when it answers
+    cache.set(key, { at: Infinity, promise }); // in flight: shared by every request for this key
+    promise.then(() => {
+      running -= 1;
+      cache.set(key, { at: Date.now(), promise }); // the reuse window starts when it answers
+    });
     return promise;
   };
 }

@@ -113,6 +113,15 @@ test('/api/health shares one probe among concurrent requests and caches the answ
   expect(count() - before).toBe(1);
 });
 
+test('/api/health runs at most two probes at once; more answer 503 at once', async () => {
+  const get = await startHealth({});
+  const slow = ['version=4', 'version=4&network=demo', 'version=4&network=gnosis-chiado'];
+  const first = slow.slice(0, 2).map((q) => get(q));
+  await new Promise((r) => setTimeout(r, 100)); // both probes have started
+  expect(await get(slow[2])).toMatchObject({ status: 503, text: expect.stringMatching(/2 health probes are running/) });
+  expect((await Promise.all(first)).map((a) => a.status)).toEqual([504, 504]);
+});
+
 test('/api/health without --health-cmd says how to turn it on', async () => {
   const s = await serveUi({ dist, deployment: single });
   servers.push(s);
