@@ -127,7 +127,10 @@ class PaymentRules(RuleBasedStateMachine):
         p = self.pay
         resolved = [i for i, m in self.d.items() if m["stage"] == RESOLVED]
         unpaid = [i for i in resolved if i not in p.audited]
-        pool = resolved if twice or not unpaid else unpaid  # mostly a dispute not paid for yet
+        # mostly a dispute not paid for yet, a ruled one first (most end without quorum or lapse,
+        # and paying those pays nobody: the run would rarely see coherent auditors paid)
+        ruled = [i for i in unpaid if self.cv.getDispute(i)["outcome"] in (FAULTY, HONEST)]
+        pool = resolved if twice or not unpaid else ruled or unpaid
         did = pool[pick % len(pool)]
         if did in p.audited:
             self._send(lambda: p.fees.payAudit(did, sender=p.clients[0]), "AuditFeePayer_AlreadyPaid", "pay twice")
