@@ -148,15 +148,21 @@ def test_parallel_forwards_run_as_one_pass_each_with_its_alone_output(servers):
                                                         for r in requests])
         assert isinstance(outcomes[2], grpc.RpcError) and outcomes[2].code() == grpc.StatusCode.INVALID_ARGUMENT
         for i in (0, 1, 3, 4):
-            got, ref = outcomes[i], stub_a.Forward(requests[i], timeout=60)
-            assert isinstance(got, pb.ForwardResponse), f"good Forward {i} failed: {got}"
-            assert judgment.max_error(wire.decode(got.hidden), wire.decode(ref.hidden)) < 1e-5
-            assert got.receipt.input_hash == ref.receipt.input_hash
-            assert tuple(wire.decode(got.sketches).shape[:2]) == (6, xs[i].shape[0])  # its own rows only
-            assert judgment.max_error(wire.decode(got.sketches), wire.decode(ref.sketches)) < 1e-4
+            _assert_alone(outcomes[i], stub_a.Forward(requests[i], timeout=60), pb.ForwardResponse, "hidden",
+                          xs[i].shape[0])
         assert stub_b.Forward(requests[0], timeout=60).receipt.input_hash == outcomes[0].receipt.input_hash
     lines = [json.loads(x) for x in trace.read_text().splitlines()]
     assert max(x.get("batch", 1) for x in lines if x["rpc"] == "Forward") >= 4, "no Forward was batched"
+
+
+def _assert_alone(got, ref, kind, field: str, rows: int) -> None:
+    """A batched response equals the non-batching server's: output `field`, receipt input hash,
+    and sketches of its own `rows` only (6 blocks)."""
+    assert isinstance(got, kind), f"good {kind.__name__} failed: {got}"
+    assert judgment.max_error(wire.decode(getattr(got, field)), wire.decode(getattr(ref, field))) < 1e-5
+    assert got.receipt.input_hash == ref.receipt.input_hash
+    assert tuple(wire.decode(got.sketches).shape[:2]) == (6, rows)  # its own rows only
+    assert judgment.max_error(wire.decode(got.sketches), wire.decode(ref.sketches)) < 1e-4
 
 
 def test_parallel_backwards_run_as_one_pass_each_with_its_alone_gradient(servers):
@@ -179,12 +185,8 @@ def test_parallel_backwards_run_as_one_pass_each_with_its_alone_gradient(servers
                                                         for r in requests])
         assert isinstance(outcomes[1], grpc.RpcError) and outcomes[1].code() == grpc.StatusCode.INVALID_ARGUMENT
         for i in (0, 2, 3):
-            got, ref = outcomes[i], stub_a.Backward(requests[i], timeout=60)
-            assert isinstance(got, pb.BackwardResponse), f"good Backward {i} failed: {got}"
-            assert judgment.max_error(wire.decode(got.grad_input), wire.decode(ref.grad_input)) < 1e-5
-            assert got.receipt.input_hash == ref.receipt.input_hash
-            assert tuple(wire.decode(got.sketches).shape[:2]) == (6, xs[i].shape[0])  # its own rows only
-            assert judgment.max_error(wire.decode(got.sketches), wire.decode(ref.sketches)) < 1e-4
+            _assert_alone(outcomes[i], stub_a.Backward(requests[i], timeout=60), pb.BackwardResponse,
+                          "grad_input", xs[i].shape[0])
     lines = [json.loads(x) for x in trace.read_text().splitlines()[seen:]]
     assert max(x.get("batch", 1) for x in lines if x["rpc"] == "Backward") >= 3, "no Backward was batched"
 
