@@ -331,6 +331,105 @@ def escrow_invariant(escrow, chain) -> None:
         raise AssertionError(f"escrow invariant broken: balance {balance} != accounted {total}")
 
 
+class HeadStorage:
+    """Storage words and balances at the chain's head for the stateful runs, which check books
+    after every step: read from py-evm's state itself on Ape's in-process chain (microseconds;
+    a view call through web3 executes a transaction and costs milliseconds), through
+    eth_getStorageAt on any other node."""
+
+    def __init__(self, w3):
+        self._w3 = w3
+        tester = getattr(w3.provider, "ethereum_tester", None)
+        self._chain = tester.backend.chain if tester is not None else None
+        self._state = None
+
+    def refresh(self) -> "HeadStorage":
+        """Read the head as it is now (call once per check: later writes are not seen)."""
+        if self._chain is not None:
+            self._state = self._chain.get_vm(self._chain.get_canonical_head()).state
+        return self
+
+    def word(self, address: str, slot: int) -> int:
+        if self._state is None:
+            return int.from_bytes(self._w3.eth.get_storage_at(address, slot), "big")
+        return self._state.get_storage(bytes.fromhex(address[2:]), slot)
+
+    def balance(self, address: str) -> int:
+        if self._state is None:
+            return self._w3.eth.get_balance(address)
+        return self._state.get_balance(bytes.fromhex(address[2:]))
+
+
+def mapping_slot(slot: int, *keys: str) -> int:
+    """The storage slot of `m[k1][k2]...` for a mapping declared at `slot`, address keys."""
+    from eth_utils import keccak
+
+    for key in keys:
+        slot = int.from_bytes(keccak(bytes(12) + bytes.fromhex(key[2:]) + slot.to_bytes(32, "big")), "big")
+    return slot
+
+
+class EscrowBooks:
+    """PaymentEscrow's books straight from storage. Its layout (OZ 5.4): EIP712's two fallback
+    strings (0, 1), Ownable (2), Ownable2Step (3), ReentrancyGuard (4), feeBps|reclaimDelay|
+    auditPayer (5), then totalDeposits, totalEarned, auditPool, balanceOf, _lanes, _terms,
+    earned; a lane's first word is amount|redeemed (uint128 each). `check_layout` compares every
+    read with the getters, so a changed layout fails loudly instead of checking nothing."""
+
+    TOTAL_DEPOSITS, TOTAL_EARNED, AUDIT_POOL, BALANCE_OF, LANES, EARNED = 6, 7, 8, 9, 10, 12
+    LOW = 2**128 - 1
+
+    def __init__(self, w3, escrow):
+        self.address = str(escrow.address)
+        self._escrow = escrow
+        self._storage = HeadStorage(w3)
+
+    def refresh(self) -> "EscrowBooks":
+        self._storage.refresh()
+        return self
+
+    def _word(self, slot: int) -> int:
+        return self._storage.word(self.address, slot)
+
+    def total_deposits(self) -> int:
+        return self._word(self.TOTAL_DEPOSITS)
+
+    def total_earned(self) -> int:
+        return self._word(self.TOTAL_EARNED)
+
+    def audit_pool(self) -> int:
+        return self._word(self.AUDIT_POOL)
+
+    def balance(self) -> int:
+        return self._storage.balance(self.address)
+
+    def balance_of(self, who: str) -> int:
+        return self._word(mapping_slot(self.BALANCE_OF, who))
+
+    def earned(self, who: str) -> int:
+        return self._word(mapping_slot(self.EARNED, who))
+
+    def lane(self, client: str, server: str) -> tuple[int, int]:
+        """(amount, redeemed) of client's lane for server."""
+        w = self._word(mapping_slot(self.LANES, client, server))
+        return w & self.LOW, w >> 128
+
+    def check_layout(self, clients, servers) -> None:
+        """Every read above equals its getter (for these accounts), at the head."""
+        e = self.refresh()._escrow
+        pairs = [((self.total_deposits(), self.total_earned(), self.audit_pool()),
+                  (e.totalDeposits(), e.totalEarned(), e.auditPool()))]
+        for a in [*clients, *servers]:
+            pairs.append(((self.balance_of(a), self.earned(a)), (e.balanceOf(a), e.earned(a))))
+        for c in clients:
+            for s in servers:
+                lane = e.laneOf(c, s)
+                pairs.append((self.lane(c, s), (lane.amount, lane.redeemed)))
+        for got, want in pairs:
+            if got != want:
+                raise AssertionError(f"PaymentEscrow's storage layout changed: read {got}, getters say {want}")
+
+
 # ---------------------------------------------------------------------------------- benchmarks
 
 BENCH_K, BENCH_QUORUM, BENCH_DRAW_DELAY = 4, 3, 2  # evaluators per request, reveals needed, blocks

@@ -58,6 +58,7 @@ class PayEnv:
     domain: PaymentDomain
     w3: object
     accounts: dict  # address -> Ape account (to send as an earner)
+    books: object  # EscrowBooks over the escrow (the per-step checks read storage)
     signed: dict = field(default_factory=dict)  # (client, server) -> highest cumulative signed
     paid: dict = field(default_factory=dict)  # (client, server) -> redeemed (from events)
     earned: dict = field(default_factory=dict)  # account -> earnings the model expects
@@ -178,22 +179,23 @@ class PaymentRules(RuleBasedStateMachine):
         self.count("reclaimed")
 
     def check_payment_books(self):
-        """The escrow's books, each account's earnings and the signed bound (after every step)."""
-        p, v = self.pay, self.pay.views
-        deposits, earned, pool = v.totalDeposits(), v.totalEarned(), v.auditPool()
-        balance = p.w3.eth.get_balance(p.escrow.address)
+        """The escrow's books, each account's earnings and the signed bound (after every step;
+        read from storage, see EscrowBooks)."""
+        p, b = self.pay, self.pay.books.refresh()
+        deposits, earned, pool = b.total_deposits(), b.total_earned(), b.audit_pool()
+        balance = b.balance()
         if balance != deposits + earned + pool:
             self.fail(f"escrow invariant broken: balance {balance} != {deposits} + {earned} + {pool}")
-        held = sum(v.balanceOf(c.address) for c in p.clients + p.servers)
-        held += sum(v.laneOf(c.address, s.address)["amount"] for c in p.clients for s in p.servers)
+        held = sum(b.balance_of(c.address) for c in p.clients + p.servers)
+        held += sum(b.lane(c.address, s.address)[0] for c in p.clients for s in p.servers)
         if held != deposits:
             self.fail(f"deposits {deposits} != balances and lanes {held}")
         accounts = {a.address for a in p.clients + p.servers} | set(p.earned)
         for a in accounts:
-            if v.earned(a) != p.earned.get(a, 0):
-                self.fail(f"{a} has earned {v.earned(a)}, the model says {p.earned.get(a, 0)}")
-        if sum(v.earned(a) for a in accounts) != earned:
+            if b.earned(a) != p.earned.get(a, 0):
+                self.fail(f"{a} has earned {b.earned(a)}, the model says {p.earned.get(a, 0)}")
+        if sum(b.earned(a) for a in accounts) != earned:
             self.fail("totalEarned is not the sum of the accounts' earnings")
         for (c, s), paid in p.paid.items():
-            if not paid == v.redeemed(c, s) <= p.signed.get((c, s), 0):
-                self.fail(f"{s} was paid {paid} by {c} (chain {v.redeemed(c, s)}), signed {p.signed.get((c, s))}")
+            if not paid == b.lane(c, s)[1] <= p.signed.get((c, s), 0):
+                self.fail(f"{s} was paid {paid} by {c} (chain {b.lane(c, s)[1]}), signed {p.signed.get((c, s))}")

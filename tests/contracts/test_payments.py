@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 
-from conftest import ESCROW_FEE_BPS, ETHER, RECLAIM_DELAY, escrow_invariant
+from conftest import ESCROW_FEE_BPS, ETHER, RECLAIM_DELAY, EscrowBooks, escrow_invariant
 from pollen.payments import PaymentDomain, SignedVoucher, Voucher, chain_receipt, redeem_args, sign_voucher
 
 BPS = 10_000
@@ -524,6 +524,25 @@ def test_governance(project, escrow, owner, stranger, registry):
 # ------------------------------------------------------------------ stateful
 
 
+def test_escrow_books_read_from_storage_match_the_getters(escrow, swarm, funded, voucher, owner, chain):
+    """The stateful runs read the escrow's books from storage (EscrowBooks); with every field
+    non-zero (deposit, lane, redeemed, earnings, pool) each read equals its getter, and a wrong
+    slot is caught rather than read as zero."""
+    server, client = swarm[0], funded[0]
+    escrow.allocate([], [], value=2 * ETHER, sender=client)  # an unallocated deposit too
+    redeem(escrow, server, voucher(client, server, ETHER // 4))
+    escrow.credit([client], ETHER // 1000, sender=owner)
+    books = EscrowBooks(chain.provider.web3, escrow).refresh()
+    assert books.lane(client.address, server.address) == (lane(escrow, client, server), ETHER // 4)
+    assert books.earned(server.address) > 0 and books.earned(client.address) > 0
+    assert books.balance_of(client.address) == 2 * ETHER and books.audit_pool() > 0
+    books.check_layout([client.address], [server.address])
+    books.EARNED = books.BALANCE_OF  # a wrong slot reads another mapping: the check says so
+    with pytest.raises(AssertionError, match="storage layout changed"):
+        books.check_layout([client.address], [server.address])
+
+
+
 def test_random_payments_never_create_or_lose_funds(project, chain, owner, accounts, vault, registry, version_id,
                                                    court, signer_keys):
     """Random deposits and lanes, vouchers (fresh and stale, many clients per batch), redemptions by
@@ -540,6 +559,7 @@ def test_random_payments_never_create_or_lose_funds(project, chain, owner, accou
     for c in clients:
         escrow.allocate(servers, [2 * ETHER] * len(servers), value=6 * ETHER, sender=c)
     domain = PaymentDomain(chain_id=chain.chain_id, escrow=escrow.address)
+    books = EscrowBooks(chain.provider.web3, escrow)
     snapshot = [chain.snapshot()]
     amounts = st.integers(1, 3 * ETHER)
     seen = {"redeemed": 0, "skipped": 0, "reclaimed": 0, "early reclaim refused": 0, "withdrawn": 0,
@@ -648,17 +668,24 @@ def test_random_payments_never_create_or_lose_funds(project, chain, owner, accou
 
         @invariant()
         def books_balance(self):
-            escrow_invariant(escrow, chain)
-            people = [*clients, *servers]
-            deposits = sum(escrow.balanceOf(c) for c in people)
-            deposits += sum(escrow.laneOf(c, s).amount for c in clients for s in servers)  # servers fund no lanes
-            earned = sum(escrow.earned(a) for a in [*clients, *servers])
-            assert deposits == escrow.totalDeposits() and earned == escrow.totalEarned()
+            b = books.refresh()  # storage reads, see EscrowBooks
+            if b.balance() != b.total_deposits() + b.total_earned() + b.audit_pool():
+                raise AssertionError(f"escrow invariant broken: balance {b.balance()} != "
+                                     f"{b.total_deposits()} + {b.total_earned()} + {b.audit_pool()}")
+            people = [c.address for c in [*clients, *servers]]
+            deposits = sum(b.balance_of(a) for a in people)
+            deposits += sum(b.lane(c.address, s.address)[0] for c in clients for s in servers)  # servers fund no lanes
+            earned = sum(b.earned(a) for a in people)
+            assert deposits == b.total_deposits() and earned == b.total_earned()
 
         @invariant()
         def never_more_than_signed(self):
+            b = books.refresh()
             for (c, s), paid in self.paid.items():
-                assert paid == escrow.redeemed(c, s) <= self.signed.get((c, s), 0)
+                assert paid == b.lane(c, s)[1] <= self.signed.get((c, s), 0)
+
+        def teardown(self):
+            books.check_layout([c.address for c in clients], [s.address for s in servers])
 
     examples = int(os.environ.get("POLLEN_PAYMENTS_EXAMPLES", "10"))
     run_state_machine_as_test(Machine, settings=settings(

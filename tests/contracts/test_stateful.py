@@ -42,7 +42,7 @@ from hypothesis.stateful import (
     RuleBasedStateMachine, initialize, invariant, precondition, rule, run_state_machine_as_test,
 )
 
-from conftest import CID, ETHER, EVIDENCE, PARAMS, fingerprint, fresh_accounts, params_with
+from conftest import CID, ETHER, EscrowBooks, HeadStorage, EVIDENCE, PARAMS, fingerprint, fresh_accounts, params_with
 from pollen import artifacts
 from pollen.payments import PaymentDomain
 from stateful_payments import PayEnv, PaymentRules, deploy_payments
@@ -131,6 +131,7 @@ def test_random_sequences_keep_books_and_slash_only_faulty(project, chain, owner
     payers = [challenger, stranger]  # clients paying every server (the challenger also disputes)
     escrow, fees = deploy_payments(project, owner, registry, court, ops, payers)
     ev = Views(w3, escrow, "PaymentEscrow", owner.address)
+    escrow_books, vault_storage = EscrowBooks(w3, escrow), HeadStorage(w3)
     vv = Views(w3, vault, "StakeVault", owner.address)
     rv = Views(w3, registry, "ServerRegistry", owner.address)
     cv = Views(w3, court, "DisputeCourt", owner.address)
@@ -151,7 +152,7 @@ def test_random_sequences_keep_books_and_slash_only_faulty(project, chain, owner
             assert books == {k: getattr(self.vv, k)() for k in BOOK_SLOTS} and books["totalStaked"] > 0
             self.domain = ReceiptDomain(chain_id=chain.chain_id, court=self.court.address)
             self.pay = PayEnv(escrow, fees, ev, payers, ops, PaymentDomain(chain_id=chain.chain_id,
-                              escrow=escrow.address), w3, by_addr)
+                              escrow=escrow.address), w3, by_addr, escrow_books)
             self.receipts = []  # openings revealed: {"r", "sig", "by", "block", "salt", "faulty", ...}
             self.d = {}  # dispute id -> model
             self.slashed = {}  # incident -> the dispute that slashed it
@@ -358,8 +359,8 @@ def test_random_sequences_keep_books_and_slash_only_faulty(project, chain, owner
         # -------------------------------------------------------------- books
 
         def books(self):
-            words = {slot: int.from_bytes(w3.eth.get_storage_at(self.vault.address, slot), "big")
-                     for slot, _ in BOOK_SLOTS.values()}
+            head = vault_storage.refresh()
+            words = {slot: head.word(self.vault.address, slot) for slot, _ in BOOK_SLOTS.values()}
             return {k: words[slot] >> shift & (2**128 - 1) for k, (slot, shift) in BOOK_SLOTS.items()}
 
         @invariant()
@@ -367,7 +368,7 @@ def test_random_sequences_keep_books_and_slash_only_faulty(project, chain, owner
             if not hasattr(self, "d"):
                 return
             books = self.books()
-            balance = w3.eth.get_balance(self.vault.address)
+            balance = vault_storage.balance(self.vault.address)
             if balance != sum(books.values()):
                 fail(f"vault invariant broken: balance {balance} != accounted {books}")
             open_bonds = sum(m["bond"] + m["appeal_bond"] for m in self.d.values() if m["stage"] != RESOLVED)
@@ -379,6 +380,7 @@ def test_random_sequences_keep_books_and_slash_only_faulty(project, chain, owner
         def teardown(self):
             if hasattr(self, "d"):
                 self._check_frozen([a.address for a in actors])
+                escrow_books.check_layout([c.address for c in payers], [s.address for s in ops])
 
         # -------------------------------------------------------------- stake and membership
 

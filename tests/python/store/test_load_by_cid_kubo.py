@@ -60,6 +60,9 @@ def test_a_cid_the_node_does_not_have_fails_clearly(ipfs_node, tmp_path):
     from pollen.store import cid_of_bytes
 
     missing = cid_of_bytes(b"no such manifest")
+    # the node looks for the block for find_timeout before it answers "not found" (30 s by
+    # default): 2 s here, the answer is the same
+    store = KuboStore(ipfs_node.api_url, find_timeout=2)
     with pytest.raises(ModelSourceError, match=missing):
-        AutoDistributedModelForCausalLM.from_pretrained(missing, store=ipfs_node.api_url, cache_dir=tmp_path,
+        AutoDistributedModelForCausalLM.from_pretrained(missing, store=store, cache_dir=tmp_path,
                                                         initial_peers=["127.0.0.1:1"])
