@@ -7,13 +7,17 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 APE := .venv/bin/ape
 STAMPS := .stamps
+# `cmd 2>&1 | $(call tag,name)` prefixes each line with [name] as it comes (suites run side by
+# side in `make test`); the shell's pipefail keeps cmd's exit status.
+tag = sed -u 's/^/[$(1)] /'
 ANVIL_PORT ?= 8546
 export SOLCX_BINARY_PATH := $(CURDIR)/.solc
 export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/.venv/bin:$(PATH)
 # Ape keeps its data (accounts, package cache) inside the project, never in ~/.ape.
 export APE_DATA_FOLDER ?= $(CURDIR)/.cache/ape
 
-TEST_TARGETS := test-contracts test-python
+# The Python suite first: `make test` runs the suites two at a time, and it is the longest.
+TEST_TARGETS := test-python test-contracts
 
 .PHONY: setup demo chain test test-contracts test-python compile gas clean
 .DEFAULT_GOAL := help
@@ -53,19 +57,25 @@ compile: setup
 	@$(APE) compile 2>&1 | grep -v '^$$' | tail -1
 	@$(PY) -m pollen.artifacts export >/dev/null  # the ABIs an installed package carries
 
-test: setup $(TEST_TARGETS)
+# Two suites at a time (the Python suite on one job, contracts then the web UI on the other):
+# most of the Python suite waits on its server and chain processes, so on 2 cores this takes
+# about the Python suite's time instead of the sum. Each line says which suite printed it.
+# TEST_JOBS=1 runs them one after the other.
+TEST_JOBS ?= 2
+test: setup
+	@$(MAKE) --no-print-directory -j$(TEST_JOBS) --output-sync=line $(TEST_TARGETS)
 	@echo "==> all test suites passed"
 
 # Contract tests on Ape's in-process chain, then the lifecycle story again on a real anvil
 # (ape-foundry starts it on a free port and stops it; see ape-config.yaml).
 test-contracts: setup compile
-	$(APE) test tests/contracts -q -p no:warnings
-	$(APE) test tests/contracts/test_lifecycle.py -q -p no:warnings --network ethereum:local:foundry
+	$(APE) test tests/contracts -q -p no:warnings 2>&1 | $(call tag,contracts)
+	$(APE) test tests/contracts/test_lifecycle.py -q -p no:warnings --network ethereum:local:foundry 2>&1 | $(call tag,contracts)
 
 # Every Python suite in one pytest process: chain bindings on anvil, store (real js-ipfs node),
 # swarm (real server processes). mk/*.mk add their prerequisites (node installs, checkpoints).
 test-python: setup compile
-	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -p no:ape_test -p no:warnings tests/python
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -p no:ape_test -p no:warnings tests/python 2>&1 | $(call tag,python)
 
 # A local anvil with the contracts deployed and the web UI, nothing else (for UI work, scripts).
 chain: setup compile frontend-build

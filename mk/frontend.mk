@@ -46,9 +46,9 @@ frontend-build: setup frontend-install compile
 test-python: frontend-build
 
 test-frontend: setup frontend-build chromium
-	cd $(FRONTEND) && npx tsc --noEmit -p tsconfig.e2e.json
-	cd $(FRONTEND) && npx vitest run
-	cd $(FRONTEND) && CHROMIUM_PATH=$(CHROMIUM) npx vitest run --config e2e/vitest.config.ts
+	cd $(FRONTEND) && npx tsc --noEmit -p tsconfig.e2e.json 2>&1 | $(call tag,web UI)
+	cd $(FRONTEND) && npx vitest run 2>&1 | $(call tag,web UI)
+	cd $(FRONTEND) && CHROMIUM_PATH=$(CHROMIUM) npx vitest run --config e2e/vitest.config.ts 2>&1 | $(call tag,web UI)
 
 TEST_TARGETS += test-frontend
 
