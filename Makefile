@@ -30,6 +30,10 @@ help:
 
 include $(wildcard mk/*.mk)
 
+ifeq ($(IN_MAKE_TEST),1)
+test-frontend: | test-python test-contracts
+endif
+
 setup: $(STAMPS)/python $(STAMPS)/npm .solc/solc-v0.8.37
 
 $(STAMPS)/python: requirements.txt pyproject.toml
@@ -57,13 +61,14 @@ compile: setup
 	@$(APE) compile 2>&1 | grep -v '^$$' | tail -1
 	@$(PY) -m pollen.artifacts export >/dev/null  # the ABIs an installed package carries
 
-# Two suites at a time (the Python suite on one job, contracts then the web UI on the other):
-# most of the Python suite waits on its server and chain processes, so on 2 cores this takes
-# about the Python suite's time instead of the sum. Each line says which suite printed it.
-# TEST_JOBS=1 runs them one after the other.
+# Two suites at a time: the Python suite (the longest; most of it waits on its server and
+# chain processes) beside the contracts, then the web UI alone (its browser tests wait on
+# confirmations with timeouts, so they never share the box). On 2 cores this takes about the
+# Python suite's time plus the web UI's. Each line says which suite printed it. TEST_JOBS=1
+# runs them one after the other.
 TEST_JOBS ?= 2
 test: setup
-	@$(MAKE) --no-print-directory -j$(TEST_JOBS) --output-sync=line $(TEST_TARGETS)
+	@$(MAKE) --no-print-directory -j$(TEST_JOBS) --output-sync=line IN_MAKE_TEST=1 $(TEST_TARGETS)
 	@echo "==> all test suites passed"
 
 # Contract tests on Ape's in-process chain, then the lifecycle story again on a real anvil
