@@ -64,11 +64,12 @@ compile: setup
 # Two suites at a time: the Python suite (the longest; most of it waits on its server and
 # chain processes) beside the contracts, then the web UI alone (its browser tests wait on
 # confirmations with timeouts, so they never share the box). On 2 cores this takes about the
-# Python suite's time plus the web UI's. Each line says which suite printed it. TEST_JOBS=1
-# runs them one after the other.
+# Python suite's time plus the web UI's. Output comes as it is printed (no --output-sync: that
+# holds a suite's output until it ends), each line tagged with its suite. TEST_JOBS=1 runs
+# them one after the other.
 TEST_JOBS ?= 2
 test: setup
-	@$(MAKE) --no-print-directory -j$(TEST_JOBS) --output-sync=line IN_MAKE_TEST=1 $(TEST_TARGETS)
+	@$(MAKE) --no-print-directory -j$(TEST_JOBS) IN_MAKE_TEST=1 $(TEST_TARGETS)
 	@echo "==> all test suites passed"
 
 # Contract tests on Ape's in-process chain, then the lifecycle story again on a real anvil
